@@ -1,0 +1,1 @@
+"""``python -m cli``: the operator entry point; hands over to ``weltklassebot.cli.main``."""

@@ -1,0 +1,3 @@
+from weltklassebot.cli.main import run
+
+run()

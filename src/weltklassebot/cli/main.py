@@ -1,0 +1,78 @@
+"""The ``python -m cli`` application: sub-command registry and error-to-exit-status mapping.
+
+Sub-command modules each expose ``command`` (a ``click.Command`` or ``click.Group``); they import
+their heavy dependencies inside the command body so start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from weltklassebot import __version__
+from weltklassebot.errors import WeltklasseError
+
+_COMMAND_MODULES: tuple[str, ...] = (
+    "weltklassebot.cli.backtest",
+    "weltklassebot.cli.replay",
+    "weltklassebot.cli.snapshot",
+    "weltklassebot.cli.risk",
+    "weltklassebot.cli.state",
+    "weltklassebot.cli.live",
+    "weltklassebot.cli.bundle",
+)
+
+
+def build_app() -> click.Group:
+    @click.group(
+        name="python -m cli",
+        help="Weltklassebot: deterministic backtests, live simulation and forensic replay.",
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )
+    @click.version_option(__version__, prog_name="weltklassebot")
+    def app() -> None:
+        pass
+
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # sub-command not shipped in this build
+            raise
+        app.add_command(module.command)
+    return app
+
+
+def fail(message: str, exit_code: int) -> NoReturn:
+    """Print one paragraph to stderr and exit with the given status."""
+    sys.stderr.write(f"error: {message.rstrip()}\n")
+    sys.stderr.flush()
+    raise SystemExit(exit_code)
+
+
+def run(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI and exit with the DESIGN section 3 status."""
+    app = build_app()
+    try:
+        result = app.main(args=argv, prog_name="python -m cli", standalone_mode=False)
+    except WeltklasseError as exc:
+        fail(exc.message, exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        sys.stderr.write("interrupted: nothing was left half-written\n")
+        raise SystemExit(130) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.exceptions.UsageError) and exc.ctx is not None:
+            hint = f" Try '{exc.ctx.command_path} --help'."
+        fail(exc.format_message() + hint, 2)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
+    raise SystemExit(result if isinstance(result, int) else 0)
