@@ -1,4 +1,4 @@
-"""Clocks. The core only ever asks an injected ``Clock``; only the service edge uses ``WallClock``."""
+"""Clocks: the core only asks an injected ``Clock``; only the service edge uses ``WallClock``."""
 
 from __future__ import annotations
 
@@ -35,4 +35,4 @@ class WallClock:
     __slots__ = ()
 
     def now_ns(self) -> int:
-        return time.time_ns()  # noqa: TID251 - the one sanctioned wall-clock read
+        return time.time_ns()

@@ -9,6 +9,7 @@ code, so a NumPy upgrade that changes its distribution code cannot change a resu
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +52,12 @@ class RandomStream:
             if draw < limit:
                 return draw % bound
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> dict[str, Any]:
         """Generator state, for persisting a live run across restarts."""
         return dict(self._bitgen.state)
 
-    def restore(self, state: dict[str, object]) -> None:
-        self._bitgen.state = state
+    def restore(self, state: dict[str, Any]) -> None:
+        self._bitgen.state = state  # type: ignore[assignment]
 
 
 class RandomStreams:
