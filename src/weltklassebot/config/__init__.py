@@ -1,0 +1,1 @@
+"""Typed, frozen, validated configuration; loaded once at the edge and passed inward."""

@@ -1,0 +1,102 @@
+"""The equity hash: SHA-256 of a canonical text of every fill and every equity point.
+
+The text, byte for byte (UTF-8, each line ending in a single ``\\n``)::
+
+    weltklassebot-equity-hash v1
+    <ts>,<symbol>,<side>,<price>,<qty>,<fee>,<order_id>,<fill_id>     one line per fill, fill order
+    <ts>,<equity>                                                     one line per equity point
+
+``ts`` is integer nanoseconds since the Unix epoch (UTC); ``side`` is ``buy`` or ``sell``;
+``price``, ``qty``, ``fee`` and ``equity`` are decimals in plain notation: no exponent, no
+trailing zeros, no trailing point, ``0`` for zero, ``-`` for negatives; ids are integers.
+The digest is lowercase hex. docs/equity-hash.md has a worked example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from weltklassebot.core.decimal import format_scaled
+from weltklassebot.model.enums import side_label
+from weltklassebot.model.instrument import Instrument
+from weltklassebot.model.records import Fill
+
+HEADER = "weltklassebot-equity-hash v1\n"
+
+
+def fill_line(fill: Fill, instrument: Instrument) -> str:
+    money = instrument.money
+    return (
+        f"{fill.ts_ns},{fill.symbol},{side_label(fill.side)},{instrument.price_text(fill.price)},"
+        f"{instrument.qty_text(fill.qty)},{money.text(fill.fee)},{fill.order_id},{fill.fill_id}\n"
+    )
+
+
+def format_scaled_array(units: np.ndarray, scale: int) -> pa.Array:
+    """Vectorised ``format_scaled`` for int64 money units: canonical decimal strings."""
+    units = np.asarray(units, dtype=np.int64)
+    magnitude = np.abs(units)
+    if scale == 0:
+        text = pa.array(magnitude).cast(pa.string())
+    else:
+        base = np.int64(10**scale)
+        whole = pa.array(magnitude // base).cast(pa.string())
+        frac = pa.array(magnitude % base).cast(pa.string())
+        frac = pc.utf8_rtrim(pc.utf8_lpad(frac, width=scale, padding="0"), characters="0")
+        has_frac = pc.greater(pc.utf8_length(frac), 0)
+        joined = pc.binary_join_element_wise(whole, frac, ".")
+        text = pc.if_else(has_frac, joined, whole)
+    negative = pa.array(units < 0)
+    return pc.if_else(negative, pc.binary_join_element_wise("-", text, ""), text)
+
+
+class EquityHasher:
+    """Feeds the canonical text to SHA-256 incrementally: header, all fills, then equity."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256(HEADER.encode())
+        self._equity_started = False
+
+    def add_fills(self, lines: list[str]) -> None:
+        if self._equity_started:
+            raise RuntimeError("fills must be hashed before equity points")
+        self._sha.update("".join(lines).encode())
+
+    def add_equity(self, ts_ns: np.ndarray, equity_units: np.ndarray, scale: int) -> None:
+        self.add_equity_text(equity_text(ts_ns, equity_units, scale))
+
+    def add_equity_text(self, text: bytes | memoryview) -> None:
+        """Equity lines already rendered by ``equity_text`` (e.g. spooled during a run)."""
+        self._equity_started = True
+        self._sha.update(text)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def equity_text(ts_ns: np.ndarray, equity_units: np.ndarray, scale: int) -> bytes | memoryview:
+    """The canonical ``<ts>,<equity>\\n`` lines of a chunk of equity points."""
+    if len(ts_ns) == 0:
+        return b""
+    if equity_units.dtype == object:  # beyond int64: exact but slow path
+        return "".join(
+            f"{t},{format_scaled(int(v), scale)}\n"
+            for t, v in zip(np.asarray(ts_ns).tolist(), equity_units.tolist(), strict=True)
+        ).encode()
+    ts_text = pa.array(np.asarray(ts_ns, dtype=np.int64)).cast(pa.string())
+    body = pc.binary_join_element_wise(ts_text, format_scaled_array(equity_units, scale), ",")
+    return _string_array_bytes(pc.binary_join_element_wise(body, "", "\n"))
+
+
+def _string_array_bytes(array: pa.Array) -> bytes | memoryview:
+    """The concatenated UTF-8 bytes of a string array, without building Python strings."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)
+    start = int(offsets[array.offset])
+    end = int(offsets[array.offset + len(array)])
+    return memoryview(array.buffers()[2])[start:end]

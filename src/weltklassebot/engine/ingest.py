@@ -1,0 +1,122 @@
+"""Ingest: snapshot batches -> integer-tick column chunks in (ts, symbol) event order.
+
+Float prices are converted once, here, to integer ticks (``rint(price * 10**k)``, i.e. half-even
+on the float's value). Single-symbol files stream by row group, so memory stays flat however long
+the file; a multi-symbol file is read whole and ordered by (ts, symbol name), then cut into
+chunks at timestamp boundaries so all bars of one instant are in one chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from weltklassebot.core.timeutil import ns_to_iso
+from weltklassebot.data.reader import SnapshotFile, float_array, ts_ns_array
+from weltklassebot.errors import UnusableInput
+from weltklassebot.model.instrument import Instrument
+
+CHUNK_ROWS = 1 << 17
+_MAX_EXACT = float(1 << 53)
+_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
+
+
+@dataclass(frozen=True, slots=True)
+class BarChunk:
+    """Consecutive events: bar start times, symbol codes and integer-tick prices."""
+
+    ts: np.ndarray
+    codes: np.ndarray | None
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.size)
+
+
+def _scaler(instrument: Instrument) -> tuple[float, bool]:
+    """(factor, multiply?): ticks = rint(price * factor) or rint(price / factor)."""
+    inverse = 1 / Fraction(instrument.price_increment)
+    if inverse.denominator == 1:
+        return float(inverse.numerator), True
+    return float(instrument.price_increment), False
+
+
+def _to_ticks(values: np.ndarray, factor: float, multiply: bool, snapshot: SnapshotFile,
+              column: str, offset: int, ts: np.ndarray) -> np.ndarray:
+    scaled = np.rint(values * factor if multiply else values / factor)
+    too_big = np.abs(scaled) >= _MAX_EXACT
+    if too_big.any():
+        row = int(np.flatnonzero(too_big)[0])
+        raise UnusableInput(
+            f"snapshot {snapshot.path}: {column} at row {offset + row} "
+            f"(ts {ns_to_iso(int(ts[row]))}) is too large to be represented exactly in ticks of "
+            "the configured price increment. Configure a coarser price_increment for it."
+        )
+    return scaled.astype(np.int64)
+
+
+def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
+                symbol_of_file: str | None, chunk_rows: int = CHUNK_ROWS) -> Iterator[BarChunk]:
+    """Yield bar chunks in event order; symbol codes index ``sorted(instruments)``."""
+    if not snapshot.has_symbol:
+        assert symbol_of_file is not None
+        factor, multiply = _scaler(instruments[symbol_of_file])
+        offset = 0
+        for batch in snapshot.iter_batches(_COLUMNS, batch_rows=chunk_rows):
+            ts = ts_ns_array(batch.column(0))
+            o, h, lo, c = (
+                _to_ticks(float_array(batch.column(i)), factor, multiply, snapshot, name,
+                          offset, ts)
+                for i, name in enumerate(_COLUMNS[1:5], start=1)
+            )
+            yield BarChunk(ts, None, o, h, lo, c, float_array(batch.column(5)))
+            offset += batch.num_rows
+        return
+    yield from _multi_symbol_chunks(snapshot, instruments, chunk_rows)
+
+
+def _multi_symbol_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
+                         chunk_rows: int) -> Iterator[BarChunk]:
+    table = snapshot.parquet.read(columns=[*_COLUMNS, "symbol"])
+    names = sorted(instruments)
+    symbol_col = table.column("symbol")
+    if pa.types.is_dictionary(symbol_col.type):
+        symbol_col = symbol_col.cast(pa.string())
+    codes = np.asarray(
+        pc.index_in(symbol_col, value_set=pa.array(names)).to_numpy(zero_copy_only=False),
+        dtype=np.int32,
+    )
+    ts = ts_ns_array(table.column("ts"))
+    order = np.lexsort((codes, ts))
+    ts = ts[order]
+    codes = codes[order]
+    factors = [_scaler(instruments[n]) for n in names]
+    columns: list[np.ndarray] = []
+    for name in _COLUMNS[1:5]:
+        values = float_array(table.column(name))[order]
+        ticks = np.empty(values.size, dtype=np.int64)
+        for code, (factor, multiply) in enumerate(factors):
+            mask = codes == code
+            ticks[mask] = _to_ticks(values[mask], factor, multiply, snapshot, name, 0, ts[mask])
+        columns.append(ticks)
+    volume = float_array(table.column("volume"))[order]
+    del table
+    start = 0
+    n = ts.size
+    while start < n:
+        end = min(start + chunk_rows, n)
+        # Never split one instant across chunks: one equity point per distinct timestamp.
+        while end < n and ts[end] == ts[end - 1]:
+            end += 1
+        o, h, lo, c = (col[start:end] for col in columns)
+        yield BarChunk(ts[start:end], codes[start:end], o, h, lo, c, volume[start:end])
+        start = end

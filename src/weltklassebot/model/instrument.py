@@ -1,0 +1,100 @@
+"""Instruments and the exact conversion between human numbers, ticks and money units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from weltklassebot.core.decimal import decimal_scale, div_round_half_even, format_scaled
+
+DEFAULT_INCREMENT = Decimal("0.00000001")
+
+
+@dataclass(frozen=True, slots=True)
+class MoneySpec:
+    """The quote currency's cash increment: money is an int count of ``10**-scale`` units."""
+
+    currency: str
+    increment: Decimal
+
+    @property
+    def scale(self) -> int:
+        return decimal_scale(self.increment)
+
+    @property
+    def step(self) -> int:
+        """The increment in units of ``10**-scale`` (1 for powers of ten, 25 for 0.25)."""
+        return int(self.increment.scaleb(self.scale))
+
+    def units(self, amount: Decimal) -> int:
+        """Human amount -> money units, rounded half-even to the cash increment."""
+        exact = Fraction(amount) / Fraction(self.increment)
+        return div_round_half_even(exact.numerator, exact.denominator) * self.step
+
+    def text(self, units: int) -> str:
+        return format_scaled(units, self.scale)
+
+    def decimal(self, units: int) -> Decimal:
+        return Decimal(units).scaleb(-self.scale)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One tradable symbol: its price and quantity increments relative to a ``MoneySpec``."""
+
+    symbol: str
+    price_increment: Decimal
+    quantity_increment: Decimal
+    money: MoneySpec
+
+    @property
+    def price_scale(self) -> int:
+        return decimal_scale(self.price_increment)
+
+    @property
+    def qty_scale(self) -> int:
+        return decimal_scale(self.quantity_increment)
+
+    @property
+    def notional_ratio(self) -> Fraction:
+        """Money units per (price tick x qty tick), exact."""
+        money_unit = Fraction(1, 10**self.money.scale)
+        return Fraction(self.price_increment) * Fraction(self.quantity_increment) / money_unit
+
+    def notional(self, qty: int, price: int) -> int:
+        """``qty`` ticks at ``price`` ticks, in money units, half-even to the cash increment."""
+        ratio = self.notional_ratio
+        step = self.money.step
+        return div_round_half_even(qty * price * ratio.numerator, ratio.denominator * step) * step
+
+    def price_ticks(self, price: Decimal | int | float | str) -> int:
+        """Human price -> ticks, half-even (raises if not finite)."""
+        value = Fraction(Decimal(repr(price)) if isinstance(price, float) else Decimal(price))
+        exact = value / Fraction(self.price_increment)
+        return div_round_half_even(exact.numerator, exact.denominator)
+
+    def qty_ticks(self, qty: Decimal | int | float | str) -> int:
+        value = Fraction(Decimal(repr(qty)) if isinstance(qty, float) else Decimal(qty))
+        exact = value / Fraction(self.quantity_increment)
+        return div_round_half_even(exact.numerator, exact.denominator)
+
+    def price_decimal(self, ticks: int) -> Decimal:
+        return Decimal(ticks) * self.price_increment
+
+    def qty_decimal(self, ticks: int) -> Decimal:
+        return Decimal(ticks) * self.quantity_increment
+
+    def price_text(self, ticks: int) -> str:
+        return _canonical(self.price_decimal(ticks))
+
+    def qty_text(self, ticks: int) -> str:
+        return _canonical(self.qty_decimal(ticks))
+
+
+def _canonical(value: Decimal) -> str:
+    """Plain notation, no exponent, no trailing zeros (the equity-hash number format)."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text

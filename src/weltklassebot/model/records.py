@@ -1,0 +1,71 @@
+"""Immutable records of orders, fills, denials and risk events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from weltklassebot.model.enums import Liquidity, OrderStatus, OrderType, TimeInForce
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order and its current state; every change yields a new record.
+
+    ``active_from_ns`` is decision time plus latency: the order may fill only in bars that start
+    at or after it. ``triggered`` is set when a stop-limit has become a limit.
+    """
+
+    order_id: int
+    symbol: str
+    side: int
+    type: OrderType
+    qty: int
+    limit: int | None
+    stop: int | None
+    tif: TimeInForce
+    ts_submitted_ns: int
+    active_from_ns: int
+    filled: int = 0
+    status: OrderStatus = OrderStatus.OPEN
+    triggered: bool = False
+    reason: str = ""
+    ts_closed_ns: int | None = None
+    tag: str = ""
+    reduce_only: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.filled
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is OrderStatus.OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution: ``ts_ns`` is the start of the bar it filled in; ``fee`` in money units."""
+
+    fill_id: int
+    order_id: int
+    ts_ns: int
+    symbol: str
+    side: int
+    price: int
+    qty: int
+    fee: int
+    notional: int
+    liquidity: Liquidity
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """An order refused before reaching the venue, with its fixed reason label."""
+
+    order_id: int
+    ts_ns: int
+    symbol: str
+    side: int
+    qty: int
+    reason: str
+    detail: str

@@ -1,0 +1,88 @@
+"""The ledger: applies fills to cash and positions and marks positions to market."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from weltklassebot.core.decimal import div_round_half_even
+from weltklassebot.model.instrument import Instrument
+from weltklassebot.model.records import Fill
+
+
+@dataclass(slots=True)
+class Position:
+    """Netted position of one symbol; ``cost`` is the signed money paid for the open quantity."""
+
+    instrument: Instrument
+    qty: int = 0
+    cost: Fraction = field(default_factory=Fraction)
+    last_price: int | None = None
+    ratio_num: int = 0
+    ratio_den: int = 1
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        ratio = self.instrument.notional_ratio
+        self.ratio_num = ratio.numerator
+        self.ratio_den = ratio.denominator * self.instrument.money.step
+        self.step = self.instrument.money.step
+
+    def mark(self) -> int:
+        """Market value at the last price, half-even to the cash increment (0 when flat)."""
+        if self.qty == 0 or self.last_price is None:
+            return 0
+        return div_round_half_even(self.qty * self.last_price * self.ratio_num,
+                                   self.ratio_den) * self.step
+
+
+class Ledger:
+    """Cash, positions, realised PnL and fees; the single source of truth for accounting."""
+
+    __slots__ = ("cash", "fees_paid", "initial_cash", "positions", "realised")
+
+    def __init__(self, initial_cash: int, instruments: dict[str, Instrument]) -> None:
+        self.initial_cash = initial_cash
+        self.cash = initial_cash
+        self.fees_paid = 0
+        self.realised = Fraction(0)
+        self.positions = {s: Position(i) for s, i in sorted(instruments.items())}
+
+    def apply(self, fill: Fill) -> Fraction:
+        """Book ``fill``; return the realised PnL (gross of fees) it produced."""
+        pos = self.positions[fill.symbol]
+        signed_qty = fill.side * fill.qty
+        self.cash -= fill.side * fill.notional + fill.fee
+        self.fees_paid += fill.fee
+        pos.last_price = pos.last_price if pos.last_price is not None else fill.price
+        realised = Fraction(0)
+        if pos.qty == 0 or (pos.qty > 0) == (signed_qty > 0):
+            pos.cost += fill.side * fill.notional
+            pos.qty += signed_qty
+            return realised
+        closing = min(abs(signed_qty), abs(pos.qty))
+        closed_cost = pos.cost * closing / abs(pos.qty)
+        # Proceeds of the closing part: its share of this fill's notional, exact.
+        proceeds = Fraction(fill.notional * closing, fill.qty)
+        realised = proceeds - closed_cost if pos.qty > 0 else -closed_cost - proceeds
+        pos.cost -= closed_cost
+        pos.qty += signed_qty
+        opening = abs(signed_qty) - closing
+        if opening:
+            pos.cost = Fraction(fill.side * fill.notional * opening, fill.qty)
+        if pos.qty == 0:
+            pos.cost = Fraction(0)
+        self.realised += realised
+        return realised
+
+    def mark_value(self) -> int:
+        return sum(p.mark() for p in self.positions.values() if p.qty)
+
+    def equity(self) -> int:
+        return self.cash + self.mark_value()
+
+    def unrealised(self) -> Fraction:
+        return sum((p.mark() - p.cost for p in self.positions.values() if p.qty), Fraction(0))
+
+    def gross_exposure(self) -> int:
+        return sum(abs(p.mark()) for p in self.positions.values() if p.qty)

@@ -1,0 +1,290 @@
+"""Backtest orchestration: settings -> validated snapshot -> engine -> atomic run directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from weltklassebot import __version__
+from weltklassebot.config.model import BacktestConfig
+from weltklassebot.core.timeutil import format_duration, ns_to_basic, ns_to_iso, parse_duration
+from weltklassebot.data.reader import SnapshotFile, open_snapshot
+from weltklassebot.data.validate import ValidationReport, require_valid
+from weltklassebot.engine.backtest import BacktestEngine, EngineResult, ExecutionSettings
+from weltklassebot.engine.costs import FeeModel
+from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_line
+from weltklassebot.engine.ingest import iter_chunks
+from weltklassebot.errors import UsageError
+from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
+from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
+from weltklassebot.runs.outputs import EquityWriter, write_fills, write_orders
+from weltklassebot.runs.rundir import RunDirectory, write_json
+from weltklassebot.runs.stats import EquityStats
+from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
+
+MANIFEST_SCHEMA_VERSION = 1
+SAMPLE_SNAPSHOT = Path(__file__).resolve().parent.parent / "sample" / (
+    "coinbase_btcusd_1h_2017-07_2019-10.parquet"
+)
+DEFAULT_SYMBOL = "default"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A fully resolved request: the config plus where it came from and where to write."""
+
+    config: BacktestConfig
+    config_file: str | None
+    argv: list[str]
+    out: Path | None
+    runs_dir: Path
+    show_progress: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def snapshot_path(config: BacktestConfig) -> Path:
+    return Path(config.data.snapshot) if config.data.snapshot else SAMPLE_SNAPSHOT
+
+
+def resolve_instruments(config: BacktestConfig, snapshot: SnapshotFile,
+                        report: ValidationReport) -> tuple[dict[str, Instrument], dict[str, int]]:
+    """Instruments and bar intervals: config > snapshot metadata > defaults / inference."""
+    data = config.data
+    meta = snapshot.meta
+    money = MoneySpec(config.execution.quote_currency, config.execution.cash_increment)
+    if snapshot.has_symbol:
+        symbols = list(report.symbols)
+    else:
+        name = data.symbol or (meta.symbol if meta else None)
+        if not name and meta is not None and isinstance(meta.extra.get("instrument"), str):
+            name = str(meta.extra["instrument"])
+        symbols = [name or DEFAULT_SYMBOL]
+    meta_interval = meta.bar_interval_ns if meta else None
+    if meta_interval is None and meta is not None and isinstance(meta.extra.get("timeframe"), str):
+        try:
+            meta_interval = parse_duration(str(meta.extra["timeframe"]))
+        except ValueError:
+            meta_interval = None
+    instruments: dict[str, Instrument] = {}
+    intervals: dict[str, int] = {}
+    for symbol in symbols:
+        own = data.instruments.get(symbol)
+        price_inc = (own.price_increment if own else None) or data.price_increment or (
+            Decimal(meta.price_increment) if meta and meta.price_increment else DEFAULT_INCREMENT)
+        qty_inc = (own.quantity_increment if own else None) or data.quantity_increment or (
+            Decimal(meta.quantity_increment) if meta and meta.quantity_increment
+            else DEFAULT_INCREMENT)
+        instruments[symbol] = Instrument(symbol, price_inc, qty_inc, money)
+        key = symbol if snapshot.has_symbol else "-"
+        interval = (own.bar_interval if own else None) or data.bar_interval or meta_interval or (
+            report.interval_ns.get(key))
+        if interval is None:
+            raise UsageError(
+                f"snapshot {snapshot.path}: cannot infer the bar interval of {symbol} (it has a "
+                "single bar). Set it in the config: [data] bar_interval = \"1h\"."
+            )
+        intervals[symbol] = interval
+    return instruments, intervals
+
+
+def execution_settings(config: BacktestConfig) -> ExecutionSettings:
+    ex = config.execution
+    money = MoneySpec(ex.quote_currency, ex.cash_increment)
+    return ExecutionSettings(
+        money=money,
+        initial_cash=money.units(ex.initial_cash),
+        fees=FeeModel(ex.fees.maker_bps, ex.fees.taker_bps, money.units(ex.fees.min_fee),
+                      money.step),
+        slippage_model=ex.slippage.model,
+        slippage_bps=Fraction(ex.slippage.bps),
+        slippage_max_bps=Fraction(ex.slippage.max_bps),
+        latency_ns=ex.latency.delay,
+        jitter_ns=ex.latency.jitter,
+        leverage=Fraction(ex.leverage),
+        participation=None if ex.volume_participation is None
+        else Fraction(ex.volume_participation),
+    )
+
+
+class _EquitySink:
+    """Receives equity chunks: Parquet rows, hash text spool, running statistics."""
+
+    def __init__(self, writer: EquityWriter, spool: BinaryIO, stats: EquityStats,
+                 scale: int) -> None:
+        self.writer = writer
+        self.spool = spool
+        self.stats = stats
+        self.scale = scale
+
+    def __call__(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+        drawdown = self.stats.update(ts, equity)
+        self.writer.write(ts, equity, cash, drawdown)
+        self.spool.write(equity_text(ts, equity, self.scale))
+
+
+def execute(request: RunRequest,
+            progress_factory: Callable[[int], Callable[[int], None]] | None = None,
+            engine_hook: Callable[[BacktestEngine], None] | None = None) -> RunOutcome:
+    """Run one backtest end to end and commit its run directory; return what was written."""
+    started = time.perf_counter()
+    started_ns = time.time_ns()
+    config = request.config
+    path = snapshot_path(config)
+    report = require_valid(path)
+    resolved = path.resolve()
+    snapshot_sha = sha256_file(resolved)
+    snapshot = open_snapshot(resolved)
+    instruments, intervals = resolve_instruments(config, snapshot, report)
+    spec = resolve_strategy(config.strategy.name, dict(config.strategy.params))
+    execution = execution_settings(config)
+    engine = BacktestEngine(instruments, intervals, execution, spec.create, spec.name,
+                            config.seed, strategy_file=spec.source_file)
+    if engine_hook is not None:
+        engine_hook(engine)
+    tag = f"{spec.name}"
+    rundir = RunDirectory(request.runs_dir if request.out is None else request.out.parent,
+                          request.out, tag)
+    try:
+        outcome = _run_into(rundir, request, engine, snapshot, report, spec, instruments,
+                            intervals, execution, path, snapshot_sha, started, progress_factory,
+                            started_ns)
+    except BaseException:
+        rundir.discard()
+        raise
+    return outcome
+
+
+def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
+              snapshot: SnapshotFile, report: ValidationReport, spec: StrategySpec,
+              instruments: dict[str, Instrument], intervals: dict[str, int],
+              execution: ExecutionSettings, path: Path, snapshot_sha: str, started: float,
+              progress_factory: Callable[[int], Callable[[int], None]] | None,
+              started_ns: int) -> RunOutcome:
+    config = request.config
+    money = execution.money
+    stats = EquityStats(execution.initial_cash)
+    writer = EquityWriter(rundir.path("equity.parquet"), money)
+    with tempfile.TemporaryFile(dir=rundir.tmp) as spool:
+        sink = _EquitySink(writer, spool, stats, money.scale)
+        progress = progress_factory(report.rows) if progress_factory else None
+        symbol_of_file = None if snapshot.has_symbol else next(iter(instruments))
+        try:
+            result = engine.run(iter_chunks(snapshot, instruments, symbol_of_file), sink,
+                                progress)
+        finally:
+            writer.close()
+        hasher = EquityHasher()
+        hasher.add_fills([fill_line(f, instruments[f.symbol]) for f in result.fills])
+        spool.seek(0)
+        for block in iter(lambda: spool.read(1 << 20), b""):
+            hasher.add_equity_text(block)
+    equity_hash = hasher.hexdigest()
+    write_fills(rundir.path("fills.parquet"), result.fills, instruments, money)
+    write_orders(rundir.path("orders.parquet"), result.orders, instruments)
+    base_interval = min(intervals.values())
+    summary = build_summary(result, stats, money, equity_hash, config.seed, spec, base_interval,
+                            execution.initial_cash)
+    final = request.out or request.runs_dir / (
+        f"{ns_to_basic(started_ns)}-{spec.name}-{equity_hash[:8]}"
+    )
+    wall = time.perf_counter() - started
+    manifest = build_manifest(request, spec, path, snapshot_sha, report, instruments, intervals,
+                              summary, result, wall, started_ns)
+    summary["run_dir"] = str(final)
+    write_json(rundir.path("summary.json"), summary)
+    write_json(rundir.path("manifest.json"), manifest)
+    committed = rundir.commit(final)
+    return RunOutcome(committed, summary, manifest)
+
+
+def build_summary(result: EngineResult, stats: EquityStats, money: MoneySpec, equity_hash: str,
+                  seed: int, spec: StrategySpec, interval: int, initial: int) -> dict[str, Any]:
+    sharpe = stats.sharpe(interval)
+    return {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "strategy": spec.name,
+        "seed": seed,
+        "bars": result.bars,
+        "equity_points": result.equity_points,
+        "first_ts": None if result.first_ts_ns is None else ns_to_iso(result.first_ts_ns),
+        "last_ts": None if result.last_ts_ns is None else ns_to_iso(result.last_ts_ns),
+        "initial_equity": money.text(initial),
+        "final_equity": money.text(result.final_equity),
+        "final_cash": money.text(result.final_cash),
+        "total_return": round(result.final_equity / initial - 1.0, 12) if initial else 0.0,
+        "max_drawdown": round(stats.max_drawdown, 12),
+        "max_drawdown_at": None if stats.max_drawdown_ts is None
+        else ns_to_iso(stats.max_drawdown_ts),
+        "sharpe": None if sharpe is None else round(sharpe, 12),
+        "fills": len(result.fills),
+        "orders": len(result.orders),
+        "denials": result.denial_counts,
+        "fees_paid": money.text(result.fees_paid),
+        "realised_pnl": money.text(int(result.realised)),
+        "equity_hash": equity_hash,
+    }
+
+
+def build_manifest(request: RunRequest, spec: StrategySpec, path: Path, snapshot_sha: str,
+                   report: ValidationReport, instruments: dict[str, Instrument],
+                   intervals: dict[str, int], summary: dict[str, Any], result: EngineResult,
+                   wall: float, started_ns: int) -> dict[str, Any]:
+    config = request.config
+    return {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "kind": "backtest",
+        "argv": request.argv,
+        "cwd": os.getcwd(),
+        "seed": config.seed,
+        "config_file": request.config_file,
+        "config": config.model_dump(mode="json"),
+        "strategy": {"name": spec.name, "version": spec.version, "ref": spec.ref,
+                     "params": {k: str(v) if isinstance(v, Decimal) else v
+                                for k, v in spec.params.items()},
+                     "code_hash": spec.code_hash, "source_file": spec.source_file},
+        "snapshot": {"path": str(path), "resolved_path": str(path.resolve()),
+                     "sha256": snapshot_sha, "rows": report.rows,
+                     "symbols": list(instruments),
+                     "ts_min": None if report.ts_min_ns is None else ns_to_iso(report.ts_min_ns),
+                     "ts_max": None if report.ts_max_ns is None else ns_to_iso(report.ts_max_ns),
+                     "warnings": list(report.warnings)},
+        "instruments": {s: {"price_increment": str(i.price_increment),
+                            "quantity_increment": str(i.quantity_increment),
+                            "bar_interval_ns": intervals[s],
+                            "bar_interval": format_duration(intervals[s])}
+                        for s, i in instruments.items()},
+        "equity_hash": summary["equity_hash"],
+        "counts": {"bars": result.bars, "equity_points": result.equity_points,
+                   "fills": len(result.fills), "orders": len(result.orders),
+                   "denials": result.denial_counts},
+        "versions": dependency_versions(),
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "platform": platform_facts(),
+        "wall_time_seconds": round(wall, 6),
+        "run_started_utc": ns_to_iso(started_ns),
+    }

@@ -1,0 +1,135 @@
+"""Run outputs: equity curve streamed to Parquet by chunks; fills and orders at the end.
+
+Money and prices are stored exactly as ``decimal128`` columns (scale = the increment's decimal
+places); timestamps as ``timestamp[ns, tz=UTC]``; every file carries ``weltklassebot.run_schema``
+in its schema metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from weltklassebot.model.enums import side_label
+from weltklassebot.model.instrument import Instrument, MoneySpec
+from weltklassebot.model.records import Fill, Order
+
+RUN_SCHEMA_VERSION = 1
+_META = {b"weltklassebot.run_schema": str(RUN_SCHEMA_VERSION).encode()}
+_TS = pa.timestamp("ns", tz="UTC")
+
+
+def decimal_column(units: np.ndarray, scale: int) -> pa.Array:
+    """int64 units of ``10**-scale`` -> decimal128(38, scale), zero-copy and exact."""
+    if units.dtype == object:
+        return pa.array([Decimal(int(u)).scaleb(-scale) for u in units],
+                        type=pa.decimal128(38, scale))
+    units = np.ascontiguousarray(units, dtype=np.int64)
+    limbs = np.empty((units.size, 2), dtype=np.int64)
+    limbs[:, 0] = units
+    limbs[:, 1] = units >> 63
+    return pa.Array.from_buffers(pa.decimal128(38, scale), units.size,
+                                 [None, pa.py_buffer(limbs)])
+
+
+def equity_schema(scale: int) -> pa.Schema:
+    return pa.schema(
+        [("ts", _TS), ("equity", pa.decimal128(38, scale)), ("cash", pa.decimal128(38, scale)),
+         ("drawdown", pa.float64())],
+        metadata=_META,
+    )
+
+
+class EquityWriter:
+    """Streams equity points to ``equity.parquet``, one row group per engine chunk."""
+
+    def __init__(self, path: Path, money: MoneySpec) -> None:
+        self.scale = money.scale
+        self.schema = equity_schema(self.scale)
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+
+    def write(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray,
+              drawdown: np.ndarray) -> None:
+        table = pa.Table.from_arrays(
+            [pa.array(ts, type=pa.int64()).cast(_TS), decimal_column(equity, self.scale),
+             decimal_column(cash, self.scale), pa.array(drawdown, type=pa.float64())],
+            schema=self.schema,
+        )
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _max_scale(instruments: Iterable[Instrument], attr: str) -> int:
+    return max((getattr(i, attr) for i in instruments), default=0)
+
+
+def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument],
+                money: MoneySpec) -> None:
+    ps = _max_scale(instruments.values(), "price_scale")
+    qs = _max_scale(instruments.values(), "qty_scale")
+    cs = money.scale
+    inst = instruments
+    schema = pa.schema(
+        [("ts", _TS), ("symbol", pa.string()), ("side", pa.string()),
+         ("price", pa.decimal128(38, ps)), ("qty", pa.decimal128(38, qs)),
+         ("fee", pa.decimal128(38, cs)), ("notional", pa.decimal128(38, cs)),
+         ("liquidity", pa.string()), ("order_id", pa.int64()), ("fill_id", pa.int64())],
+        metadata=_META,
+    )
+    arrays = [
+        pa.array([f.ts_ns for f in fills], type=pa.int64()).cast(_TS),
+        pa.array([f.symbol for f in fills], type=pa.string()),
+        pa.array([side_label(f.side) for f in fills], type=pa.string()),
+        pa.array([inst[f.symbol].price_decimal(f.price) for f in fills], type=schema[3].type),
+        pa.array([inst[f.symbol].qty_decimal(f.qty) for f in fills], type=schema[4].type),
+        pa.array([money.decimal(f.fee) for f in fills], type=schema[5].type),
+        pa.array([money.decimal(f.notional) for f in fills], type=schema[6].type),
+        pa.array([f.liquidity.value for f in fills], type=pa.string()),
+        pa.array([f.order_id for f in fills], type=pa.int64()),
+        pa.array([f.fill_id for f in fills], type=pa.int64()),
+    ]
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path, compression="zstd")
+
+
+def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrument]) -> None:
+    ps = _max_scale(instruments.values(), "price_scale")
+    qs = _max_scale(instruments.values(), "qty_scale")
+    inst = instruments
+
+    def price(o: Order, value: int | None) -> Decimal | None:
+        return None if value is None else inst[o.symbol].price_decimal(value)
+
+    schema = pa.schema(
+        [("order_id", pa.int64()), ("ts_submitted", _TS), ("active_from", _TS),
+         ("symbol", pa.string()), ("side", pa.string()), ("type", pa.string()),
+         ("tif", pa.string()), ("qty", pa.decimal128(38, qs)),
+         ("limit_price", pa.decimal128(38, ps)), ("stop_price", pa.decimal128(38, ps)),
+         ("filled_qty", pa.decimal128(38, qs)), ("status", pa.string()),
+         ("reason", pa.string()), ("ts_closed", _TS), ("tag", pa.string())],
+        metadata=_META,
+    )
+    arrays = [
+        pa.array([o.order_id for o in orders], type=pa.int64()),
+        pa.array([o.ts_submitted_ns for o in orders], type=pa.int64()).cast(_TS),
+        pa.array([o.active_from_ns for o in orders], type=pa.int64()).cast(_TS),
+        pa.array([o.symbol for o in orders]),
+        pa.array([side_label(o.side) for o in orders]),
+        pa.array([o.type.value for o in orders]),
+        pa.array([o.tif.value for o in orders]),
+        pa.array([inst[o.symbol].qty_decimal(o.qty) for o in orders], type=schema[7].type),
+        pa.array([price(o, o.limit) for o in orders], type=schema[8].type),
+        pa.array([price(o, o.stop) for o in orders], type=schema[9].type),
+        pa.array([inst[o.symbol].qty_decimal(o.filled) for o in orders], type=schema[10].type),
+        pa.array([o.status.value for o in orders]),
+        pa.array([o.reason for o in orders]),
+        pa.array([o.ts_closed_ns for o in orders], type=pa.int64()).cast(_TS),
+        pa.array([o.tag for o in orders]),
+    ]
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path, compression="zstd")

@@ -1,0 +1,185 @@
+"""Strategy base class, the per-symbol context it acts through, and the bar it sees.
+
+Prices in ``Bar`` and in order arguments ending in ``_ticks`` are integer ticks of the
+instrument's price increment; plain ``price``/``qty`` arguments take human numbers
+(``Decimal``, ``int`` or ``str``; floats are read via their shortest text) and are converted
+exactly, half-even, to ticks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+from weltklassebot.model.enums import BUY, SELL, OrderType, TimeInForce
+from weltklassebot.model.instrument import Instrument
+from weltklassebot.model.records import Fill, Order
+
+Number = Decimal | int | str | float
+
+
+class Bar:
+    """The bar whose close event is being handled; one object per symbol, reused per bar."""
+
+    __slots__ = ("close", "high", "index", "low", "open", "symbol", "ts_ns", "volume")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.index = -1
+        self.ts_ns = 0
+        self.open = 0
+        self.high = 0
+        self.low = 0
+        self.close = 0
+        self.volume = 0.0
+
+
+class OrderRouter(Protocol):
+    """What the engine offers a context: the strategy never sees risk or the venue directly."""
+
+    def submit(self, symbol: str, side: int, qty: int, order_type: OrderType,
+               limit: int | None, stop: int | None, tif: TimeInForce, tag: str,
+               reduce_only: bool) -> int | None: ...
+
+    def cancel(self, symbol: str, order_id: int) -> bool: ...
+
+    def open_orders(self, symbol: str) -> list[Order]: ...
+
+    def position(self, symbol: str) -> int: ...
+
+    def cash(self) -> int: ...
+
+    def equity(self) -> int: ...
+
+    def now_ns(self) -> int: ...
+
+    def log(self, symbol: str, event: str, fields: dict[str, Any]) -> None: ...
+
+
+class StrategyContext:
+    """Everything a strategy may do for one symbol: orders, queries, conversions."""
+
+    __slots__ = ("_router", "instrument", "symbol")
+
+    def __init__(self, router: OrderRouter, instrument: Instrument) -> None:
+        self._router = router
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+
+    # -- orders ----------------------------------------------------------------------------
+    def buy(self, qty: Number, *, limit: Number | None = None, stop: Number | None = None,
+            tif: str = "gtc", tag: str = "", reduce_only: bool = False) -> int | None:
+        """Submit a buy; market unless ``limit``/``stop`` given. Returns the order id or None."""
+        return self._submit(BUY, qty, limit, stop, tif, tag, reduce_only)
+
+    def sell(self, qty: Number, *, limit: Number | None = None, stop: Number | None = None,
+             tif: str = "gtc", tag: str = "", reduce_only: bool = False) -> int | None:
+        """Submit a sell; market unless ``limit``/``stop`` given. Returns the order id or None."""
+        return self._submit(SELL, qty, limit, stop, tif, tag, reduce_only)
+
+    def submit_ticks(self, side: int, qty_ticks: int, *, limit_ticks: int | None = None,
+                     stop_ticks: int | None = None, tif: str = "gtc", tag: str = "",
+                     reduce_only: bool = False) -> int | None:
+        """Submit with quantities and prices already in integer ticks (no conversion)."""
+        if side not in (BUY, SELL):
+            raise ValueError("side must be +1 (buy) or -1 (sell)")
+        if qty_ticks <= 0:
+            raise ValueError(f"order quantity must be positive, got {qty_ticks} ticks")
+        if limit_ticks is not None and stop_ticks is not None:
+            order_type = OrderType.STOP_LIMIT
+        elif limit_ticks is not None:
+            order_type = OrderType.LIMIT
+        elif stop_ticks is not None:
+            order_type = OrderType.STOP
+        else:
+            order_type = OrderType.MARKET
+        for name, value in (("limit", limit_ticks), ("stop", stop_ticks)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} price must be positive, got {value} ticks")
+        return self._router.submit(self.symbol, side, qty_ticks, order_type, limit_ticks,
+                                   stop_ticks, TimeInForce(tif.lower()), tag, reduce_only)
+
+    def _submit(self, side: int, qty: Number, limit: Number | None, stop: Number | None,
+                tif: str, tag: str, reduce_only: bool) -> int | None:
+        inst = self.instrument
+        return self.submit_ticks(
+            side,
+            inst.qty_ticks(qty),
+            limit_ticks=None if limit is None else inst.price_ticks(limit),
+            stop_ticks=None if stop is None else inst.price_ticks(stop),
+            tif=tif,
+            tag=tag,
+            reduce_only=reduce_only,
+        )
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel an open order at once; False if it is no longer open."""
+        return self._router.cancel(self.symbol, order_id)
+
+    def cancel_all(self) -> int:
+        return sum(self._router.cancel(self.symbol, o.order_id) for o in self.open_orders)
+
+    # -- queries ---------------------------------------------------------------------------
+    @property
+    def open_orders(self) -> list[Order]:
+        return self._router.open_orders(self.symbol)
+
+    @property
+    def position_ticks(self) -> int:
+        return self._router.position(self.symbol)
+
+    @property
+    def position(self) -> Decimal:
+        return self.instrument.qty_decimal(self._router.position(self.symbol))
+
+    @property
+    def cash(self) -> Decimal:
+        return self.instrument.money.decimal(self._router.cash())
+
+    @property
+    def equity(self) -> Decimal:
+        return self.instrument.money.decimal(self._router.equity())
+
+    @property
+    def now_ns(self) -> int:
+        return self._router.now_ns()
+
+    def price(self, ticks: int) -> Decimal:
+        return self.instrument.price_decimal(ticks)
+
+    def ticks(self, price: Number) -> int:
+        return self.instrument.price_ticks(price)
+
+    def log(self, event: str, **fields: Any) -> None:
+        self._router.log(self.symbol, event, fields)
+
+
+class Strategy:
+    """Base class: override the hooks you need. ``params`` declares names and defaults.
+
+    Lifecycle: ``on_start`` once per symbol, ``on_bar`` at each bar's close event, ``on_fill``
+    after each fill is booked, ``on_stop`` at the end of the data.
+    """
+
+    name: ClassVar[str] = "strategy"
+    version: ClassVar[str] = "0"
+    params: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        self.p = dict(params)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for parameter combinations that make no sense."""
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        """Called once before the first bar."""
+
+    def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
+        """Called at the close event of every bar of this symbol."""
+
+    def on_fill(self, ctx: StrategyContext, fill: Fill) -> None:
+        """Called after a fill of one of this strategy's orders has been booked."""
+
+    def on_stop(self, ctx: StrategyContext) -> None:
+        """Called once after the last bar."""

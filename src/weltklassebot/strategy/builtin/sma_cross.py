@@ -1,0 +1,61 @@
+"""``sma_cross``: long-only moving-average crossover, the default strategy.
+
+At the close of bar i, with f and s the simple moving averages of closes over ``fast`` and
+``slow`` bars: if f[i-1] < s[i-1] and f[i] > s[i] and flat, buy ``qty`` at market; if
+f[i-1] > s[i-1] and f[i] < s[i] and long, sell the whole position at market. "Flat" and "long"
+mean the position with no order open. The comparison is exact on integer window sums
+(f > s  <=>  sum_fast * slow > sum_slow * fast), so a tie is never a crossing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from weltklassebot.model.enums import BUY, SELL
+from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
+from weltklassebot.strategy.indicators import RollingSum
+
+
+class SmaCross(Strategy):
+    name: ClassVar[str] = "sma_cross"
+    version: ClassVar[str] = "1.0.0"
+    params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 30, "qty": 1}
+
+    def validate(self) -> None:
+        fast, slow = int(self.p["fast"]), int(self.p["slow"])
+        if fast < 1 or slow < 1:
+            raise ValueError("fast and slow must be >= 1")
+        if fast >= slow:
+            raise ValueError(f"fast ({fast}) must be smaller than slow ({slow})")
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        self.fast_n = int(self.p["fast"])
+        self.slow_n = int(self.p["slow"])
+        self.qty_ticks = ctx.instrument.qty_ticks(self.p["qty"])
+        if self.qty_ticks <= 0:
+            raise ValueError("qty must be positive")
+        self.fast = RollingSum(self.fast_n)
+        self.slow = RollingSum(self.slow_n)
+        self.seen = 0
+        self.prev_sign = 0  # sign of f - s at the previous bar (0 = tie or undefined)
+
+    def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
+        close = bar.close
+        fsum = self.fast.update(close)
+        ssum = self.slow.update(close)
+        self.seen += 1
+        if self.seen < self.slow_n:
+            return
+        diff = fsum * self.slow_n - ssum * self.fast_n
+        sign = (diff > 0) - (diff < 0)
+        prev = self.prev_sign
+        self.prev_sign = sign
+        if self.seen == self.slow_n or sign == prev or sign == 0 or prev == 0:
+            return
+        if ctx.open_orders:
+            return
+        position = ctx.position_ticks
+        if sign > 0 and position == 0:
+            ctx.submit_ticks(BUY, self.qty_ticks, tag="entry")
+        elif sign < 0 and position > 0:
+            ctx.submit_ticks(SELL, position, tag="exit")
