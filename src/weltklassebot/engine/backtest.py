@@ -35,6 +35,9 @@ from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Denial, Fill, Order
 from weltklassebot.portfolio.ledger import Ledger
 from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
+from weltklassebot.strategy.series import Series, SeriesSet
+
+_INT64_SAFE = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class EngineResult:
     final_equity: int
     final_cash: int
     fees_paid: int
-    realised: Fraction
+    realised: Fraction | int
     bars: int
     equity_points: int
     denial_counts: dict[str, int] = field(default_factory=dict)
@@ -84,8 +87,8 @@ class EngineResult:
 
 
 class _SymbolSlot:
-    __slots__ = ("bar", "ctx", "instrument", "interval", "on_bar", "participation_ticks",
-                 "position", "strategy", "symbol")
+    __slots__ = ("bar", "bars_seen", "ctx", "instrument", "interval", "on_bar",
+                 "participation_ticks", "position", "series", "strategy", "symbol")
 
     def __init__(self, symbol: str, instrument: Instrument, interval: int, strategy: Strategy,
                  ctx: StrategyContext, ledger: Ledger) -> None:
@@ -97,6 +100,8 @@ class _SymbolSlot:
         self.bar = Bar(symbol)
         self.position = ledger.positions[symbol]
         self.on_bar = strategy.on_bar
+        self.series = SeriesSet()
+        self.bars_seen = 0
 
 
 class BacktestEngine:
@@ -160,8 +165,7 @@ class BacktestEngine:
         now = self.clock.now_ns()
         order_id = self._next_order_id
         self._next_order_id += 1
-        order = Order(order_id=order_id, symbol=symbol, side=side, type=order_type, qty=qty,
-                      limit=limit, stop=stop, tif=tif, ts_submitted_ns=now, active_from_ns=now,
+        order = Order(order_id, symbol, side, order_type, qty, limit, stop, tif, now, now,
                       tag=tag, reduce_only=reduce_only)
         if self.gate is not None:
             allowed, reason, detail = self.gate.check_order(order, self)
@@ -174,7 +178,9 @@ class BacktestEngine:
         if bp_detail:
             self._deny(order, "insufficient_buying_power", bp_detail)
             return None
-        order = replace(order, active_from_ns=now + self.latency.draw())
+        delay = self.latency.draw()
+        if delay:
+            order = replace(order, active_from_ns=now + delay)
         self.venue.accept(order)
         return order_id
 
@@ -204,8 +210,8 @@ class BacktestEngine:
         other = sum(abs(s.position.mark()) for s in self._slots if s is not slot)
         needed = other + instrument.notional(after, reference)
         equity = self.equity()
-        capacity = Fraction(equity) * self.execution.leverage
-        if needed > capacity:
+        leverage = self.execution.leverage
+        if needed * leverage.denominator > equity * leverage.numerator:
             money = self.execution.money
             return (f"exposure after fill {money.text(needed)} > equity {money.text(equity)}"
                     f" x leverage {self.execution.leverage}")
@@ -228,6 +234,9 @@ class BacktestEngine:
 
     def now_ns(self) -> int:
         return self.clock.now_ns()
+
+    def series(self, symbol: str) -> SeriesSet:
+        return self._slot_by_symbol[symbol].series
 
     def log(self, symbol: str, event: str, fields: dict[str, Any]) -> None:
         self.logs.append({"ts_ns": self.clock.now_ns(), "symbol": symbol, "event": event,
@@ -285,6 +294,51 @@ class BacktestEngine:
         n = len(chunk)
         if n == 0:
             return
+        if self._first_ts is None:
+            self._first_ts = int(chunk.ts[0])
+        if chunk.codes is None and self.gate is None and self._slots[0].series.wake is not None:
+            slot = self._slots[0]
+            evaluated = slot.series.evaluate(_columns(chunk, None))
+            wake = slot.series.wake_indices(evaluated)
+            assert wake is not None
+            eq_val, eq_cash = self._run_wake_chunk(chunk, slot, evaluated, wake)
+            eq_ts = chunk.ts
+        else:
+            eq_ts_list, eq_val, eq_cash = self._run_every_bar_chunk(chunk)
+            eq_ts = np.asarray(eq_ts_list, dtype=np.int64)
+        self._where = None
+        self._bars += n
+        self._equity_points += len(eq_val)
+        self._last_ts = int(chunk.ts[-1])
+        self.last_equity = eq_val[-1]
+        equity_sink(eq_ts, _int_array(eq_val), _int_array(eq_cash))
+
+    def _series_lists(self, chunk: BarChunk) -> list[list[tuple[Series, list[Any],
+                                                                  list[bool]]]]:
+        """Per slot: its series' values and readiness aligned to the chunk's rows."""
+        per_slot: list[list[tuple[Series, list[Any], list[bool]]]] = []
+        for code, slot in enumerate(self._slots):
+            if not slot.series.items:
+                per_slot.append([])
+                continue
+            if chunk.codes is None:
+                evaluated = slot.series.evaluate(_columns(chunk, None))
+                per_slot.append([(s, v.tolist(), r.tolist()) for s, v, r in evaluated])
+                continue
+            mask = chunk.codes == code
+            evaluated = slot.series.evaluate(_columns(chunk, mask))
+            aligned = []
+            for series, values, ready in evaluated:
+                full = np.zeros(len(chunk), dtype=values.dtype)
+                full[mask] = values
+                full_ready = np.zeros(len(chunk), dtype=bool)
+                full_ready[mask] = ready
+                aligned.append((series, full.tolist(), full_ready.tolist()))
+            per_slot.append(aligned)
+        return per_slot
+
+    def _run_every_bar_chunk(self, chunk: BarChunk) -> tuple[list[int], list[int], list[int]]:
+        n = len(chunk)
         ts_l = chunk.ts.tolist()
         o_l = chunk.open.tolist()
         h_l = chunk.high.tolist()
@@ -293,6 +347,7 @@ class BacktestEngine:
         v_l = chunk.volume.tolist()
         codes = chunk.codes.tolist() if chunk.codes is not None else None
         slots = self._slots
+        series_by_slot = self._series_lists(chunk)
         single = slots[0] if codes is None else None
         venue = self.venue
         ledger = self.ledger
@@ -303,11 +358,14 @@ class BacktestEngine:
         eq_val: list[int] = []
         eq_cash: list[int] = []
         positions = [s.position for s in slots]
-        if self._first_ts is None:
-            self._first_ts = ts_l[0]
+        code = 0
         for i in range(n):
             ts = ts_l[i]
-            slot = single if single is not None else slots[codes[i]]  # type: ignore[index]
+            if single is not None:
+                slot = single
+            else:
+                code = codes[i]  # type: ignore[index]
+                slot = slots[code]
             self._where = (slot.symbol, ts)
             if venue.open_count:
                 cap = None
@@ -317,7 +375,8 @@ class BacktestEngine:
                 venue.process_bar(slot.symbol, ts, o_l[i], h_l[i], l_l[i], cap)
             clock._now = ts + slot.interval  # close event of this bar
             bar = slot.bar
-            bar.index += 1
+            bar.index = slot.bars_seen
+            slot.bars_seen += 1
             bar.ts_ns = ts
             bar.open = o_l[i]
             bar.high = h_l[i]
@@ -325,6 +384,9 @@ class BacktestEngine:
             bar.close = c_l[i]
             bar.volume = v_l[i]
             slot.position.last_price = c_l[i]
+            for series, values, ready in series_by_slot[code]:
+                series.value = values[i]
+                series.ready = ready[i]
             slot.on_bar(slot.ctx, bar)
             if codes is not None and i + 1 < n and ts_l[i + 1] == ts:
                 continue  # more bars of this instant: one equity point per timestamp
@@ -339,13 +401,72 @@ class BacktestEngine:
             if gate is not None:
                 self.last_equity = equity
                 gate.on_equity(ts, equity, self)
-        self._where = None
-        self._bars += n
-        self._equity_points += len(eq_ts)
-        self._last_ts = ts_l[-1]
-        self.last_equity = eq_val[-1]
-        equity_sink(np.asarray(eq_ts, dtype=np.int64), _int_array(eq_val),
-                    _int_array(eq_cash))
+        return eq_ts, eq_val, eq_cash
+
+    def _run_wake_chunk(self, chunk: BarChunk, slot: _SymbolSlot,
+                        evaluated: list[tuple[Series, np.ndarray, np.ndarray]],
+                        wake: list[int]) -> tuple[list[int], list[int]]:
+        """Single symbol with a wake series: bars where nothing can happen (no open order, no
+        wake) are accounted for in bulk; the others go through the full per-bar path."""
+        n = len(chunk)
+        ts_l = chunk.ts.tolist()
+        c_arr = chunk.close
+        venue = self.venue
+        ledger = self.ledger
+        pos = slot.position
+        symbol = slot.symbol
+        participation = self.execution.participation
+        eq_val: list[int] = [0] * n
+        eq_cash: list[int] = [0] * n
+        w = 0
+        n_wake = len(wake)
+        i = 0
+        while i < n:
+            next_wake = wake[w] if w < n_wake else n
+            if i < next_wake and not venue.has_open(symbol):
+                j = next_wake
+                cash = ledger.cash
+                eq_cash[i:j] = [cash] * (j - i)
+                if pos.qty:
+                    eq_val[i:j] = [cash + m for m in _marks(pos.qty, c_arr[i:j], slot)]
+                else:
+                    eq_val[i:j] = [cash] * (j - i)
+                pos.last_price = int(c_arr[j - 1])
+                slot.bars_seen += j - i
+                i = j
+                continue
+            ts = ts_l[i]
+            self._where = (symbol, ts)
+            if venue.open_count:
+                cap = None
+                if participation is not None:
+                    cap = int(Fraction(float(chunk.volume[i])) * participation
+                              / Fraction(slot.instrument.quantity_increment))
+                venue.process_bar(symbol, ts, int(chunk.open[i]), int(chunk.high[i]),
+                                  int(chunk.low[i]), cap)
+            self.clock._now = ts + slot.interval
+            close = int(c_arr[i])
+            pos.last_price = close
+            if i == next_wake:
+                w += 1
+                bar = slot.bar
+                bar.index = slot.bars_seen
+                bar.ts_ns = ts
+                bar.open = int(chunk.open[i])
+                bar.high = int(chunk.high[i])
+                bar.low = int(chunk.low[i])
+                bar.close = close
+                bar.volume = float(chunk.volume[i])
+                for series, values, ready in evaluated:
+                    series.value = values[i].item()
+                    series.ready = bool(ready[i])
+                slot.on_bar(slot.ctx, bar)
+            slot.bars_seen += 1
+            cash = ledger.cash
+            eq_cash[i] = cash
+            eq_val[i] = cash + pos.mark() if pos.qty else cash
+            i += 1
+        return eq_val, eq_cash
 
     def _guard(self, call: Callable[..., None], *args: Any) -> None:
         """Run ``call``; an exception raised inside strategy code becomes a StrategyError."""
@@ -384,6 +505,36 @@ class BacktestEngine:
         inst = self.instruments[fill.symbol]
         return (f"{side_label(fill.side)} {inst.qty_text(fill.qty)} {fill.symbol} @ "
                 f"{inst.price_text(fill.price)}")
+
+
+def _columns(chunk: BarChunk, mask: np.ndarray | None) -> dict[str, np.ndarray]:
+    cols = {"open": chunk.open, "high": chunk.high, "low": chunk.low, "close": chunk.close}
+    if mask is None:
+        return cols
+    return {k: v[mask] for k, v in cols.items()}
+
+
+def _marks(qty: int, closes: np.ndarray, slot: _SymbolSlot) -> list[int]:
+    """Exact marks of ``qty`` at each close: half-even to the cash increment."""
+    inst = slot.instrument
+    k = qty * inst.value_num
+    den = inst.value_den
+    step = inst.money.step
+    top = int(closes.max()) if closes.size else 0
+    if abs(k) * top < _INT64_SAFE and den < _INT64_SAFE:
+        prod = closes * k
+        q = prod // den
+        r = prod - q * den
+        up = (2 * r > den) | ((2 * r == den) & (q % 2 == 1))
+        return ((q + up) * step).tolist()  # type: ignore[no-any-return]
+    out = []
+    for c in closes.tolist():
+        q, r = divmod(k * c, den)
+        twice = 2 * r
+        if twice > den or (twice == den and q & 1):
+            q += 1
+        out.append(q * step)
+    return out
 
 
 def _int_array(values: list[int]) -> np.ndarray:

@@ -20,18 +20,27 @@ from weltklassebot.model.enums import Liquidity
 _BPS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
 class FeeModel:
-    maker_bps: Decimal
-    taker_bps: Decimal
-    min_fee_units: int
-    cash_step: int
+    """Maker and taker fees in bps of notional, exact, half-even to the cash increment."""
+
+    __slots__ = ("_maker", "_taker", "cash_step", "maker_bps", "min_fee_units", "taker_bps")
+
+    def __init__(self, maker_bps: Decimal, taker_bps: Decimal, min_fee_units: int,
+                 cash_step: int) -> None:
+        self.maker_bps = maker_bps
+        self.taker_bps = taker_bps
+        self.min_fee_units = min_fee_units
+        self.cash_step = cash_step
+        # fee = round_half_even(|notional| * num / den) * step, with num/den = bps / 10000 / step
+        maker = Fraction(maker_bps) / _BPS / cash_step
+        taker = Fraction(taker_bps) / _BPS / cash_step
+        self._maker = (maker.numerator, maker.denominator)
+        self._taker = (taker.numerator, taker.denominator)
 
     def fee(self, notional: int, liquidity: Liquidity) -> int:
-        bps = Fraction(self.maker_bps if liquidity is Liquidity.MAKER else self.taker_bps)
-        raw = Fraction(abs(notional)) * bps / _BPS / self.cash_step
-        fee = div_round_half_even(raw.numerator, raw.denominator) * self.cash_step
-        if fee > 0 and fee < self.min_fee_units:
+        num, den = self._maker if liquidity is Liquidity.MAKER else self._taker
+        fee = div_round_half_even(abs(notional) * num, den) * self.cash_step
+        if 0 < fee < self.min_fee_units:
             return self.min_fee_units
         return fee
 

@@ -139,13 +139,13 @@ class SimulatedVenue:
             liquidity=liquidity,
         )
         self._next_fill_id += 1
-        updated = replace(order, filled=order.filled + qty)
+        updated = order.with_fill(qty)
         self.on_fill(fill)
         return updated
 
     def _close(self, order: Order, status: OrderStatus, ts_ns: int, reason: str) -> None:
         self.open_count -= 1
-        self.closed.append(replace(order, status=status, ts_closed_ns=ts_ns, reason=reason))
+        self.closed.append(order.closed(status, ts_ns, reason))
 
     def expire_all(self, ts_ns: int) -> None:
         """End of data: every open order expires unfilled (nothing is liquidated)."""

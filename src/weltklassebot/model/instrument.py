@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
@@ -13,19 +13,20 @@ DEFAULT_INCREMENT = Decimal("0.00000001")
 
 @dataclass(frozen=True, slots=True)
 class MoneySpec:
-    """The quote currency's cash increment: money is an int count of ``10**-scale`` units."""
+    """The quote currency's cash increment: money is an int count of ``10**-scale`` units.
+
+    ``step`` is the increment in those units (1 for powers of ten, 25 for 0.25).
+    """
 
     currency: str
     increment: Decimal
+    scale: int = field(init=False)
+    step: int = field(init=False)
 
-    @property
-    def scale(self) -> int:
-        return decimal_scale(self.increment)
-
-    @property
-    def step(self) -> int:
-        """The increment in units of ``10**-scale`` (1 for powers of ten, 25 for 0.25)."""
-        return int(self.increment.scaleb(self.scale))
+    def __post_init__(self) -> None:
+        scale = decimal_scale(self.increment)
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "step", int(self.increment.scaleb(scale)))
 
     def units(self, amount: Decimal) -> int:
         """Human amount -> money units, rounded half-even to the cash increment."""
@@ -41,32 +42,34 @@ class MoneySpec:
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
-    """One tradable symbol: its price and quantity increments relative to a ``MoneySpec``."""
+    """One tradable symbol: its price and quantity increments relative to a ``MoneySpec``.
+
+    ``notional_ratio`` is money units per (price tick x qty tick), exact; the value of ``q``
+    ticks at price ``p`` ticks is ``round_half_even(q * p * num / (den * step)) * step``.
+    """
 
     symbol: str
     price_increment: Decimal
     quantity_increment: Decimal
     money: MoneySpec
+    price_scale: int = field(init=False)
+    qty_scale: int = field(init=False)
+    notional_ratio: Fraction = field(init=False)
+    value_num: int = field(init=False)
+    value_den: int = field(init=False)
 
-    @property
-    def price_scale(self) -> int:
-        return decimal_scale(self.price_increment)
-
-    @property
-    def qty_scale(self) -> int:
-        return decimal_scale(self.quantity_increment)
-
-    @property
-    def notional_ratio(self) -> Fraction:
-        """Money units per (price tick x qty tick), exact."""
+    def __post_init__(self) -> None:
         money_unit = Fraction(1, 10**self.money.scale)
-        return Fraction(self.price_increment) * Fraction(self.quantity_increment) / money_unit
+        ratio = Fraction(self.price_increment) * Fraction(self.quantity_increment) / money_unit
+        object.__setattr__(self, "price_scale", decimal_scale(self.price_increment))
+        object.__setattr__(self, "qty_scale", decimal_scale(self.quantity_increment))
+        object.__setattr__(self, "notional_ratio", ratio)
+        object.__setattr__(self, "value_num", ratio.numerator)
+        object.__setattr__(self, "value_den", ratio.denominator * self.money.step)
 
     def notional(self, qty: int, price: int) -> int:
         """``qty`` ticks at ``price`` ticks, in money units, half-even to the cash increment."""
-        ratio = self.notional_ratio
-        step = self.money.step
-        return div_round_half_even(qty * price * ratio.numerator, ratio.denominator * step) * step
+        return div_round_half_even(qty * price * self.value_num, self.value_den) * self.money.step
 
     def price_ticks(self, price: Decimal | int | float | str) -> int:
         """Human price -> ticks, half-even (raises if not finite)."""

@@ -41,6 +41,19 @@ class Order:
     def is_open(self) -> bool:
         return self.status is OrderStatus.OPEN
 
+    # Explicit constructors instead of dataclasses.replace: the venue's hot path.
+    def with_fill(self, qty: int) -> Order:
+        return Order(self.order_id, self.symbol, self.side, self.type, self.qty, self.limit,
+                     self.stop, self.tif, self.ts_submitted_ns, self.active_from_ns,
+                     self.filled + qty, self.status, self.triggered, self.reason,
+                     self.ts_closed_ns, self.tag, self.reduce_only)
+
+    def closed(self, status: OrderStatus, ts_ns: int, reason: str) -> Order:
+        return Order(self.order_id, self.symbol, self.side, self.type, self.qty, self.limit,
+                     self.stop, self.tif, self.ts_submitted_ns, self.active_from_ns,
+                     self.filled, status, self.triggered, reason, ts_ns, self.tag,
+                     self.reduce_only)
+
 
 @dataclass(frozen=True, slots=True)
 class Fill:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from weltklassebot.core.decimal import div_round_half_even
@@ -16,16 +16,15 @@ class Position:
 
     instrument: Instrument
     qty: int = 0
-    cost: Fraction = field(default_factory=Fraction)
+    cost: Fraction | int = 0
     last_price: int | None = None
     ratio_num: int = 0
     ratio_den: int = 1
     step: int = 1
 
     def __post_init__(self) -> None:
-        ratio = self.instrument.notional_ratio
-        self.ratio_num = ratio.numerator
-        self.ratio_den = ratio.denominator * self.instrument.money.step
+        self.ratio_num = self.instrument.value_num
+        self.ratio_den = self.instrument.value_den
         self.step = self.instrument.money.step
 
     def mark(self) -> int:
@@ -45,33 +44,39 @@ class Ledger:
         self.initial_cash = initial_cash
         self.cash = initial_cash
         self.fees_paid = 0
-        self.realised = Fraction(0)
+        self.realised: Fraction | int = 0
         self.positions = {s: Position(i) for s, i in sorted(instruments.items())}
 
-    def apply(self, fill: Fill) -> Fraction:
-        """Book ``fill``; return the realised PnL (gross of fees) it produced."""
+    def apply(self, fill: Fill) -> Fraction | int:
+        """Book ``fill``; return the realised PnL (gross of fees) it produced.
+
+        Cost basis is an exact int while it divides evenly and a ``Fraction`` otherwise
+        (a partial close of a position bought at several prices).
+        """
         pos = self.positions[fill.symbol]
         signed_qty = fill.side * fill.qty
         self.cash -= fill.side * fill.notional + fill.fee
         self.fees_paid += fill.fee
-        pos.last_price = pos.last_price if pos.last_price is not None else fill.price
-        realised = Fraction(0)
+        if pos.last_price is None:
+            pos.last_price = fill.price
         if pos.qty == 0 or (pos.qty > 0) == (signed_qty > 0):
             pos.cost += fill.side * fill.notional
             pos.qty += signed_qty
-            return realised
-        closing = min(abs(signed_qty), abs(pos.qty))
-        closed_cost = pos.cost * closing / abs(pos.qty)
+            return 0
+        held = abs(pos.qty)
+        closing = min(fill.qty, held)
+        closed_cost = pos.cost if closing == held else _exact(pos.cost * closing, held)
         # Proceeds of the closing part: its share of this fill's notional, exact.
-        proceeds = Fraction(fill.notional * closing, fill.qty)
+        proceeds = fill.notional if closing == fill.qty else _exact(fill.notional * closing,
+                                                                     fill.qty)
         realised = proceeds - closed_cost if pos.qty > 0 else -closed_cost - proceeds
         pos.cost -= closed_cost
         pos.qty += signed_qty
-        opening = abs(signed_qty) - closing
+        opening = fill.qty - closing
         if opening:
-            pos.cost = Fraction(fill.side * fill.notional * opening, fill.qty)
+            pos.cost = _exact(fill.side * fill.notional * opening, fill.qty)
         if pos.qty == 0:
-            pos.cost = Fraction(0)
+            pos.cost = 0
         self.realised += realised
         return realised
 
@@ -81,8 +86,17 @@ class Ledger:
     def equity(self) -> int:
         return self.cash + self.mark_value()
 
-    def unrealised(self) -> Fraction:
-        return sum((p.mark() - p.cost for p in self.positions.values() if p.qty), Fraction(0))
+    def unrealised(self) -> Fraction | int:
+        return sum((p.mark() - p.cost for p in self.positions.values() if p.qty), 0)
 
     def gross_exposure(self) -> int:
         return sum(abs(p.mark()) for p in self.positions.values() if p.qty)
+
+
+def _exact(numerator: Fraction | int, denominator: int) -> Fraction | int:
+    """``numerator / denominator`` as an int when it divides evenly, else a ``Fraction``."""
+    if isinstance(numerator, int):
+        q, r = divmod(numerator, denominator)
+        return q if r == 0 else Fraction(numerator, denominator)
+    value = numerator / denominator
+    return value.numerator if value.denominator == 1 else value

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 from weltklassebot.model.enums import BUY, SELL, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill, Order
+from weltklassebot.strategy.series import CrossSeries, RollingSumSeries, Series, SeriesSet
 
 Number = Decimal | int | str | float
 
@@ -55,6 +56,8 @@ class OrderRouter(Protocol):
     def now_ns(self) -> int: ...
 
     def log(self, symbol: str, event: str, fields: dict[str, Any]) -> None: ...
+
+    def series(self, symbol: str) -> SeriesSet: ...
 
 
 class StrategyContext:
@@ -153,6 +156,26 @@ class StrategyContext:
 
     def log(self, event: str, **fields: Any) -> None:
         self._router.log(self.symbol, event, fields)
+
+    # -- engine-computed series (declare in on_start) ----------------------------------------
+    def rolling_sum(self, field: str, window: int) -> RollingSumSeries:
+        """Exact sum of the last ``window`` values of ``field`` (ticks), computed by the engine."""
+        series = RollingSumSeries(field, window)
+        self._router.series(self.symbol).add(series)
+        return series
+
+    def cross(self, a: RollingSumSeries, b: RollingSumSeries) -> CrossSeries:
+        """+1/-1 at bars where the mean of ``a`` crosses above/below the mean of ``b``, else 0."""
+        series = CrossSeries(a, b)
+        self._router.series(self.symbol).add(series)
+        return series
+
+    def wake_on(self, series: Series) -> None:
+        """Call ``on_bar`` only at bars where ``series`` is non-zero (an optimisation hint).
+
+        Fills, accounting and equity still happen at every bar; ``on_fill`` is unaffected.
+        """
+        self._router.series(self.symbol).wake = series
 
 
 class Strategy:

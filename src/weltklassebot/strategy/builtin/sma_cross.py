@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 from weltklassebot.model.enums import BUY, SELL
 from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
-from weltklassebot.strategy.indicators import RollingSum
 
 
 class SmaCross(Strategy):
@@ -29,33 +28,20 @@ class SmaCross(Strategy):
             raise ValueError(f"fast ({fast}) must be smaller than slow ({slow})")
 
     def on_start(self, ctx: StrategyContext) -> None:
-        self.fast_n = int(self.p["fast"])
-        self.slow_n = int(self.p["slow"])
         self.qty_ticks = ctx.instrument.qty_ticks(self.p["qty"])
         if self.qty_ticks <= 0:
             raise ValueError("qty must be positive")
-        self.fast = RollingSum(self.fast_n)
-        self.slow = RollingSum(self.slow_n)
-        self.seen = 0
-        self.prev_sign = 0  # sign of f - s at the previous bar (0 = tie or undefined)
+        fast = ctx.rolling_sum("close", int(self.p["fast"]))
+        slow = ctx.rolling_sum("close", int(self.p["slow"]))
+        self.cross = ctx.cross(fast, slow)
+        ctx.wake_on(self.cross)  # nothing to decide at bars without a crossing
 
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
-        close = bar.close
-        fsum = self.fast.update(close)
-        ssum = self.slow.update(close)
-        self.seen += 1
-        if self.seen < self.slow_n:
-            return
-        diff = fsum * self.slow_n - ssum * self.fast_n
-        sign = (diff > 0) - (diff < 0)
-        prev = self.prev_sign
-        self.prev_sign = sign
-        if self.seen == self.slow_n or sign == prev or sign == 0 or prev == 0:
-            return
-        if ctx.open_orders:
+        direction = self.cross.value
+        if direction == 0 or ctx.open_orders:
             return
         position = ctx.position_ticks
-        if sign > 0 and position == 0:
+        if direction > 0 and position == 0:
             ctx.submit_ticks(BUY, self.qty_ticks, tag="entry")
-        elif sign < 0 and position > 0:
+        elif direction < 0 and position > 0:
             ctx.submit_ticks(SELL, position, tag="exit")
