@@ -372,6 +372,7 @@ class BacktestEngine:
                 if participation is not None:
                     cap = int(Fraction(v_l[i]) * participation
                               / Fraction(slot.instrument.quantity_increment))
+                clock._now = ts  # fills happen inside the bar; on_fill acts at its start
                 venue.process_bar(slot.symbol, ts, o_l[i], h_l[i], l_l[i], cap)
             clock._now = ts + slot.interval  # close event of this bar
             bar = slot.bar
@@ -442,6 +443,7 @@ class BacktestEngine:
                 if participation is not None:
                     cap = int(Fraction(float(chunk.volume[i])) * participation
                               / Fraction(slot.instrument.quantity_increment))
+                self.clock._now = ts
                 venue.process_bar(symbol, ts, int(chunk.open[i]), int(chunk.high[i]),
                                   int(chunk.low[i]), cap)
             self.clock._now = ts + slot.interval

@@ -7,6 +7,7 @@ the high first, a sell the low). Hence:
 * market: the open of the first bar starting at or after decision time + latency;
 * limit: on touch, at the limit, or at the open when the open is already better (taker);
 * stop: at the worse of the stop and the open (a gap through the stop fills at the open);
+  once triggered it is a market order, so a remainder (volume cap) fills at later opens;
 * stop-limit: becomes a limit in the bar it triggers; if the trigger price is within the
   limit it fills there, otherwise it fills later in the path only if the limit is touched.
 
@@ -56,7 +57,7 @@ def _buy_fill(
     h: int,
     lo: int,
 ) -> FillPoint:
-    if order_type is OrderType.MARKET:
+    if order_type is OrderType.MARKET or (order_type is OrderType.STOP and triggered):
         return o, Liquidity.TAKER, False
     if order_type is OrderType.LIMIT or (order_type is OrderType.STOP_LIMIT and triggered):
         assert limit is not None

@@ -91,15 +91,20 @@ class SimulatedVenue:
             return
         available = volume_cap
         instrument = self.instruments[symbol]
+        # Orders submitted during this bar (from on_fill) are not in this snapshot of ids: they
+        # become eligible from the next bar. Orders cancelled from on_fill are skipped.
         for order_id in sorted(book):
-            order = book[order_id]
+            order = book.get(order_id)
+            if order is None:
+                continue
             if order.active_from_ns > ts_ns:
                 continue
             price, liquidity, triggered = fill_point(
                 order.type, order.side, order.limit, order.stop, order.triggered,
                 bar_open, bar_high, bar_low,
             )
-            if triggered and not order.triggered and order.type is OrderType.STOP_LIMIT:
+            if triggered and not order.triggered:
+                # A triggered stop stays a market order, a stop-limit a limit, for any remainder.
                 order = replace(order, triggered=True)
                 book[order_id] = order
             if price is not None and (available is None or available > 0):

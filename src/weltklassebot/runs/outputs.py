@@ -51,7 +51,8 @@ class EquityWriter:
     def __init__(self, path: Path, money: MoneySpec) -> None:
         self.scale = money.scale
         self.schema = equity_schema(self.scale)
-        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(path, self.schema,
+                   compression="zstd", compression_level=1)
 
     def write(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray,
               drawdown: np.ndarray) -> None:
@@ -95,7 +96,8 @@ def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument
         pa.array([f.order_id for f in fills], type=pa.int64()),
         pa.array([f.fill_id for f in fills], type=pa.int64()),
     ]
-    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path, compression="zstd")
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path,
+                   compression="zstd", compression_level=1)
 
 
 def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrument]) -> None:
@@ -132,4 +134,5 @@ def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrum
         pa.array([o.ts_closed_ns for o in orders], type=pa.int64()).cast(_TS),
         pa.array([o.tag for o in orders]),
     ]
-    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path, compression="zstd")
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path,
+                   compression="zstd", compression_level=1)

@@ -1,0 +1,38 @@
+"""``replay``: re-run a recorded run and say MATCH (exit 0) or DIVERGED (exit 1)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from weltklassebot.cli.options import json_option, print_json
+
+
+@click.command("replay")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True,
+              help="Replay even when the snapshot's SHA-256 or the strategy code changed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the replayed run directory here (default: a temporary one).")
+@json_option
+def command(run_dir: Path, force: bool, out: Path | None, as_json: bool) -> int:
+    """Re-run RUN_DIR from its manifest and compare fills and equity with the record."""
+    from weltklassebot.runs.replay import replay
+
+    result = replay(run_dir, force=force, out=out)
+    if as_json:
+        print_json(result.to_json_dict())
+    else:
+        for warning in result.warnings:
+            sys.stderr.write(f"warning: {warning}\n")
+        sys.stdout.write(f"{result.verdict}\n")
+        sys.stdout.write(f"recorded equity hash  {result.recorded_hash}\n")
+        sys.stdout.write(f"replayed equity hash  {result.replayed_hash}\n")
+        diff = result.difference
+        if diff is not None:
+            sys.stdout.write(f"first difference: {diff.get('kind')} #{diff.get('index')}\n")
+            sys.stdout.write(f"  recorded: {diff.get('recorded')}\n")
+            sys.stdout.write(f"  replayed: {diff.get('replayed')}\n")
+    return 0 if result.verdict == "MATCH" else 1
