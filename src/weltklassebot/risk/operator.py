@@ -1,0 +1,432 @@
+"""Operator commands (``risk halt`` / ``risk resume``) handed to a service through its state dir.
+
+Layout of a state directory ``DIR`` (only what this module owns)::
+
+    DIR/service.lock            the running service holds an exclusive flock(2) on it; the file
+                                holds the holder's pid (for messages only)
+    DIR/commands/<id>.json      one command, written to a hidden temporary name, fsync'd and
+                                renamed in (atomic); ``<id>`` sorts by issue time
+    DIR/acks/<id>.json          the service's answer to command ``<id>``, written the same way
+
+The service side calls :func:`acquire_service_lock` once at start-up, :func:`poll_operator_commands`
+before each event (it reads *and removes* the command files in name order), applies each with
+:func:`apply_operator_command` at that event, records an ``operator_command`` record carrying the
+event cursor, and answers with :func:`ack`. The CLI side either hands a command over
+(:func:`write_command`, then optionally :func:`wait_for_ack`) or, when it can take the service
+lock itself (no service running), writes the transition to the store directly
+(``weltklassebot.cli.risk``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from weltklassebot.errors import RuntimeFailure, UnusableInput
+from weltklassebot.risk.engine import RiskEngine
+from weltklassebot.risk.state import RiskState
+
+STATE_DIR_ENV = "WELTKLASSE_STATE_DIR"
+DEFAULT_STATE_DIR = Path("/var/lib/weltklassebot/state")
+SERVICE_LOCK = "service.lock"
+COMMANDS_DIR = "commands"
+ACKS_DIR = "acks"
+COMMAND_SCHEMA = 1
+ACKS_KEPT = 100
+"""Acknowledgements kept in ``DIR/acks`` (oldest removed first)."""
+
+Action = Literal["halt", "resume"]
+_ID_RE = re.compile(r"[0-9]{20}-[0-9]+-(halt|resume)")
+
+
+def default_state_dir() -> Path:
+    """``$WELTKLASSE_STATE_DIR``, else ``/var/lib/weltklassebot/state``."""
+    value = os.environ.get(STATE_DIR_ENV, "").strip()
+    return Path(value) if value else DEFAULT_STATE_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCommand:
+    """One operator command; ``command_id`` is its file name without ``.json``."""
+
+    command_id: str
+    action: Action
+    reason: str = ""
+    keep_peak: bool = False
+    user: str = ""
+    source: str = "operator-cli"
+    issued_ns: int = 0
+    """Wall-clock time the operator issued it (for the audit trail only; it decides nothing)."""
+
+    @classmethod
+    def new(
+        cls,
+        action: Action,
+        *,
+        issued_ns: int,
+        reason: str = "",
+        keep_peak: bool = False,
+        user: str = "",
+        source: str = "operator-cli",
+    ) -> OperatorCommand:
+        """A command with an id that sorts by issue time: ``<issued_ns>-<pid>-<action>``."""
+        return cls(
+            command_id=f"{issued_ns:020d}-{os.getpid()}-{action}",
+            action=action,
+            reason=reason,
+            keep_peak=keep_peak,
+            user=user,
+            source=source,
+            issued_ns=issued_ns,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "schema": COMMAND_SCHEMA,
+            "command_id": self.command_id,
+            "action": self.action,
+            "reason": self.reason,
+            "keep_peak": self.keep_peak,
+            "user": self.user,
+            "source": self.source,
+            "issued_ns": self.issued_ns,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> OperatorCommand:
+        schema = payload.get("schema")
+        if schema != COMMAND_SCHEMA:
+            raise ValueError(f"command schema {schema!r} is not {COMMAND_SCHEMA}")
+        action = payload.get("action")
+        if action not in ("halt", "resume"):
+            raise ValueError(f"unknown action {action!r} (expected 'halt' or 'resume')")
+        fields = {
+            "command_id": str, "reason": str, "keep_peak": bool, "user": str, "source": str,
+            "issued_ns": int,
+        }
+        for name, kind in fields.items():
+            if not isinstance(payload.get(name), kind):
+                raise ValueError(f"field {name!r} must be {kind.__name__}")
+        return cls(
+            command_id=payload["command_id"],
+            action=action,
+            reason=payload["reason"],
+            keep_peak=payload["keep_peak"],
+            user=payload["user"],
+            source=payload["source"],
+            issued_ns=payload["issued_ns"],
+        )
+
+
+# --- the service lock --------------------------------------------------------------------------
+
+
+class ServiceLockHeld(RuntimeFailure):
+    """Another process holds ``DIR/service.lock``."""
+
+    def __init__(self, directory: Path, holder: int | None) -> None:
+        self.directory = directory
+        self.holder = holder
+        who = f"process {holder}" if holder else "another process"
+        super().__init__(
+            f"state directory {directory} is in use by {who} (it holds {SERVICE_LOCK}). "
+            "Only one service may run per state directory: stop the other one "
+            "(`systemctl stop weltklassebot`) or use another --state-dir."
+        )
+
+
+class ServiceLock:
+    """An exclusive ``flock`` on ``DIR/service.lock``, held until :meth:`release`."""
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self) -> ServiceLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def acquire_service_lock(
+    directory: Path | str, *, timeout_s: float = 0.0, create: bool = True
+) -> ServiceLock:
+    """Take the exclusive service lock of ``directory`` (created if missing and ``create``).
+
+    Retries for ``timeout_s`` seconds, then raises :class:`ServiceLockHeld` naming the holder.
+    Raises :class:`~weltklassebot.errors.UnusableInput` when the directory is missing (and not
+    ``create``) or not writable.
+    """
+    directory = Path(directory)
+    if create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(directory, exc) from None
+    elif not directory.is_dir():
+        raise UnusableInput(
+            f"state directory {directory} does not exist. Pass the service's --state-dir "
+            f"(or set {STATE_DIR_ENV}); a service creates it on first start."
+        )
+    path = directory / SERVICE_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise _unusable(directory, exc) from None
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise _unusable(directory, exc) from None
+            if time.monotonic() >= deadline:
+                holder = _read_pid(fd)
+                os.close(fd)
+                raise ServiceLockHeld(directory, holder) from None
+            time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return ServiceLock(path, fd)
+
+
+def service_holder(directory: Path | str) -> int | None:
+    """Pid (0 when unknown) of the process holding the service lock, or ``None`` if free."""
+    path = Path(directory) / SERVICE_LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _read_pid(fd) or 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _unusable(directory: Path, exc: OSError) -> UnusableInput:
+    return UnusableInput(
+        f"state directory {directory} cannot be used: {exc.strerror or exc}. Check that it "
+        "exists and that this user may write it (`ls -ld` shows owner and mode)."
+    )
+
+
+# --- command and ack files ---------------------------------------------------------------------
+
+
+def _write_atomic(directory: Path, name: str, payload: Mapping[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / name
+    tmp = directory / f".{name}.{os.getpid()}.tmp"
+    data = (json.dumps(payload, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+    return target
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_command(directory: Path | str, command: OperatorCommand) -> Path:
+    """Drop ``command`` into ``DIR/commands/`` atomically (temporary file + rename)."""
+    return _write_atomic(Path(directory) / COMMANDS_DIR, f"{command.command_id}.json",
+                         command.to_payload())
+
+
+def pending_commands(directory: Path | str) -> list[str]:
+    """Ids of commands waiting in ``DIR/commands/``, in the order they will be applied."""
+    folder = Path(directory) / COMMANDS_DIR
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except FileNotFoundError:
+        return []
+    return [n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")]
+
+
+def poll_operator_commands(directory: Path | str) -> list[OperatorCommand]:
+    """Read and remove the waiting command files in name order (service side).
+
+    A file that is not a valid command is removed too and answered with a failed ack naming the
+    problem, so a bad file can never wedge the queue.
+    """
+    directory = Path(directory)
+    folder = directory / COMMANDS_DIR
+    commands: list[OperatorCommand] = []
+    for command_id in pending_commands(directory):
+        path = folder / f"{command_id}.json"
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        try:
+            payload = json.loads(raw)
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            command = OperatorCommand.from_payload(payload)
+            if command.command_id != command_id:
+                raise ValueError(f"its command_id {command.command_id!r} differs from its name")
+        except ValueError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            ack(directory, command_id, {"ok": False, "error": f"invalid command file: {exc}"})
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        commands.append(command)
+    if commands:
+        with contextlib.suppress(OSError):
+            _fsync_dir(folder)
+    return commands
+
+
+def ack(directory: Path | str, command_id: str, result: Mapping[str, Any]) -> Path:
+    """Answer command ``command_id`` with ``result`` in ``DIR/acks/`` (atomically)."""
+    folder = Path(directory) / ACKS_DIR
+    payload = {"schema": COMMAND_SCHEMA, "command_id": command_id, **result}
+    path = _write_atomic(folder, f"{command_id}.json", payload)
+    acks = sorted(p for p in folder.glob("*.json"))
+    for old in acks[: max(0, len(acks) - ACKS_KEPT)]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return path
+
+
+def read_ack(directory: Path | str, command_id: str) -> dict[str, Any] | None:
+    """The service's answer to ``command_id``, or ``None`` while there is none."""
+    path = Path(directory) / ACKS_DIR / f"{command_id}.json"
+    try:
+        payload = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"ok": False, "error": f"unreadable acknowledgement {path.name}"}
+    return payload if isinstance(payload, dict) else None
+
+
+def wait_for_ack(
+    directory: Path | str, command_id: str, timeout_s: float, *, interval_s: float = 0.05
+) -> dict[str, Any] | None:
+    """Poll for the answer to ``command_id`` for up to ``timeout_s`` seconds."""
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    while True:
+        found = read_ack(directory, command_id)
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(interval_s)
+
+
+def iter_command_ids(directory: Path | str) -> Iterator[str]:
+    """Ids of answered commands in ``DIR/acks`` (oldest first)."""
+    folder = Path(directory) / ACKS_DIR
+    with contextlib.suppress(FileNotFoundError):
+        yield from sorted(p.stem for p in folder.glob("*.json"))
+
+
+# --- applying a command to the engine (service side) -----------------------------------------
+
+
+def apply_operator_command(
+    engine: RiskEngine, command: OperatorCommand, ts_ns: int, *, cursor: int | None
+) -> dict[str, Any]:
+    """Apply ``command`` at event time ``ts_ns`` / ``cursor``; returns the ack and record body.
+
+    The engine persists the transition before it takes effect; if that raises, the exception
+    propagates (the state is unchanged) and the caller answers the command as failed.
+    """
+    before = engine.state
+    if command.action == "halt":
+        changed = engine.halt(
+            command.reason or "operator halt", ts_ns, command.source,
+            cursor=cursor, user=command.user or None,
+        )
+    else:
+        changed = engine.resume(
+            ts_ns, keep_peak=command.keep_peak, reason=command.reason,
+            source=command.source, cursor=cursor, user=command.user or None,
+        )
+    return command_result(command, before, engine, changed=changed, ts_ns=ts_ns, cursor=cursor)
+
+
+def command_result(
+    command: OperatorCommand,
+    before: RiskState,
+    engine: RiskEngine,
+    *,
+    changed: bool,
+    ts_ns: int,
+    cursor: int | None,
+) -> dict[str, Any]:
+    """The ``operator_command`` record payload / ack body for an applied command."""
+    if changed:
+        message = f"{before.value} -> {engine.state.value}"
+    elif command.action == "halt":
+        message = "already HALTED; nothing changed"
+    else:
+        message = f"not HALTED (state {engine.state.value}); nothing to resume"
+    return {
+        "ok": True,
+        "command": command.to_payload(),
+        "changed": changed,
+        "from_state": before.value,
+        "state": engine.state.value,
+        "ts_ns": ts_ns,
+        "cursor": cursor,
+        "message": message,
+        "peak_equity": engine.peak_equity,
+    }
