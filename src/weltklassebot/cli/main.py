@@ -75,4 +75,17 @@ def run(argv: list[str] | None = None) -> NoReturn:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(0) from None
+    except MemoryError:
+        fail("out of memory. Nothing was left half-written; free memory or use a smaller "
+             "snapshot and run again.", 3)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"I/O error{where}: {exc.strerror or exc}. Nothing already on disk was changed; "
+             "check disk space and permissions and run again.", 3)
+    except Exception as exc:
+        if os.environ.get("WELTKLASSE_DEBUG"):
+            raise
+        fail(f"internal error: {type(exc).__name__}: {exc}. This is a bug in weltklassebot; "
+             "run again with WELTKLASSE_DEBUG=1 for a traceback and report it with the run's "
+             "command line.", 3)
     raise SystemExit(result if isinstance(result, int) else 0)
