@@ -189,3 +189,30 @@ def test_recover_risk_without_anything_is_active() -> None:
     assert halt.detail == "operator halt"
     with pytest.raises(ValueError, match="snapshot"):
         recover_risk({"risk": {"x": 1}}, [])
+
+
+def test_service_lock_creates_the_hand_off_folders(tmp_path: Path) -> None:
+    with acquire_service_lock(tmp_path):
+        assert (tmp_path / "commands").is_dir()
+        assert (tmp_path / "acks").is_dir()
+
+
+def test_command_that_cannot_be_removed_is_never_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = command("halt", 1)
+    write_command(tmp_path, stuck)
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self.parent.name == "commands":
+            raise PermissionError(13, "Permission denied")
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    assert poll_operator_commands(tmp_path) == []
+    assert poll_operator_commands(tmp_path) == []     # never applied, however often polled
+    answer = read_ack(tmp_path, stuck.command_id)
+    assert answer is not None
+    assert answer["ok"] is False
+    assert "service user" in answer["error"]

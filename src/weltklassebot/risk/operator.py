@@ -213,6 +213,11 @@ def acquire_service_lock(
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    if create:
+        # The service owns the hand-off folders, so it can always remove what it has read.
+        for name in (COMMANDS_DIR, ACKS_DIR):
+            with contextlib.suppress(OSError):
+                (directory / name).mkdir(exist_ok=True)
     return ServiceLock(path, fd)
 
 
@@ -303,7 +308,9 @@ def poll_operator_commands(directory: Path | str) -> list[OperatorCommand]:
     """Read and remove the waiting command files in name order (service side).
 
     A file that is not a valid command is removed too and answered with a failed ack naming the
-    problem, so a bad file can never wedge the queue.
+    problem, so a bad file can never wedge the queue. A command whose file cannot be removed
+    (wrong owner) is not applied — it would be applied again at every poll — and is answered
+    once with a failed ack saying so.
     """
     directory = Path(directory)
     folder = directory / COMMANDS_DIR
@@ -314,6 +321,11 @@ def poll_operator_commands(directory: Path | str) -> list[OperatorCommand]:
             raw = path.read_bytes()
         except FileNotFoundError:
             continue
+        except OSError as exc:
+            _refuse(directory, command_id, f"the service cannot read {path.name} "
+                    f"({exc.strerror or exc}); it was not applied. Run `risk` commands as the "
+                    "service user.")
+            continue
         try:
             payload = json.loads(raw)
             if not isinstance(payload, dict):
@@ -322,17 +334,31 @@ def poll_operator_commands(directory: Path | str) -> list[OperatorCommand]:
             if command.command_id != command_id:
                 raise ValueError(f"its command_id {command.command_id!r} differs from its name")
         except ValueError as exc:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 path.unlink()
-            ack(directory, command_id, {"ok": False, "error": f"invalid command file: {exc}"})
+            _refuse(directory, command_id, f"invalid command file: {exc}")
             continue
-        with contextlib.suppress(FileNotFoundError):
+        try:
             path.unlink()
+        except FileNotFoundError:
+            continue  # another reader took it
+        except OSError as exc:
+            _refuse(directory, command_id, f"the service cannot remove {path.name} "
+                    f"({exc.strerror or exc}); it was not applied. Run `risk` commands as the "
+                    "service user.")
+            continue
         commands.append(command)
     if commands:
         with contextlib.suppress(OSError):
             _fsync_dir(folder)
     return commands
+
+
+def _refuse(directory: Path, command_id: str, error: str) -> None:
+    """Answer a command that will not be applied, once; never let answering fail the poll."""
+    if read_ack(directory, command_id) is None:
+        with contextlib.suppress(OSError):
+            ack(directory, command_id, {"ok": False, "error": error})
 
 
 def ack(directory: Path | str, command_id: str, result: Mapping[str, Any]) -> Path:
