@@ -111,18 +111,25 @@ class SimulatedVenue:
                 qty = order.remaining if available is None else min(order.remaining, available)
                 if available is not None:
                     available -= qty
-                order = self._fill(order, instrument, ts_ns, price, qty, liquidity)
-                book[order_id] = order
+                fill, order = self._fill(order, instrument, ts_ns, price, qty, liquidity)
+                # Book the order's new state before anyone hears of the fill: on_fill sees a
+                # filled order as closed and a partly filled one with its true remainder.
                 if order.remaining == 0:
                     del book[order_id]
                     self._close(order, OrderStatus.FILLED, ts_ns, "")
+                    self.on_fill(fill)
                     continue
+                book[order_id] = order
+                self.on_fill(fill)
+                if order_id not in book:
+                    continue  # cancelled from on_fill
+                order = book[order_id]
             if order.tif is TimeInForce.IOC:
                 del book[order_id]
                 self._close(order, OrderStatus.CANCELLED, ts_ns, "ioc_remainder")
 
     def _fill(self, order: Order, instrument: Instrument, ts_ns: int, price: int, qty: int,
-              liquidity: Liquidity) -> Order:
+              liquidity: Liquidity) -> tuple[Fill, Order]:
         if liquidity is Liquidity.TAKER:
             slipped = self.slippage.apply(price, order.side)
             if order.limit is not None and (order.type is OrderType.LIMIT or order.triggered):
@@ -144,9 +151,7 @@ class SimulatedVenue:
             liquidity=liquidity,
         )
         self._next_fill_id += 1
-        updated = order.with_fill(qty)
-        self.on_fill(fill)
-        return updated
+        return fill, order.with_fill(qty)
 
     def _close(self, order: Order, status: OrderStatus, ts_ns: int, reason: str) -> None:
         self.open_count -= 1

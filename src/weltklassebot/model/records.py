@@ -12,7 +12,8 @@ class Order:
     """An order and its current state; every change yields a new record.
 
     ``active_from_ns`` is decision time plus latency: the order may fill only in bars that start
-    at or after it. ``triggered`` is set when a stop-limit has become a limit.
+    at or after it. ``triggered`` is set when a stop or stop-limit triggers: from then on a stop
+    is a market order and a stop-limit a limit order.
     """
 
     order_id: int
