@@ -226,7 +226,7 @@ def sniff(head: str, fmt: str = FORMAT_AUTO) -> Layout:
     names = [normalise(h) for h in header]
     sample = [r for r in rows[header_at + 1:] if len(r) == ncols]
     if fmt in (FORMAT_BINANCE, FORMAT_AUTO) and binance.header_matches(names):
-        return binance.layout(delimiter, ncols, header_at + 1, banner, header=header)
+        return binance.layout(delimiter, ncols, header_at, banner, header=header)
     if fmt == FORMAT_NINJATRADER:
         raise UnusableInput(
             "the file has a header line; NinjaTrader exports have none. Use --format auto or "
