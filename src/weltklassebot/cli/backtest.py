@@ -31,11 +31,15 @@ from weltklassebot.cli.options import (
               help="Strategy parameter; repeatable, overrides the config.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory to create (default: runs/<UTC>-<strategy>-<hash8>/).")
+@click.option("--drawdown-cap", type=click.FloatRange(min=0, max=1, min_open=True),
+              default=None, metavar="FRACTION",
+              help="Halt trading when drawdown from peak equity reaches FRACTION (e.g. 0.1); "
+                   "overrides [risk] drawdown_cap for this run.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @json_option
 def command(seed: int | None, snapshot: Path | None, config_file: Path | None,
-            strategy: str | None, params: tuple[str, ...], out: Path | None, no_progress: bool,
-            as_json: bool) -> None:
+            strategy: str | None, params: tuple[str, ...], out: Path | None,
+            drawdown_cap: float | None, no_progress: bool, as_json: bool) -> None:
     """Run a deterministic backtest and write a run directory.
 
     The snapshot is validated first; invalid data stops the run with exit status 1.
@@ -58,6 +62,9 @@ def command(seed: int | None, snapshot: Path | None, config_file: Path | None,
             raw.get("strategy", {}).pop("params", None)  # params belong to the configured one
     if params:
         overrides.setdefault("strategy", {})["params"] = parse_param_pairs(params)
+    if drawdown_cap is not None:
+        # Through its shortest text, so 0.1 means exactly one tenth.
+        overrides.setdefault("risk", {})["drawdown_cap"] = repr(drawdown_cap)
     env_runs = os.environ.get(ENV_RUNS_DIR)
     if env_runs:
         overrides.setdefault("output", {})["runs_dir"] = env_runs
@@ -102,7 +109,8 @@ SUMMARY_ROWS = (
     ("first_ts", "From"), ("last_ts", "To"), ("initial_equity", "Initial equity"),
     ("final_equity", "Final equity"), ("total_return", "Total return"),
     ("max_drawdown", "Max drawdown"), ("sharpe", "Sharpe (annualised)"), ("fills", "Fills"),
-    ("fees_paid", "Fees paid"), ("denials", "Risk denials"), ("equity_hash", "Equity hash"),
+    ("fees_paid", "Fees paid"), ("denials", "Risk denials"), ("risk_state", "Risk state"),
+    ("risk_transitions", "Risk changes"), ("equity_hash", "Equity hash"),
     ("run_dir", "Run directory"),
 )
 
@@ -116,6 +124,9 @@ def _fmt(key: str, value: Any) -> str:
         return f"{value:.3f}"
     if key == "denials":
         return ", ".join(f"{k}={v}" for k, v in value.items()) or "0"
+    if key == "risk_transitions":
+        return "; ".join(f"{t['ts']} {t['from']}->{t['to']} ({t['reason']}: {t['detail']})"
+                         for t in value) or "none"
     return str(value)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from weltklassebot.core.timeutil import parse_duration
+from weltklassebot.risk.config import RiskConfig
 
 
 class _Frozen(BaseModel):
@@ -158,4 +159,4 @@ class BacktestConfig(_Frozen):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-    risk: dict[str, Any] = Field(default_factory=dict)
+    risk: RiskConfig = Field(default_factory=RiskConfig)

@@ -66,6 +66,8 @@ class OrderGate(Protocol):
 
     def on_equity(self, ts_ns: int, equity: int, engine: BacktestEngine) -> None: ...
 
+    def on_engine_denial(self, reason: str, ts_ns: int, detail: str) -> None: ...
+
 
 EquitySink = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
@@ -189,6 +191,8 @@ class BacktestEngine:
         self.denials.append(Denial(order.order_id, now, order.symbol, order.side, order.qty,
                                    reason, detail))
         self.denial_counts[reason] += 1
+        if self.gate is not None and reason == "insufficient_buying_power":
+            self.gate.on_engine_denial(reason, now, detail)
         self.venue.record_closed(replace(order, status=OrderStatus.REJECTED, reason=reason,
                                          ts_closed_ns=now))
 
@@ -400,8 +404,9 @@ class BacktestEngine:
             eq_val.append(equity)
             eq_cash.append(cash)
             if gate is not None:
+                # Risk runs on the event clock: this equity is known at the bar's close event.
                 self.last_equity = equity
-                gate.on_equity(ts, equity, self)
+                gate.on_equity(ts + slot.interval, equity, self)
         return eq_ts, eq_val, eq_cash
 
     def _run_wake_chunk(self, chunk: BarChunk, slot: _SymbolSlot,

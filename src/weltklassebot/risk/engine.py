@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
+from weltklassebot.core.decimal import format_scaled
 from weltklassebot.core.timeutil import NS_PER_MINUTE, NS_PER_SECOND, format_duration
 from weltklassebot.risk.config import RiskConfig
 from weltklassebot.risk.rules import (
@@ -350,8 +351,9 @@ class RiskEngine:
         if self._max_window_loss is not None and -self._loss_sum > self._max_window_loss:
             self._transition(
                 RiskState.COOL, TransitionReason.window_loss,
-                f"realised loss {-self._loss_sum} money units within "
-                f"{format_duration(self._config.loss_window)} > limit {self._max_window_loss}",
+                f"realised loss {self._money(-self._loss_sum)} within "
+                f"{format_duration(self._config.loss_window)} > limit "
+                f"{self._money(self._max_window_loss)}",
             )
             return
         if self._exposure_spike is not None:
@@ -359,8 +361,13 @@ class RiskEngine:
             if gross > self._exposure_spike:
                 self._transition(
                     RiskState.COOL, TransitionReason.exposure_spike,
-                    f"gross exposure {gross} > spike limit {self._exposure_spike} money units",
+                    f"gross exposure {self._money(gross)} > spike limit "
+                    f"{self._money(self._exposure_spike)}",
                 )
+
+    def _money(self, units: int) -> str:
+        """Money units as a decimal amount of the quote currency, for messages."""
+        return format_scaled(units, self._money_scale)
 
     def on_equity(self, ts_ns: int, equity: int) -> None:
         """New equity point: update peak and drawdown, end ``COOL`` when its time has come.
@@ -379,8 +386,8 @@ class RiskEngine:
         if loss * cap.denominator >= cap.numerator * self._peak:
             self._transition(
                 RiskState.HALTED, TransitionReason.drawdown_cap,
-                f"drawdown {_pct(self.drawdown)} from peak {self._peak} to {equity} money units "
-                f"reached the cap {_pct(cap)}",
+                f"drawdown {_pct(self.drawdown)} from peak {self._money(self._peak)} to "
+                f"{self._money(equity)} reached the cap {_pct(cap)}",
             )
 
     # --- operator and store ------------------------------------------------------------------

@@ -24,8 +24,10 @@ from weltklassebot.engine.backtest import BacktestEngine, EngineResult, Executio
 from weltklassebot.engine.costs import FeeModel
 from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_line
 from weltklassebot.engine.ingest import iter_chunks
+from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
+from weltklassebot.risk import RiskConfig, RiskEngine
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
 from weltklassebot.runs.outputs import EquityWriter, write_fills, write_orders
 from weltklassebot.runs.rundir import RunDirectory, write_json
@@ -111,6 +113,38 @@ def resolve_instruments(config: BacktestConfig, snapshot: SnapshotFile,
     return instruments, intervals
 
 
+def build_risk_gate(config: BacktestConfig, execution: ExecutionSettings) -> RiskGate | None:
+    """A risk gate when any limit is configured; none otherwise (a default run denies nothing)."""
+    if config.risk == RiskConfig():
+        return None
+    risk = RiskEngine(config.risk, initial_equity=execution.initial_cash,
+                      money_scale=execution.money.scale)
+    return RiskGate(risk)
+
+
+def risk_report(engine: BacktestEngine, money: MoneySpec) -> dict[str, Any]:
+    """Risk state, transitions (time, states, reason) and denials, for summary and manifest."""
+    gate = engine.gate
+    if not isinstance(gate, RiskGate):
+        return {"enabled": False, "state": "ACTIVE", "transitions": [],
+                "denials": dict(sorted(engine.denial_counts.items()))}
+    risk = gate.risk
+    cap = risk.drawdown_cap
+    return {
+        "enabled": True,
+        "state": risk.state.value,
+        "drawdown_cap": None if cap is None else str(Decimal(cap.numerator) / cap.denominator),
+        "peak_equity": money.text(risk.peak_equity),
+        "drawdown": float(risk.drawdown),
+        "transitions": [
+            {"ts": ns_to_iso(t.ts_ns), "ts_ns": t.ts_ns, "from": t.from_state.value,
+             "to": t.to_state.value, "reason": t.reason, "detail": t.detail}
+            for t in risk.transitions
+        ],
+        "denials": dict(sorted(risk.denials.items())),
+    }
+
+
 def execution_settings(config: BacktestConfig) -> ExecutionSettings:
     ex = config.execution
     money = MoneySpec(ex.quote_currency, ex.cash_increment)
@@ -161,8 +195,9 @@ def execute(request: RunRequest,
     instruments, intervals = resolve_instruments(config, snapshot, report)
     spec = resolve_strategy(config.strategy.name, dict(config.strategy.params))
     execution = execution_settings(config)
+    gate = build_risk_gate(config, execution)
     engine = BacktestEngine(instruments, intervals, execution, spec.create, spec.name,
-                            config.seed, strategy_file=spec.source_file)
+                            config.seed, gate=gate, strategy_file=spec.source_file)
     if engine_hook is not None:
         engine_hook(engine)
     tag = f"{spec.name}"
@@ -208,12 +243,17 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
     base_interval = min(intervals.values())
     summary = build_summary(result, stats, money, equity_hash, config.seed, spec, base_interval,
                             execution.initial_cash)
+    risk = risk_report(engine, money)
+    summary["denials"] = risk["denials"]
+    summary["risk_state"] = risk["state"]
+    summary["risk_transitions"] = risk["transitions"]
     final = request.out or request.runs_dir / (
         f"{ns_to_basic(started_ns)}-{spec.name}-{equity_hash[:8]}"
     )
     wall = time.perf_counter() - started
     manifest = build_manifest(request, spec, path, snapshot_sha, report, instruments, intervals,
                               summary, result, wall, started_ns)
+    manifest["risk"] = risk
     summary["run_dir"] = str(final)
     write_json(rundir.path("summary.json"), summary)
     write_json(rundir.path("manifest.json"), manifest)
