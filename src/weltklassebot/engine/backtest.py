@@ -308,14 +308,15 @@ class BacktestEngine:
             eq_val, eq_cash = self._run_wake_chunk(chunk, slot, evaluated, wake)
             eq_ts = chunk.ts
         else:
-            eq_ts_list, eq_val, eq_cash = self._run_every_bar_chunk(chunk)
+            eq_ts_list, eq_list, cash_list = self._run_every_bar_chunk(chunk)
             eq_ts = np.asarray(eq_ts_list, dtype=np.int64)
+            eq_val, eq_cash = _int_array(eq_list), _int_array(cash_list)
         self._where = None
         self._bars += n
         self._equity_points += len(eq_val)
         self._last_ts = int(chunk.ts[-1])
-        self.last_equity = eq_val[-1]
-        equity_sink(eq_ts, _int_array(eq_val), _int_array(eq_cash))
+        self.last_equity = int(eq_val[-1])
+        equity_sink(eq_ts, eq_val, eq_cash)
 
     def _series_lists(self, chunk: BarChunk) -> list[list[tuple[Series, list[Any],
                                                                   list[bool]]]]:
@@ -411,7 +412,7 @@ class BacktestEngine:
 
     def _run_wake_chunk(self, chunk: BarChunk, slot: _SymbolSlot,
                         evaluated: list[tuple[Series, np.ndarray, np.ndarray]],
-                        wake: list[int]) -> tuple[list[int], list[int]]:
+                        wake: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Single symbol with a wake series: bars where nothing can happen (no open order, no
         wake) are accounted for in bulk; the others go through the full per-bar path."""
         n = len(chunk)
@@ -422,8 +423,8 @@ class BacktestEngine:
         pos = slot.position
         symbol = slot.symbol
         participation = self.execution.participation
-        eq_val: list[int] = [0] * n
-        eq_cash: list[int] = [0] * n
+        eq_val = np.zeros(n, dtype=np.int64)
+        eq_cash = np.zeros(n, dtype=np.int64)
         w = 0
         n_wake = len(wake)
         i = 0
@@ -432,11 +433,8 @@ class BacktestEngine:
             if i < next_wake and not venue.has_open(symbol):
                 j = next_wake
                 cash = ledger.cash
-                eq_cash[i:j] = [cash] * (j - i)
-                if pos.qty:
-                    eq_val[i:j] = [cash + m for m in _marks(pos.qty, c_arr[i:j], slot)]
-                else:
-                    eq_val[i:j] = [cash] * (j - i)
+                values = _marks(pos.qty, c_arr[i:j], slot) if pos.qty else None
+                eq_val, eq_cash = _store_segment(eq_val, eq_cash, i, j, cash, values)
                 pos.last_price = int(c_arr[j - 1])
                 slot.bars_seen += j - i
                 i = j
@@ -470,8 +468,8 @@ class BacktestEngine:
                 slot.on_bar(slot.ctx, bar)
             slot.bars_seen += 1
             cash = ledger.cash
-            eq_cash[i] = cash
-            eq_val[i] = cash + pos.mark() if pos.qty else cash
+            mark = np.array([pos.mark()], dtype=object) if pos.qty else None
+            eq_val, eq_cash = _store_segment(eq_val, eq_cash, i, i + 1, cash, mark)
             i += 1
         return eq_val, eq_cash
 
@@ -521,8 +519,9 @@ def _columns(chunk: BarChunk, mask: np.ndarray | None) -> dict[str, np.ndarray]:
     return {k: v[mask] for k, v in cols.items()}
 
 
-def _marks(qty: int, closes: np.ndarray, slot: _SymbolSlot) -> list[int]:
-    """Exact marks of ``qty`` at each close: half-even to the cash increment."""
+def _marks(qty: int, closes: np.ndarray, slot: _SymbolSlot) -> np.ndarray:
+    """Exact marks of ``qty`` at each close, half-even to the cash increment: int64 when every
+    intermediate product fits, else Python ints in an object array."""
     inst = slot.instrument
     k = qty * inst.value_num
     den = inst.value_den
@@ -533,7 +532,7 @@ def _marks(qty: int, closes: np.ndarray, slot: _SymbolSlot) -> list[int]:
         q = prod // den
         r = prod - q * den
         up = (2 * r > den) | ((2 * r == den) & (q % 2 == 1))
-        return ((q + up) * step).tolist()  # type: ignore[no-any-return]
+        return np.asarray((q + up) * step, dtype=np.int64)
     out = []
     for c in closes.tolist():
         q, r = divmod(k * c, den)
@@ -541,11 +540,32 @@ def _marks(qty: int, closes: np.ndarray, slot: _SymbolSlot) -> list[int]:
         if twice > den or (twice == den and q & 1):
             q += 1
         out.append(q * step)
-    return out
+    return np.array(out, dtype=object)
+
+
+def _store_segment(eq_val: np.ndarray, eq_cash: np.ndarray, i: int, j: int, cash: int,
+                   marks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Write equity (= cash + marks) and cash for bars i..j-1, exactly.
+
+    int64 arrays are used while every value fits; otherwise they turn into object arrays of
+    Python ints (never a silent wrap-around).
+    """
+    fits = abs(cash) < _INT64_SAFE
+    if marks is not None and fits and marks.dtype != object:
+        fits = int(np.abs(marks).max()) < _INT64_SAFE
+    if marks is not None and marks.dtype == object:
+        fits = fits and all(abs(int(m)) < _INT64_SAFE for m in marks.tolist())
+        if fits:
+            marks = marks.astype(np.int64)
+    if not fits and eq_val.dtype != object:
+        eq_val = eq_val.astype(object)
+        eq_cash = eq_cash.astype(object)
+    eq_cash[i:j] = cash
+    eq_val[i:j] = cash if marks is None else marks + cash
+    return eq_val, eq_cash
 
 
 def _int_array(values: list[int]) -> np.ndarray:
-    try:
+    if all(abs(v) < _INT64_SAFE for v in (max(values, default=0), min(values, default=0))):
         return np.asarray(values, dtype=np.int64)
-    except OverflowError:
-        return np.asarray(values, dtype=object)
+    return np.asarray(values, dtype=object)

@@ -57,6 +57,8 @@ class Instrument:
     notional_ratio: Fraction = field(init=False)
     value_num: int = field(init=False)
     value_den: int = field(init=False)
+    price_step: int = field(init=False)
+    qty_step: int = field(init=False)
 
     def __post_init__(self) -> None:
         money_unit = Fraction(1, 10**self.money.scale)
@@ -66,6 +68,10 @@ class Instrument:
         object.__setattr__(self, "notional_ratio", ratio)
         object.__setattr__(self, "value_num", ratio.numerator)
         object.__setattr__(self, "value_den", ratio.denominator * self.money.step)
+        # The increments in units of 10**-scale (1 for powers of ten, 25 for 0.25).
+        object.__setattr__(self, "price_step", int(self.price_increment.scaleb(self.price_scale)))
+        object.__setattr__(self, "qty_step",
+                           int(self.quantity_increment.scaleb(self.qty_scale)))
 
     def notional(self, qty: int, price: int) -> int:
         """``qty`` ticks at ``price`` ticks, in money units, half-even to the cash increment."""
@@ -89,15 +95,8 @@ class Instrument:
         return Decimal(ticks) * self.quantity_increment
 
     def price_text(self, ticks: int) -> str:
-        return _canonical(self.price_decimal(ticks))
+        return format_scaled(ticks * self.price_step, self.price_scale)
 
     def qty_text(self, ticks: int) -> str:
-        return _canonical(self.qty_decimal(ticks))
+        return format_scaled(ticks * self.qty_step, self.qty_scale)
 
-
-def _canonical(value: Decimal) -> str:
-    """Plain notation, no exponent, no trailing zeros (the equity-hash number format)."""
-    if value == 0:
-        return "0"
-    text = format(value.normalize(), "f")
-    return text

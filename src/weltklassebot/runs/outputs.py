@@ -71,12 +71,20 @@ def _max_scale(instruments: Iterable[Instrument], attr: str) -> int:
     return max((getattr(i, attr) for i in instruments), default=0)
 
 
+def _scaled(values: list[int], steps: list[int], scale_ups: list[int], scale: int) -> pa.Array:
+    """Exact decimal128 column from ticks: value = ticks * step * 10**scale_up at ``scale``."""
+    units = [v * st * 10**up for v, st, up in zip(values, steps, scale_ups, strict=True)]
+    if all(abs(u) < (1 << 62) for u in units):
+        return decimal_column(np.asarray(units, dtype=np.int64), scale)
+    return decimal_column(np.asarray(units, dtype=object), scale)
+
+
 def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument],
                 money: MoneySpec) -> None:
     ps = _max_scale(instruments.values(), "price_scale")
     qs = _max_scale(instruments.values(), "qty_scale")
     cs = money.scale
-    inst = instruments
+    insts = [instruments[f.symbol] for f in fills]
     schema = pa.schema(
         [("ts", _TS), ("symbol", pa.string()), ("side", pa.string()),
          ("price", pa.decimal128(38, ps)), ("qty", pa.decimal128(38, qs)),
@@ -84,14 +92,18 @@ def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument
          ("liquidity", pa.string()), ("order_id", pa.int64()), ("fill_id", pa.int64())],
         metadata=_META,
     )
+    ones = [1] * len(fills)
+    zeros = [0] * len(fills)
     arrays = [
         pa.array([f.ts_ns for f in fills], type=pa.int64()).cast(_TS),
         pa.array([f.symbol for f in fills], type=pa.string()),
         pa.array([side_label(f.side) for f in fills], type=pa.string()),
-        pa.array([inst[f.symbol].price_decimal(f.price) for f in fills], type=schema[3].type),
-        pa.array([inst[f.symbol].qty_decimal(f.qty) for f in fills], type=schema[4].type),
-        pa.array([money.decimal(f.fee) for f in fills], type=schema[5].type),
-        pa.array([money.decimal(f.notional) for f in fills], type=schema[6].type),
+        _scaled([f.price for f in fills], [i.price_step for i in insts],
+                [ps - i.price_scale for i in insts], ps),
+        _scaled([f.qty for f in fills], [i.qty_step for i in insts],
+                [qs - i.qty_scale for i in insts], qs),
+        _scaled([f.fee for f in fills], ones, zeros, cs),
+        _scaled([f.notional for f in fills], ones, zeros, cs),
         pa.array([f.liquidity.value for f in fills], type=pa.string()),
         pa.array([f.order_id for f in fills], type=pa.int64()),
         pa.array([f.fill_id for f in fills], type=pa.int64()),
