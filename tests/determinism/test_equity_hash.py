@@ -122,3 +122,24 @@ def test_replay_refuses_changed_inputs(tmp_path: Path, tamper: str) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert ("SHA-256" in done.stderr) if tamper == "snapshot" else ("code hash" in done.stderr)
+
+
+def test_vectorised_fill_lines_equal_the_reference_rendering() -> None:
+    from decimal import Decimal
+
+    from weltklassebot.engine.equity_hash import fill_line, fill_lines_text
+    from weltklassebot.model.enums import Liquidity
+    from weltklassebot.model.instrument import Instrument, MoneySpec
+    from weltklassebot.model.records import Fill
+
+    money = MoneySpec("USD", Decimal("0.01"))
+    inst = Instrument("ES", Decimal("0.25"), Decimal("1"), money)
+    fills = [
+        Fill(i + 1, i + 1, 1_600_000_000_000_000_000 + i, "ES", 1 if i % 2 else -1,
+             price, qty, fee, price * qty * 25, Liquidity.TAKER)
+        for i, (price, qty, fee) in enumerate([(17_000, 3, 0), (1, 1, -5), (40_001, 10, 1234)])
+    ]
+    expected = "".join(fill_line(f, inst) for f in fills).encode()
+    assert fill_lines_text(fills, {"ES": inst}) == expected
+    assert expected.splitlines()[0] == b"1600000000000000000,ES,sell,4250,3,0,1,1"
+    assert expected.splitlines()[1] == b"1600000000000000001,ES,buy,0.25,1,-0.05,2,2"

@@ -211,9 +211,11 @@ class BacktestEngine:
         if reference is None:
             return ""
         instrument = slot.instrument
-        other = sum(abs(s.position.mark()) for s in self._slots if s is not slot)
-        needed = other + instrument.notional(after, reference)
-        equity = self.equity()
+        needed = instrument.notional(after, reference)
+        if len(self._slots) > 1:
+            needed += sum(abs(s.position.mark()) for s in self._slots if s is not slot)
+        equity = self.ledger.cash + slot.position.mark() if len(self._slots) == 1 else (
+            self.ledger.equity())
         leverage = self.execution.leverage
         if needed * leverage.denominator > equity * leverage.numerator:
             money = self.execution.money

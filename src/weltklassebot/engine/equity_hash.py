@@ -36,6 +36,34 @@ def fill_line(fill: Fill, instrument: Instrument) -> str:
     )
 
 
+def fill_lines_text(fills: list[Fill], instruments: dict[str, Instrument]) -> bytes:
+    """All fill lines at once, rendered with Arrow kernels (same bytes as ``fill_line``)."""
+    if not fills:
+        return b""
+    by_symbol: dict[str, list[int]] = {}
+    for index, fill in enumerate(fills):
+        by_symbol.setdefault(fill.symbol, []).append(index)
+    if len(by_symbol) > 1 or any(f.qty * instruments[f.symbol].qty_step >= 1 << 62
+                                 or f.price * instruments[f.symbol].price_step >= 1 << 62
+                                 for f in fills):
+        return "".join(fill_line(f, instruments[f.symbol]) for f in fills).encode()
+    inst = instruments[fills[0].symbol]
+    money = inst.money
+    columns = [
+        pa.array([f.ts_ns for f in fills], type=pa.int64()).cast(pa.string()),
+        pa.array([f.symbol for f in fills], type=pa.string()),
+        pa.array([side_label(f.side) for f in fills], type=pa.string()),
+        format_scaled_array(np.asarray([f.price * inst.price_step for f in fills]),
+                            inst.price_scale),
+        format_scaled_array(np.asarray([f.qty * inst.qty_step for f in fills]), inst.qty_scale),
+        format_scaled_array(np.asarray([f.fee for f in fills]), money.scale),
+        pa.array([f.order_id for f in fills], type=pa.int64()).cast(pa.string()),
+        pa.array([f.fill_id for f in fills], type=pa.int64()).cast(pa.string()),
+    ]
+    lines = pc.binary_join_element_wise(*columns, ",")
+    return bytes(_string_array_bytes(pc.binary_join_element_wise(lines, "", "\n")))
+
+
 def format_scaled_array(units: np.ndarray, scale: int) -> pa.Array:
     """Vectorised ``format_scaled`` for int64 money units: canonical decimal strings."""
     units = np.asarray(units, dtype=np.int64)
@@ -61,10 +89,10 @@ class EquityHasher:
         self._sha = hashlib.sha256(HEADER.encode())
         self._equity_started = False
 
-    def add_fills(self, lines: list[str]) -> None:
+    def add_fills(self, lines: list[str] | bytes) -> None:
         if self._equity_started:
             raise RuntimeError("fills must be hashed before equity points")
-        self._sha.update("".join(lines).encode())
+        self._sha.update(lines if isinstance(lines, bytes) else "".join(lines).encode())
 
     def add_equity(self, ts_ns: np.ndarray, equity_units: np.ndarray, scale: int) -> None:
         self.add_equity_text(equity_text(ts_ns, equity_units, scale))

@@ -22,7 +22,7 @@ from weltklassebot.data.reader import SnapshotFile, open_snapshot
 from weltklassebot.data.validate import ValidationReport, require_valid
 from weltklassebot.engine.backtest import BacktestEngine, EngineResult, ExecutionSettings
 from weltklassebot.engine.costs import FeeModel
-from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_line
+from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_lines_text
 from weltklassebot.engine.ingest import iter_chunks
 from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
@@ -233,7 +233,7 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
         finally:
             writer.close()
         hasher = EquityHasher()
-        hasher.add_fills([fill_line(f, instruments[f.symbol]) for f in result.fills])
+        hasher.add_fills(fill_lines_text(result.fills, instruments))
         spool.seek(0)
         for block in iter(lambda: spool.read(1 << 20), b""):
             hasher.add_equity_text(block)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from weltklassebot.model.enums import side_label
@@ -115,10 +116,17 @@ def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument
 def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrument]) -> None:
     ps = _max_scale(instruments.values(), "price_scale")
     qs = _max_scale(instruments.values(), "qty_scale")
-    inst = instruments
+    insts = [instruments[o.symbol] for o in orders]
+    price_steps = [i.price_step for i in insts]
+    price_ups = [ps - i.price_scale for i in insts]
+    qty_steps = [i.qty_step for i in insts]
+    qty_ups = [qs - i.qty_scale for i in insts]
 
-    def price(o: Order, value: int | None) -> Decimal | None:
-        return None if value is None else inst[o.symbol].price_decimal(value)
+    def prices(values: list[int | None]) -> pa.Array:
+        present = [0 if v is None else v for v in values]
+        column = _scaled(present, price_steps, price_ups, ps)
+        mask = pa.array([v is None for v in values], type=pa.bool_())
+        return pc.if_else(mask, pa.scalar(None, type=column.type), column)
 
     schema = pa.schema(
         [("order_id", pa.int64()), ("ts_submitted", _TS), ("active_from", _TS),
@@ -133,18 +141,18 @@ def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrum
         pa.array([o.order_id for o in orders], type=pa.int64()),
         pa.array([o.ts_submitted_ns for o in orders], type=pa.int64()).cast(_TS),
         pa.array([o.active_from_ns for o in orders], type=pa.int64()).cast(_TS),
-        pa.array([o.symbol for o in orders]),
-        pa.array([side_label(o.side) for o in orders]),
-        pa.array([o.type.value for o in orders]),
-        pa.array([o.tif.value for o in orders]),
-        pa.array([inst[o.symbol].qty_decimal(o.qty) for o in orders], type=schema[7].type),
-        pa.array([price(o, o.limit) for o in orders], type=schema[8].type),
-        pa.array([price(o, o.stop) for o in orders], type=schema[9].type),
-        pa.array([inst[o.symbol].qty_decimal(o.filled) for o in orders], type=schema[10].type),
-        pa.array([o.status.value for o in orders]),
-        pa.array([o.reason for o in orders]),
+        pa.array([o.symbol for o in orders], type=pa.string()),
+        pa.array([side_label(o.side) for o in orders], type=pa.string()),
+        pa.array([o.type.value for o in orders], type=pa.string()),
+        pa.array([o.tif.value for o in orders], type=pa.string()),
+        _scaled([o.qty for o in orders], qty_steps, qty_ups, qs),
+        prices([o.limit for o in orders]),
+        prices([o.stop for o in orders]),
+        _scaled([o.filled for o in orders], qty_steps, qty_ups, qs),
+        pa.array([o.status.value for o in orders], type=pa.string()),
+        pa.array([o.reason for o in orders], type=pa.string()),
         pa.array([o.ts_closed_ns for o in orders], type=pa.int64()).cast(_TS),
-        pa.array([o.tag for o in orders]),
+        pa.array([o.tag for o in orders], type=pa.string()),
     ]
     pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path,
                    compression="zstd", compression_level=1)
