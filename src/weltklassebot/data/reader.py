@@ -51,9 +51,15 @@ class SnapshotFile:
             yield from self.parquet.iter_batches(batch_size=batch_rows, columns=columns)
         except (OSError, pa.ArrowException) as exc:
             raise UnusableInput(
-                f"snapshot {self.path} could not be read past its footer ({exc}). The file is "
-                "damaged or truncated: restore it from the snapshot directory or re-import it."
+                f"snapshot {self.path} could not be read past its footer ({_one_line(exc)}). "
+                "The file is damaged or truncated: restore it from the snapshot directory or "
+                "re-import it."
             ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """A library's error text as one line (Arrow's messages span several), for one paragraph."""
+    return " ".join(str(exc).split())
 
 
 def open_snapshot(path: Path | str) -> SnapshotFile:
@@ -82,8 +88,8 @@ def open_snapshot(path: Path | str) -> SnapshotFile:
         raise UnusableInput(f"snapshot {path} cannot be read: permission denied.") from exc
     except (OSError, pa.ArrowException) as exc:
         raise UnusableInput(
-            f"snapshot {path} is not a readable Parquet file ({exc}). It may be truncated or "
-            "in another format: CSV files are turned into snapshots with "
+            f"snapshot {path} is not a readable Parquet file ({_one_line(exc)}). It may be "
+            "truncated or in another format: CSV files are turned into snapshots with "
             "`python -m cli snapshot import`."
         ) from exc
     schema = parquet.schema_arrow
