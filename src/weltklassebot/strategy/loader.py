@@ -8,13 +8,14 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from weltklassebot.errors import UsageError
+from weltklassebot.errors import StrategyError, UsageError
 from weltklassebot.strategy.base import Strategy
 
 
@@ -44,14 +45,29 @@ def resolve_strategy(ref: str, raw_params: dict[str, Any]) -> StrategySpec:
     """Load ``ref`` and validate ``raw_params`` against the strategy's declared params."""
     cls = _load_class(ref)
     params = coerce_params(cls, raw_params)
-    instance = cls(**params)
+    try:
+        instance = cls(**params)
+    except Exception as exc:
+        raise _strategy_failed(cls, "__init__", exc) from exc
     try:
         instance.validate()
     except (ValueError, TypeError) as exc:
         raise UsageError(f"strategy {cls.name}: invalid parameters {params}: {exc}") from exc
+    except Exception as exc:
+        raise _strategy_failed(cls, "validate", exc) from exc
     source_file = inspect.getsourcefile(cls)
     return StrategySpec(cls=cls, ref=ref, params=params, code_hash=code_hash(cls),
                         source_file=source_file)
+
+
+def _strategy_failed(cls: type[Strategy], hook: str, exc: Exception) -> StrategyError:
+    """A user strategy's own exception before the run: strategy, hook and place named."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return StrategyError(
+        f"strategy {cls.name} raised {type(exc).__name__}: {exc} in {hook}, at "
+        f"{frame.filename}:{frame.lineno}, before the first bar. No run directory was written; "
+        "fix the strategy and run again."
+    )
 
 
 def code_hash(cls: type[Strategy]) -> str:
