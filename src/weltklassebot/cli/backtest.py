@@ -51,6 +51,9 @@ def command(seed: int | None, snapshot: Path | None, config_file: Path | None,
 
     cfg_path = config_path(config_file)
     raw: dict[str, Any] = read_toml(cfg_path) if cfg_path is not None else {}
+    if cfg_path is not None:
+        # The file must be valid on its own: a flag never hides an error in it.
+        validate_config(BacktestConfig, raw, f"config {cfg_path}")
     overrides: dict[str, Any] = {}
     if seed is not None:
         overrides["seed"] = seed
