@@ -329,3 +329,43 @@ def test_any_order_and_form_round_trips(tmp_path_factory: pytest.TempPathFactory
     table = pq.read_table(result.path)
     assert _ts(result.path) == [int(t.timestamp()) * 10**9 for t in moments]
     assert table.column("close").to_pylist() == [b[3] for b in bars]
+
+
+@pytest.mark.parametrize("agg", [False, True])
+def test_binance_trade_dump_without_header(tmp_path: Path, agg: bool) -> None:
+    start = int(T0.timestamp()) * 1000
+    lines = []
+    for i in range(6):
+        maker = "True" if i % 3 == 0 else "False"
+        if agg:
+            lines.append(f"{500 + i},{100 + i}.5,0.25,{900 + i},{901 + i},{start + i * 250},"
+                         f"{maker},True")
+        else:
+            lines.append(f"{700 + i},{100 + i}.5,0.25,{(100 + i) * 0.25},{start + i * 250},"
+                         f"{maker},True")
+    src = _write(tmp_path / "BTCUSDT-trades.csv", lines)
+    result = import_csv(src, name="t", out=tmp_path / "t.parquet")
+    assert result.kind == "trades"
+    table = pq.read_table(result.path)
+    assert table.column("side").to_pylist() == ["sell", "buy", "buy"] * 2
+    assert table.column("trade_id").to_pylist()[0] == (500 if agg else 700)
+    assert _ts(result.path)[1] - _ts(result.path)[0] == 250 * 10**6
+
+
+def test_metatrader_dotted_dates_with_time_column(tmp_path: Path) -> None:
+    bars = _bars(4)
+    lines = ["<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>"]
+    for i, (o, h, lo, c, v) in enumerate(bars):
+        t = T0 + i * HOUR
+        lines.append(f"{t:%Y.%m.%d}\t{t:%H:%M:%S}\t{o}\t{h}\t{lo}\t{c}\t12\t{v}\t3")
+    src = _write(tmp_path / "EURUSD_H1.csv", lines)
+    result = import_csv(src, name="eurusd", out=tmp_path / "e.parquet", tz="UTC")
+    assert _ts(result.path) == _expected(4)
+    assert pq.read_table(result.path).column("volume").to_pylist() == [b[4] for b in bars]
+
+
+def test_small_integers_are_not_epoch_times(tmp_path: Path) -> None:
+    bars = _bars(3)
+    src = _write(tmp_path / "s.csv", _csv(["1", "2", "3"], bars, header="time"))
+    with pytest.raises(UnusableInput, match="small integers"):
+        import_csv(src, name="s", out=tmp_path / "s.parquet")

@@ -269,7 +269,7 @@ _TWELVE = (r"^(?P<d>\d{4}-\d{2}-\d{2})[ T](?P<h>\d{1,2})(?:[:-](?P<m>\d{2}))?"
 _ISO = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
         r"\s*(Z|z|UTC|GMT|[+-]\d{2}(:?\d{2})?)?$")
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
-_SLASH_YMD = r"^\d{4}/\d{1,2}/\d{1,2}([ T].*)?$"
+_SLASH_YMD = r"^\d{4}[/.]\d{1,2}[/.]\d{1,2}([ T].*)?$"
 _SLASH_XYZ = r"^(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<y>\d{4})(?P<rest>(?:[ T].*)?)$"
 
 
@@ -351,12 +351,12 @@ def _parse_times(values: pa.Array, ctx: _Context, label: str) -> _Times:
     if kind == "slash_ymd":
         ok = _mask(values, _SLASH_YMD)
         if not ok.all():
-            raise bad(ok, "'yyyy/mm/dd'")
-        padded = pc.replace_substring_regex(values, pattern=r"^(\d{4})/(\d)/",
+            raise bad(ok, "'yyyy/mm/dd' or 'yyyy.mm.dd'")
+        padded = pc.replace_substring_regex(values, pattern=r"^(\d{4})[/.](\d)[/.]",
                                             replacement=r"\1/0\2/")
-        padded = pc.replace_substring_regex(padded, pattern=r"^(\d{4})/(\d{2})/(\d)(\D|$)",
+        padded = pc.replace_substring_regex(padded, pattern=r"^(\d{4})[/.](\d{2})[/.](\d)(\D|$)",
                                             replacement=r"\1/\2/0\3\4")
-        iso = pc.replace_substring_regex(padded, pattern=r"^(\d{4})/(\d{2})/(\d{2})",
+        iso = pc.replace_substring_regex(padded, pattern=r"^(\d{4})[/.](\d{2})[/.](\d{2})",
                                          replacement=r"\1-\2-\3")
         return _parse_iso(iso, ctx, label, bad, "yyyy/mm/dd")
     if kind == "slash_xyz":
@@ -374,6 +374,7 @@ def _check_range(ns: np.ndarray, ctx: _Context, label: str, raw: str) -> None:
         )
 
 
+_EPOCH_MIN_MAGNITUDE = 10**8
 _EPOCH_UNITS: tuple[tuple[str, int, int], ...] = (
     # name, multiplier to ns, smallest magnitude of this unit
     ("seconds", NS_PER_SECOND, 0),
@@ -385,6 +386,14 @@ _EPOCH_UNITS: tuple[tuple[str, int, int], ...] = (
 
 def _parse_epoch(values: np.ndarray, ctx: _Context, label: str) -> _Times:
     magnitude = np.abs(values)
+    small = magnitude < _EPOCH_MIN_MAGNITUDE
+    if small.any():
+        rows = np.flatnonzero(small)
+        raise UnusableInput(
+            f"{ctx.src}: column {label} holds small integers (e.g. {int(values[rows[0]])} at "
+            f"{ctx.lines(rows)}), not epoch times (which are at least 1e8 seconds, i.e. after "
+            "1973). Check that the right column is the time (add a header naming it 'ts')."
+        )
     unit = np.zeros(values.size, dtype=np.int8)
     for code, (_, _, lower) in enumerate(_EPOCH_UNITS):
         unit[magnitude >= lower] = code
@@ -1088,7 +1097,7 @@ def _build_trades(opener: Callable[[], IO[bytes]], ctx: _Context, symbol: str | 
     if "side" in fields:
         raw = pc.utf8_lower(pc.utf8_trim_whitespace(_strings(table, fields["side"])))
         label = layout.column_label(fields["side"])
-        if normalise(layout.header[fields["side"]] if layout.header else "") == "is_buyer_maker":
+        if layout.side_is_buyer_maker:
             mapping = {"true": "sell", "1": "sell", "false": "buy", "0": "buy"}
             ctx.fixes.append(f"side: {label} true -> sell, false -> buy (the taker's side)")
         else:
@@ -1096,7 +1105,7 @@ def _build_trades(opener: Callable[[], IO[bytes]], ctx: _Context, symbol: str | 
         seen = [str(s) for s in pc.unique(raw).to_pylist()]
         side = pa.array([mapping.get(s) for s in seen], type=pa.string())
         side = pc.take(side, pc.index_in(raw, value_set=pa.array(seen, type=pa.string())))
-        unknown = sorted(s for s in seen if s not in mapping)
+        unknown = sorted(s for s in seen if s not in mapping and s)
         if unknown:
             ctx.warnings.append(f"side: values {', '.join(repr(u) for u in unknown[:5])} in "
                                 f"column {label} are not buy/sell; stored as unknown (null)")
@@ -1147,7 +1156,9 @@ def _build_trades(opener: Callable[[], IO[bytes]], ctx: _Context, symbol: str | 
             side = side.filter(pa.array(keep))
     columns: dict[str, pa.Array] = {"ts": pa.array(ts, type=pa.timestamp("ns", tz="UTC"))}
     if keep_symbol:
-        columns["symbol"] = pa.array([names[int(k)] for k in codes], type=pa.string())
+        columns["symbol"] = pa.DictionaryArray.from_arrays(
+            pa.array(codes, type=pa.int32()), pa.array(names, type=pa.string())
+        ).cast(pa.string())
     columns["price"] = pa.array(price, type=pa.float64())
     columns["size"] = pa.array(size, type=pa.float64())
     columns["side"] = side

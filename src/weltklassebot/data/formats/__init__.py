@@ -64,7 +64,7 @@ IGNORED_VOLUME_WORDS: tuple[str, ...] = ("taker", "buy", "sell", "count", "trade
 
 _TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?$")
 _DATE_ONLY = re.compile(
-    r"^(\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{4}|\d{8})$"
+    r"^(\d{4}-\d{1,2}-\d{1,2}|\d{4}[/.]\d{1,2}[/.]\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{4}|\d{8})$"
 )
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -99,6 +99,8 @@ class Layout:
     banner: tuple[str, ...] = ()
     ts_from_trade_id: bool = False
     end_of_bar_times: bool = False
+    side_is_buyer_maker: bool = False
+    """The side column is Binance's ``is_buyer_maker`` (true: the taker sold)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def column_label(self, index: int) -> str:
@@ -194,6 +196,8 @@ def sniff(head: str, fmt: str = FORMAT_AUTO) -> Layout:
             )
         if fmt in (FORMAT_BINANCE, FORMAT_AUTO) and binance.matches(sample):
             return binance.layout(delimiter, ncols, data_at, banner, header=None)
+        if fmt in (FORMAT_TRADES, FORMAT_AUTO) and binance.trades_match(sample):
+            return binance.trades_layout(delimiter, ncols, data_at, banner)
         if fmt == FORMAT_BINANCE:
             raise UnusableInput(
                 "the file is not a Binance kline CSV: expected 12 comma-separated columns "
@@ -244,6 +248,7 @@ def _header_layout(header: tuple[str, ...], names: list[str], sample: list[list[
                    delimiter: str, header_at: int, banner: tuple[str, ...], fmt: str) -> Layout:
     ncols = len(header)
     notes: list[str] = []
+    side_is_buyer_maker = False
     price_cols = {key: _find(names, choices) for key, choices in
                   (("open", OPEN_NAMES), ("high", HIGH_NAMES), ("low", LOW_NAMES),
                    ("close", CLOSE_NAMES))}
@@ -285,6 +290,7 @@ def _header_layout(header: tuple[str, ...], names: list[str], sample: list[list[
         side = _find(names, SIDE_NAMES)
         if side is not None:
             fields["side"] = side
+            side_is_buyer_maker = names[side] == "is_buyer_maker"
         trade_id = _find(names, TRADE_ID_NAMES)
         if trade_id is not None:
             fields["trade_id"] = trade_id
@@ -315,7 +321,8 @@ def _header_layout(header: tuple[str, ...], names: list[str], sample: list[list[
         format=FORMAT_OHLCV if kind == KIND_BARS else FORMAT_TRADES, kind=kind,
         delimiter=delimiter, skip_lines=header_at + 1, header=header, ncols=ncols,
         ts_columns=ts_columns, fields=fields, volume_candidates=volume_candidates,
-        banner=banner, ts_from_trade_id=ts_from_trade_id, notes=tuple(notes),
+        banner=banner, ts_from_trade_id=ts_from_trade_id,
+        side_is_buyer_maker=side_is_buyer_maker, notes=tuple(notes),
     )
 
 

@@ -1,4 +1,4 @@
-"""Binance kline (candlestick) CSV, as published on data.binance.vision.
+"""Binance kline (candlestick) and trade CSVs, as published on data.binance.vision.
 
 Spot files have no header; futures files have one. Twelve columns: open time, open, high, low,
 close, volume (base asset), close time, quote asset volume, number of trades, taker buy base
@@ -56,4 +56,37 @@ def layout(delimiter: str, ncols: int, data_at: int, banner: tuple[str, ...],
         ts_columns=(ts,), fields=fields, volume_candidates=(volume,), banner=banner,
         notes=("Binance klines: open time taken as bar start; volume is the base-asset column "
                "(quote asset volume, trade counts and taker volumes dropped)",),
+    )
+
+
+_BOOL = {"true", "false"}
+
+
+def trades_match(sample: list[list[str]]) -> bool:
+    """A header-less sample of Binance ``trades`` (7 columns) or ``aggTrades`` (8 columns)."""
+    if not sample or len(sample[0]) not in (7, 8):
+        return False
+    time_col = 4 if len(sample[0]) == 7 else 5
+    for row in sample[:20]:
+        if len(row) != len(sample[0]):
+            return False
+        if not (row[0].isdigit() and row[time_col].isdigit()):
+            return False
+        if row[-2].lower() not in _BOOL or row[-1].lower() not in _BOOL:
+            return False
+    return True
+
+
+def trades_layout(delimiter: str, ncols: int, data_at: int, banner: tuple[str, ...]) -> Layout:
+    from weltklassebot.data.formats import FORMAT_TRADES, Layout
+    from weltklassebot.data.schema import KIND_TRADES
+
+    time_col = 4 if ncols == 7 else 5
+    return Layout(
+        format=FORMAT_TRADES, kind=KIND_TRADES, delimiter=delimiter, skip_lines=data_at,
+        header=None, ncols=ncols, ts_columns=(time_col,),
+        fields={"price": 1, "size": 2, "side": ncols - 2, "trade_id": 0},
+        banner=banner, side_is_buyer_maker=True,
+        notes=(f"Binance {'trades' if ncols == 7 else 'aggTrades'} dump (no header): id, price, "
+               "quantity, time and is_buyer_maker taken; the other columns dropped",),
     )
