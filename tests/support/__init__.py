@@ -1,0 +1,1 @@
+"""Shared test builders: bars, chunks, Parquet snapshots, scripted strategies, engine runs."""

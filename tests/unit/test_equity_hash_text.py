@@ -1,0 +1,74 @@
+"""engine/equity_hash.py: the canonical text, byte for byte, and its vectorised rendering."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from weltklassebot.core.decimal import format_scaled
+from weltklassebot.engine.equity_hash import (
+    HEADER,
+    EquityHasher,
+    equity_text,
+    fill_line,
+    format_scaled_array,
+)
+from weltklassebot.model.enums import BUY, SELL, Liquidity
+from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
+from weltklassebot.model.records import Fill
+
+BTC = Instrument("BTC/USD", DEFAULT_INCREMENT, DEFAULT_INCREMENT,
+                 MoneySpec("USD", DEFAULT_INCREMENT))
+
+
+def test_worked_example_of_the_docs() -> None:
+    fill = Fill(1, 1, 1499284800000000000, "BTC/USD", BUY, 262_379_000_000, 100_000_000,
+                262_379_000, 262_379_000_000_000, Liquidity.TAKER)
+    line = fill_line(fill, BTC)
+    assert line == "1499284800000000000,BTC/USD,buy,2623.79,1,2.62379,1,1\n"
+    hasher = EquityHasher()
+    hasher.add_fills([line])
+    hasher.add_equity(np.array([1499281200000000000, 1499284800000000000], dtype=np.int64),
+                      np.array([100_000_000_000_000, 99_999_737_621_000], dtype=np.int64), 8)
+    text = (
+        "weltklassebot-equity-hash v1\n"
+        "1499284800000000000,BTC/USD,buy,2623.79,1,2.62379,1,1\n"
+        "1499281200000000000,1000000\n"
+        "1499284800000000000,999997.37621\n"
+    )
+    assert hasher.hexdigest() == hashlib.sha256(text.encode()).hexdigest()
+    assert HEADER == "weltklassebot-equity-hash v1\n"
+
+
+def test_sell_and_negative_and_tiny_values() -> None:
+    fill = Fill(7, 3, 5, "X", SELL, 1, 1, -25, 0, Liquidity.MAKER)
+    assert fill_line(fill, BTC) == "5,X,sell,0.00000001,0.00000001,-0.00000025,3,7\n"
+
+
+def test_fills_must_come_before_equity() -> None:
+    hasher = EquityHasher()
+    hasher.add_equity_text(b"1,1\n")
+    with pytest.raises(RuntimeError, match="before equity"):
+        hasher.add_fills(["x\n"])
+
+
+@given(st.lists(st.integers(-(2**63) + 1, 2**63 - 1), max_size=50), st.integers(0, 12))
+def test_vectorised_text_equals_the_scalar_format(units: list[int], scale: int) -> None:
+    array = np.array(units, dtype=np.int64)
+    got = format_scaled_array(array, scale).to_pylist()
+    assert got == [format_scaled(u, scale) for u in units]
+
+
+def test_equity_text_for_big_and_small_integers() -> None:
+    ts = np.array([1, 2], dtype=np.int64)
+    small = np.array([-150, 100_000_000], dtype=np.int64)
+    assert bytes(equity_text(ts, small, 2)) == b"1,-1.5\n2,1000000\n"
+    big = np.array([10**30, -(10**25)], dtype=object)
+    assert bytes(equity_text(ts, big, 8)) == (
+        f"1,{Decimal(10**22)}\n2,-{Decimal(10**17)}\n".encode())
+    assert bytes(equity_text(np.array([], dtype=np.int64), small[:0], 8)) == b""

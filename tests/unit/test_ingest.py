@@ -1,0 +1,95 @@
+"""engine/ingest.py: floats -> integer ticks once, event order, chunking, streaming."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from support.bars import HOUR, T0, bars_table, read_rows, timed, write_snapshot, write_table
+from weltklassebot.data.reader import open_snapshot
+from weltklassebot.engine.ingest import iter_chunks
+from weltklassebot.errors import UnusableInput
+from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
+
+USD = MoneySpec("USD", DEFAULT_INCREMENT)
+
+
+def inst(symbol: str = "X", price: str = "0.00000001") -> Instrument:
+    return Instrument(symbol, Decimal(price), DEFAULT_INCREMENT, USD)
+
+
+def test_prices_become_exact_ticks(tmp_path: Path) -> None:
+    rows = timed([(0.1, 0.30000000000000004, 0.07533, 2461.99, 5.5),
+                  (1e-8, 2e-8, 1e-8, 2e-8, 0.0)])
+    path = write_snapshot(tmp_path / "p.parquet", rows)
+    (chunk,) = iter_chunks(open_snapshot(path), {"X": inst()}, "X")
+    assert chunk.codes is None
+    assert chunk.open.tolist() == [10_000_000, 1]
+    assert chunk.high.tolist() == [30_000_000, 2]
+    assert chunk.low.tolist() == [7_533_000, 1]
+    assert chunk.close.tolist() == [246_199_000_000, 2]
+    assert chunk.volume.tolist() == [5.5, 0.0]
+    assert chunk.ts.tolist() == [T0, T0 + HOUR]
+    assert chunk.open.dtype == np.int64
+
+
+@pytest.mark.parametrize(("increment", "price", "ticks"),
+                         [("0.01", 100.125, 10012), ("0.01", 100.135, 10014),
+                          ("0.25", 100.3, 401), ("5", 12.5, 2), ("1", 2.5, 2)])
+def test_other_increments(tmp_path: Path, increment: str, price: float, ticks: int) -> None:
+    path = write_snapshot(tmp_path / "p.parquet", timed([(price, price, price, price, 1)]))
+    (chunk,) = iter_chunks(open_snapshot(path), {"X": inst(price=increment)}, "X")
+    assert chunk.close.tolist() == [ticks]
+
+
+def test_too_large_for_exact_ticks_is_refused(tmp_path: Path) -> None:
+    path = write_snapshot(tmp_path / "big.parquet", timed([(1e9, 1e9, 1e9, 1e9, 1)] * 2))
+    with pytest.raises(UnusableInput, match=r"open at row 0 .* price_increment"):
+        list(iter_chunks(open_snapshot(path), {"X": inst()}, "X"))
+
+
+def test_single_symbol_streams_in_chunks_of_the_requested_size(tmp_path: Path,
+                                                               msft_daily: Path) -> None:
+    chunks = list(iter_chunks(open_snapshot(msft_daily), {"X": inst()}, "X", chunk_rows=1000))
+    assert [len(c) for c in chunks][:2] == [1000, 1000]
+    assert sum(len(c) for c in chunks) == 7983
+    ts = np.concatenate([c.ts for c in chunks])
+    rows = read_rows(msft_daily)
+    assert ts.tolist() == [r[0] for r in rows]
+    close = np.concatenate([c.close for c in chunks])
+    assert close.tolist() == [
+        int((Decimal(repr(r[4])) * 10**8).to_integral_value(ROUND_HALF_EVEN)) for r in rows]
+
+
+def test_multi_symbol_is_ordered_by_time_then_symbol_name(tmp_path: Path) -> None:
+    rows = [(T0 + HOUR, 2, 2, 2, 2, 1), (T0, 1, 1, 1, 1, 1), (T0, 3, 3, 3, 3, 1),
+            (T0 + HOUR, 4, 4, 4, 4, 1)]
+    table = bars_table(rows, symbols=["B", "B", "A", "A"])
+    snapshot = open_snapshot(write_table(tmp_path / "m.parquet", table))
+    insts = {"A": inst("A"), "B": inst("B", price="0.5")}
+    (chunk,) = iter_chunks(snapshot, insts, None)
+    assert chunk.ts.tolist() == [T0, T0, T0 + HOUR, T0 + HOUR]
+    assert chunk.codes is not None
+    assert chunk.codes.tolist() == [0, 1, 0, 1]  # A before B at each instant
+    assert chunk.close.tolist() == [3 * 10**8, 2, 4 * 10**8, 4]
+
+
+def test_multi_symbol_chunks_never_split_an_instant(tmp_path: Path) -> None:
+    rows: list[tuple] = []
+    symbols: list[str] = []
+    for i in range(10):
+        for s in ("A", "B", "C"):
+            rows.append((T0 + i * HOUR, 1, 1, 1, 1, 1))
+            symbols.append(s)
+    snapshot = open_snapshot(write_table(tmp_path / "m.parquet", bars_table(rows,
+                                                                           symbols=symbols)))
+    insts = {s: inst(s) for s in "ABC"}
+    chunks = list(iter_chunks(snapshot, insts, None, chunk_rows=4))
+    assert sum(len(c) for c in chunks) == 30
+    for before, after in pairwise(chunks):
+        assert before.ts[-1] < after.ts[0]
+    assert all(len(c) % 3 == 0 for c in chunks)

@@ -1,0 +1,141 @@
+"""runs/outputs.py, runs/stats.py and runs/rundir.py: exact columns, statistics, atomic dirs."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from weltklassebot.core.timeutil import NS_PER_DAY, NS_PER_YEAR
+from weltklassebot.errors import UsageError
+from weltklassebot.model.enums import BUY, SELL, Liquidity, OrderStatus, OrderType, TimeInForce
+from weltklassebot.model.instrument import Instrument, MoneySpec
+from weltklassebot.model.records import Fill, Order
+from weltklassebot.runs.outputs import EquityWriter, decimal_column, write_fills, write_orders
+from weltklassebot.runs.rundir import RunDirectory, refuse_non_empty
+from weltklassebot.runs.stats import EquityStats
+
+USD = MoneySpec("USD", Decimal("0.01"))
+X = Instrument("X", Decimal("0.001"), Decimal("0.5"), USD)
+
+
+def test_decimal_column_is_exact_for_int64_and_beyond() -> None:
+    units = np.array([0, 1, -1, 2**62, -(2**62), 123_456_789], dtype=np.int64)
+    got = decimal_column(units, 8).to_pylist()
+    assert got == [Decimal(int(u)).scaleb(-8) for u in units]
+    big = np.array([10**30, -(10**30)], dtype=object)
+    assert decimal_column(big, 2).to_pylist() == [Decimal(10**28), Decimal(-(10**28))]
+
+
+def test_equity_writer_streams_rows(tmp_path: Path) -> None:
+    writer = EquityWriter(tmp_path / "equity.parquet", USD)
+    writer.write(np.array([1, 2]), np.array([100, 250]), np.array([100, 50]),
+                 np.array([0.0, 0.5]))
+    writer.write(np.array([3]), np.array([-5]), np.array([-5]), np.array([1.05]))
+    writer.close()
+    table = pq.read_table(tmp_path / "equity.parquet")
+    assert table.column_names == ["ts", "equity", "cash", "drawdown"]
+    assert table.schema.field("ts").type == pa.timestamp("ns", tz="UTC")
+    assert table.column("equity").to_pylist() == [Decimal("1.00"), Decimal("2.50"),
+                                                  Decimal("-0.05")]
+    assert table.schema.metadata[b"weltklassebot.run_schema"] == b"1"
+
+
+def test_fills_and_orders_files(tmp_path: Path) -> None:
+    fills = [Fill(1, 1, 10, "X", BUY, 12_345, 3, 4, 1852, Liquidity.TAKER),
+             Fill(2, 2, 20, "X", SELL, 12_000, 1, -1, 600, Liquidity.MAKER)]
+    write_fills(tmp_path / "fills.parquet", fills, {"X": X}, USD)
+    table = pq.read_table(tmp_path / "fills.parquet")
+    for column in ("ts", "symbol", "side", "price", "qty", "fee", "order_id", "fill_id"):
+        assert column in table.column_names
+    assert table.column("side").to_pylist() == ["buy", "sell"]
+    assert table.column("price").to_pylist() == [Decimal("12.345"), Decimal("12.000")]
+    assert table.column("qty").to_pylist() == [Decimal("1.5"), Decimal("0.5")]
+    assert table.column("fee").to_pylist() == [Decimal("0.04"), Decimal("-0.01")]
+    orders = [Order(1, "X", BUY, OrderType.STOP_LIMIT, 4, 12_500, 12_400, TimeInForce.GTC,
+                    5000, 6000, filled=3, status=OrderStatus.CANCELLED, reason="ioc_remainder",
+                    ts_closed_ns=20000, tag="t")]
+    write_orders(tmp_path / "orders.parquet", orders, {"X": X})
+    row = pq.read_table(tmp_path / "orders.parquet").to_pylist()[0]
+    assert row["type"] == "stop_limit"
+    assert row["limit_price"] == Decimal("12.500")
+    assert row["stop_price"] == Decimal("12.400")
+    assert (row["qty"], row["filled_qty"]) == (Decimal("2.0"), Decimal("1.5"))
+    assert (row["status"], row["reason"], row["tag"]) == ("cancelled", "ioc_remainder", "t")
+
+
+def test_empty_fills_file_keeps_its_schema(tmp_path: Path) -> None:
+    write_fills(tmp_path / "fills.parquet", [], {"X": X}, USD)
+    table = pq.read_table(tmp_path / "fills.parquet")
+    assert table.num_rows == 0
+    assert "fill_id" in table.column_names
+
+
+def test_drawdown_and_its_time_across_chunks() -> None:
+    stats = EquityStats(100)
+    first = stats.update(np.array([1, 2]), np.array([110, 99]))
+    assert first.tolist() == [0.0, pytest.approx(11 / 110)]
+    second = stats.update(np.array([3, 4]), np.array([88, 120]))
+    assert second.tolist() == [pytest.approx(22 / 110), 0.0]
+    assert stats.max_drawdown == pytest.approx(0.2)
+    assert stats.max_drawdown_ts == 3
+    assert stats.peak == 120
+    assert stats.total_return() == pytest.approx(0.2)
+
+
+def test_drawdown_starts_from_initial_cash() -> None:
+    stats = EquityStats(100)
+    assert stats.update(np.array([1]), np.array([90])).tolist() == [pytest.approx(0.1)]
+
+
+def test_sharpe_is_annualised_by_the_bar_interval() -> None:
+    stats = EquityStats(100)
+    values = [101, 100, 102, 101, 103]
+    stats.update(np.arange(5), np.array(values))
+    returns = np.diff([100, *values]) / np.array([100, *values[:-1]])
+    expect = returns.mean() / returns.std(ddof=1) * math.sqrt(NS_PER_YEAR / NS_PER_DAY)
+    assert stats.sharpe(NS_PER_DAY) == pytest.approx(expect)
+    flat = EquityStats(100)
+    flat.update(np.arange(3), np.array([100, 100, 100]))
+    assert flat.sharpe(NS_PER_DAY) is None
+
+
+def test_run_directory_commit_and_discard(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "runs", None, "demo")
+    assert run.tmp.name.startswith(".incomplete-demo-")
+    run.path("a.json").write_text("{}")
+    final = run.commit(tmp_path / "runs" / "r1")
+    assert (final / "a.json").exists()
+    assert not run.tmp.exists()
+    other = RunDirectory(tmp_path / "runs", None, "demo")
+    other.path("b").write_text("x")
+    other.discard()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r1"]
+
+
+def test_existing_non_empty_output_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    refuse_non_empty(out)  # empty is fine
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(UsageError, match="already exists and is not empty"):
+        RunDirectory(tmp_path, out, "demo")
+    assert (out / "keep.txt").read_text() == "mine"
+    file_target = tmp_path / "file"
+    file_target.write_text("x")
+    with pytest.raises(UsageError):
+        refuse_non_empty(file_target)
+
+
+def test_commit_into_an_empty_existing_directory(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    run = RunDirectory(tmp_path, out, "demo")
+    run.path("summary.json").write_text("{}")
+    assert run.commit(out) == out
+    assert (out / "summary.json").exists()
