@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from snapshot_support import MSFT_CSV, CliRunner, clean_env, make_bars
 
-from conftest import MSFT_CSV, CliRunner, clean_env, make_bars
 from weltklassebot.core.clock import SimClock
 from weltklassebot.data.catalog import Catalog, resolve_settings, sha256_file
 from weltklassebot.errors import RuntimeFailure, UsageError

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import clean_env, make_bars, run_cli
+from snapshot_support import clean_env, make_bars, run_cli
+
 from weltklassebot.data.catalog import Catalog
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from snapshot_support import clean_env, make_bars
 
-from conftest import clean_env, make_bars
 from weltklassebot.core.clock import SimClock
 from weltklassebot.data.catalog import SNAPSHOT_RE, Catalog, read_sidecar, sha256_file
 from weltklassebot.data.validate import inspect_snapshot

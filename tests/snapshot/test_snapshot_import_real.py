@@ -11,8 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import (
+from snapshot_support import (
     COINBASE_CLEAN,
     COINBASE_CSV,
     MSFT_CLEAN,
@@ -23,6 +22,7 @@ from conftest import (
     SPY_CSV,
     CliRunner,
 )
+
 from weltklassebot.data.importer import import_csv
 from weltklassebot.data.schema import META_KEY, SnapshotMeta, read_meta
 from weltklassebot.data.validate import require_valid
