@@ -18,6 +18,8 @@ from weltklassebot.cli.options import (
     print_json,
 )
 
+OTHER_COMMANDS_SECTIONS = ("snapshots", "state", "service", "metrics")
+
 
 @click.command("backtest")
 @click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=None,
@@ -51,6 +53,8 @@ def command(seed: int | None, snapshot: Path | None, config_file: Path | None,
 
     cfg_path = config_path(config_file)
     raw: dict[str, Any] = read_toml(cfg_path) if cfg_path is not None else {}
+    # One config file serves every command: sections owned by other commands are theirs.
+    raw = {k: v for k, v in raw.items() if k not in OTHER_COMMANDS_SECTIONS}
     if cfg_path is not None:
         # The file must be valid on its own: a flag never hides an error in it.
         validate_config(BacktestConfig, raw, f"config {cfg_path}")

@@ -83,7 +83,8 @@ def open_snapshot(path: Path | str) -> SnapshotFile:
             "Fetch it again or re-import it."
         )
     try:
-        parquet = pq.ParquetFile(path)
+        # pre_buffer=False: read row group by row group, so memory does not grow with the file.
+        parquet = pq.ParquetFile(path, pre_buffer=False)
     except PermissionError as exc:
         raise UnusableInput(f"snapshot {path} cannot be read: permission denied.") from exc
     except (OSError, pa.ArrowException) as exc:
