@@ -1,0 +1,1 @@
+"""Tests of the crash-safe JSON Lines state store and its operator commands."""

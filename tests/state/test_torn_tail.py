@@ -1,0 +1,98 @@
+"""Torn tails: cut the newest segment at every byte offset; recovery drops exactly the torn part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from weltklassebot.state.jsonl_store import StoreCorrupt, recover
+
+from .support import CountingState, config, fill_records, open_store, segment_files
+
+CFG = config(max_segment_bytes=700, retain_segments=5)
+
+
+def build_store(directory: Path) -> tuple[Path, bytes, list[int], CountingState]:
+    """A store of several segments; return the newest segment, its bytes and its line ends."""
+    store, state = open_store(directory, cfg=CFG)
+    fill_records(store, state, 12)
+    store.close()
+    newest = segment_files(directory)[-1]
+    data = newest.read_bytes()
+    ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
+    assert len(ends) >= 3, "the newest segment needs a checkpoint and at least two records"
+    return newest, data, ends, state
+
+
+def test_recover_with_newest_segment_cut_at_every_offset_drops_only_torn_tail(
+    store_dir: Path,
+) -> None:
+    newest, data, ends, _ = build_store(store_dir)
+    first_seq = int(newest.name[8:28])
+    for offset in range(len(data) + 1):
+        newest.write_bytes(data[:offset])
+        result = recover(store_dir)
+        complete = sum(1 for end in ends if end <= offset)
+        at_boundary = offset == 0 or offset in ends
+        assert result.torn_dropped == (0 if at_boundary else 1), offset
+        assert result.next_seq == first_seq + complete, offset
+        if result.torn is not None:
+            assert result.torn.offset == (max([e for e in ends if e <= offset], default=0))
+            assert result.torn.dropped_bytes == offset - result.torn.offset
+        if complete == 0:  # the newest segment lost its checkpoint: the previous one serves
+            assert result.checkpoint_seq is not None
+            assert result.checkpoint_seq < first_seq
+        else:
+            assert result.checkpoint_seq == first_seq
+            assert len(result.records) == complete - 1
+
+
+def test_open_with_newest_segment_cut_at_every_offset_of_last_records_appends_cleanly(
+    store_dir: Path,
+) -> None:
+    newest, data, ends, state = build_store(store_dir)
+    start = ends[-3]  # every byte of the last two records
+    for offset in range(start, len(data) + 1):
+        newest.write_bytes(data[:offset])
+        kept = max(e for e in ends if e <= offset)
+        store, _ = open_store(store_dir, CountingState(state.count, state.last), cfg=CFG)
+        assert store.recovery.torn_dropped == (0 if offset == kept else 1)
+        assert newest.read_bytes() == data[:kept]
+        seq = store.append("order", {"after": offset}, 0)
+        store.close()
+        assert seq == store.recovery.next_seq
+        after = recover(store_dir)
+        assert (after.torn_dropped, after.next_seq) == (0, seq + 1)
+        assert after.records[-1].payload == {"after": offset}
+
+
+def test_recover_with_damaged_byte_in_last_line_treats_it_as_torn(store_dir: Path) -> None:
+    newest, data, ends, _ = build_store(store_dir)
+    for position in range(ends[-2], ends[-1] - 1):  # every byte of the last line but its newline
+        damaged = bytearray(data)
+        damaged[position] ^= 0x01
+        newest.write_bytes(bytes(damaged))
+        result = recover(store_dir)
+        assert result.torn_dropped == 1, position
+        assert result.torn is not None
+        assert result.torn.offset == ends[-2]
+
+
+def test_recover_with_damaged_byte_in_earlier_line_raises_corrupt(store_dir: Path) -> None:
+    newest, data, ends, _ = build_store(store_dir)
+    line_number = len(ends) - 1
+    for position in range(ends[-3], ends[-2] - 1):  # the last line but one, newline excluded
+        damaged = bytearray(data)
+        damaged[position] ^= 0x01
+        newest.write_bytes(bytes(damaged))
+        with pytest.raises(StoreCorrupt) as caught:
+            recover(store_dir)
+        assert (caught.value.path, caught.value.line) == (newest, line_number), position
+
+
+def test_recover_with_torn_line_then_more_data_raises_corrupt(store_dir: Path) -> None:
+    newest, data, ends, _ = build_store(store_dir)
+    newest.write_bytes(data[: ends[-2] - 5] + b"\n" + data[ends[-2] :])
+    with pytest.raises(StoreCorrupt, match=newest.name):
+        recover(store_dir)
