@@ -1,9 +1,10 @@
 """``state verify|tail|repair``: inspect and repair a state directory (docs/state-store.md).
 
 The state directory is the DIR argument, else ``WELTKLASSE_STATE_DIR``, else ``[state] dir`` (or
-``state_dir``) in the TOML file given by ``--config`` or ``WELTKLASSE_CONFIG``. ``verify`` and
-``tail`` only read and take no lock, so they are safe while the service runs; ``repair`` takes the
-store's lock and refuses while the service holds it.
+``state_dir``) in the TOML file given by ``--config`` or ``WELTKLASSE_CONFIG``, else
+``/var/lib/weltklassebot/state`` (as for ``risk``). ``verify`` and ``tail`` only read and take no
+lock, so they are safe while the service runs; ``repair`` takes the store's lock and refuses
+while the service holds it.
 """
 
 from __future__ import annotations
@@ -18,20 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from weltklassebot.errors import ConfigError, UnusableInput, UsageError
+from weltklassebot.cli.options import config_option, config_path, json_option, print_json
+from weltklassebot.errors import ConfigError
 
 if TYPE_CHECKING:
     from weltklassebot.state.codec import Record
     from weltklassebot.state.recovery import RecoveryResult
 
 _DIR_ARGUMENT = click.argument("directory", required=False, type=click.Path(path_type=Path))
-_JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-_CONFIG_OPTION = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    help="TOML config naming the state directory ([state] dir) when DIR is not given.",
-)
 
 
 @click.group(name="state", help="Inspect and repair a state directory (verify, tail, repair).")
@@ -41,8 +36,8 @@ def command() -> None:
 
 @command.command("verify")
 @_DIR_ARGUMENT
-@_JSON_OPTION
-@_CONFIG_OPTION
+@json_option
+@config_option
 def verify(directory: Path | None, as_json: bool, config_file: Path | None) -> None:
     """Check every record of the store in DIR: exit 0 clean, 1 corrupt, 2 unusable.
 
@@ -58,7 +53,7 @@ def verify(directory: Path | None, as_json: bool, config_file: Path | None) -> N
         result = recover(path, kinds=None)
     except StoreCorrupt as exc:
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "status": "corrupt",
                     "directory": str(path),
@@ -73,11 +68,11 @@ def verify(directory: Path | None, as_json: bool, config_file: Path | None) -> N
         raise
     except (StoreIncompatible, StoreUnusable) as exc:
         if as_json:
-            _print_json({"status": "unusable", "directory": str(path), "error": exc.message})
+            print_json({"status": "unusable", "directory": str(path), "error": exc.message})
         raise
     report = _verify_report(path, result, KNOWN_KINDS)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
     _print_verify_text(report)
 
@@ -93,8 +88,8 @@ def verify(directory: Path | None, as_json: bool, config_file: Path | None) -> N
     type=click.FloatRange(0.01),
     help="Seconds between polls with --follow.",
 )
-@_JSON_OPTION
-@_CONFIG_OPTION
+@json_option
+@config_option
 def tail(
     directory: Path | None,
     count: int,
@@ -145,8 +140,8 @@ def tail(
     type=click.IntRange(1),
     help="First sequence number to remove; the store then ends at SEQ - 1.",
 )
-@_JSON_OPTION
-@_CONFIG_OPTION
+@json_option
+@config_option
 def repair(
     directory: Path | None, truncate_at: int, as_json: bool, config_file: Path | None
 ) -> None:
@@ -163,7 +158,7 @@ def repair(
     result = store_repair.truncate_at(path, truncate_at, stamp)
     after = result.after
     if as_json:
-        _print_json(
+        print_json(
             {
                 "status": "repaired",
                 "directory": str(path),
@@ -201,43 +196,25 @@ def repair(
 
 
 def _resolve_directory(directory: Path | None, config_file: Path | None) -> Path:
+    # DIR > WELTKLASSE_STATE_DIR > [state] dir in the config > the service's default.
+    from weltklassebot.risk.operator import STATE_DIR_ENV, default_state_dir
+
     if directory is not None:
         return directory
-    from_env = os.environ.get("WELTKLASSE_STATE_DIR", "").strip()
-    if from_env:
-        return Path(from_env)
-    config_path = config_file or (
-        Path(os.environ["WELTKLASSE_CONFIG"]) if os.environ.get("WELTKLASSE_CONFIG") else None
-    )
-    if config_path is not None:
-        found = _state_dir_from_config(config_path)
-        if found is not None:
-            return found
-    raise UsageError(
-        "no state directory given: pass DIR, set WELTKLASSE_STATE_DIR, or set [state] dir in "
-        "the TOML file given by --config or WELTKLASSE_CONFIG."
-    )
+    if os.environ.get(STATE_DIR_ENV, "").strip():
+        return default_state_dir()
+    config = config_path(config_file)
+    if config is not None:
+        from weltklassebot.config.load import read_toml
 
-
-def _state_dir_from_config(config_path: Path) -> Path | None:
-    import tomllib
-
-    try:
-        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UnusableInput(
-            f"config file {config_path} cannot be read ({exc.strerror}); check the path given "
-            "by --config or WELTKLASSE_CONFIG."
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {config_path} is not valid TOML: {exc}.") from None
-    section = data.get("state")
-    value = section.get("dir") if isinstance(section, dict) else data.get("state_dir")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"config file {config_path}: [state] dir must be a non-empty string.")
-    return Path(value)
+        data = read_toml(config)
+        section = data.get("state")
+        value = section.get("dir") if isinstance(section, dict) else data.get("state_dir")
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"config file {config}: [state] dir must be a non-empty string.")
+            return Path(value)
+    return default_state_dir()
 
 
 def _last_seq(path: Path) -> int:
@@ -247,7 +224,12 @@ def _last_seq(path: Path) -> int:
 
 
 def _verify_report(path: Path, result: RecoveryResult, known: frozenset[str]) -> dict[str, Any]:
+    from weltklassebot.core.timeutil import ns_to_iso
+
     torn = result.torn
+    last_ts = result.records[-1].ts_ns if result.records else result.checkpoint_ts_ns
+    newest = path / result.segments[-1].name if result.segments else None
+    written_ns = newest.stat().st_mtime_ns if newest is not None else None
     return {
         "status": "ok",
         "directory": str(path),
@@ -266,7 +248,15 @@ def _verify_report(path: Path, result: RecoveryResult, known: frozenset[str]) ->
         "last_seq": result.last_seq if result.record_count else None,
         "next_seq": result.next_seq,
         "checkpoint_seq": result.checkpoint_seq,
+        "checkpoint_ts": None
+        if result.checkpoint_ts_ns is None
+        else ns_to_iso(result.checkpoint_ts_ns),
         "records_after_checkpoint": len(result.records),
+        "last_record_ts": None if last_ts is None else ns_to_iso(last_ts),
+        "newest_segment_written": None if written_ns is None else ns_to_iso(written_ns),
+        "newest_segment_written_seconds_ago": None
+        if written_ns is None
+        else round((time.time_ns() - written_ns) / 1e9, 3),
         "kinds": result.kind_counts,
         "unregistered_kinds": sorted(set(result.kind_counts) - known),
         "torn_tail": None
@@ -297,8 +287,14 @@ def _print_verify_text(report: dict[str, Any]) -> None:
         echo("records: 0 (empty store)")
     if report["checkpoint_seq"] is not None:
         echo(
-            f"last checkpoint: sequence {report['checkpoint_seq']}, "
-            f"{report['records_after_checkpoint']} record(s) after it"
+            f"last checkpoint: sequence {report['checkpoint_seq']} at {report['checkpoint_ts']} "
+            f"(record time), {report['records_after_checkpoint']} record(s) after it; last "
+            f"record at {report['last_record_ts']}"
+        )
+    if report["newest_segment_written"] is not None:
+        echo(
+            f"newest segment last written: {report['newest_segment_written']} "
+            f"({report['newest_segment_written_seconds_ago']:.0f} s ago, wall clock)"
         )
     kinds = ", ".join(f"{k} {n}" for k, n in report["kinds"].items())
     echo(f"kinds: {kinds or '-'}")
@@ -341,7 +337,3 @@ def _print_record(record: Record, as_json: bool) -> None:
         )
     else:
         click.echo(f"{record.seq:>10}  {ns_to_iso(record.ts_ns)}  {record.kind:<16}  {payload}")
-
-
-def _print_json(document: dict[str, Any]) -> None:
-    click.echo(json.dumps(document, indent=2, sort_keys=True))
