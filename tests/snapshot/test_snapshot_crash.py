@@ -19,8 +19,9 @@ import pytest
 from snapshot_support import clean_env, make_bars
 
 from weltklassebot.core.clock import SimClock
-from weltklassebot.data.catalog import SNAPSHOT_RE, Catalog, read_sidecar, sha256_file
+from weltklassebot.data.catalog import SNAPSHOT_RE, Catalog, read_sidecar
 from weltklassebot.data.validate import inspect_snapshot
+from weltklassebot.fsutil import sha256_file
 
 PROMOTE_STEPS = (
     "locked", "space_checked", "copy_started", "copied", "validated", "file_synced",

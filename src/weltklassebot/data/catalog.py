@@ -60,6 +60,7 @@ from weltklassebot.errors import (
     UsageError,
     VerdictFailed,
 )
+from weltklassebot.fsutil import fsync_dir, sha256_file
 
 DEFAULT_SNAPSHOT_DIR = Path("/var/lib/weltklassebot/snapshots")
 DEFAULT_STAGING_DIR = Path("staging")
@@ -190,22 +191,6 @@ def fault_point(step: str) -> None:
             time.sleep(float(action.removeprefix("sleep=")))
         else:
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_sidecar(path: Path) -> str | None:

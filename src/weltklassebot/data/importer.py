@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import io
 import os
 import re
@@ -42,6 +41,7 @@ from weltklassebot.data.formats import (
 from weltklassebot.data.schema import KIND_BARS, META_KEY, SnapshotMeta
 from weltklassebot.data.validate import ValidationReport, Violation, inspect_snapshot
 from weltklassebot.errors import InvalidSnapshot, RuntimeFailure, UnusableInput, UsageError
+from weltklassebot.fsutil import fsync_dir, sha256_file
 
 HEAD_BYTES = 256 * 1024
 ROW_GROUP_ROWS = 1 << 20
@@ -169,14 +169,6 @@ def _read_head(opener: Callable[[], IO[bytes]], src: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _scan_lines(opener: Callable[[], IO[bytes]], layout: Layout) -> Iterator[tuple[int, list[str]]]:
@@ -870,7 +862,7 @@ def import_csv(src: Path, *, name: str, out: Path, symbol: str | None = None,
                          + " | ".join(repr(b.strip()[:80]) for b in layout.banner))
     ctx.fixes.extend(layout.notes)
     ctx.extra["format"] = layout.format
-    ctx.extra["source_sha256"] = _sha256_file(src)
+    ctx.extra["source_sha256"] = sha256_file(src)
 
     if layout.kind == KIND_BARS:
         table, symbols = _build_bars(opener, ctx, symbol, tz)
@@ -1172,14 +1164,6 @@ def _build_trades(opener: Callable[[], IO[bytes]], ctx: _Context, symbol: str | 
 # Writing
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write(table: pa.Table, ctx: _Context, out: Path, *, name: str, symbols: list[str],
            overwrite: bool) -> ImportResult:
     line_of_row: np.ndarray = ctx.extra.pop("line_of_row")
@@ -1230,7 +1214,7 @@ def _write(table: pa.Table, ctx: _Context, out: Path, *, name: str, symbols: lis
         if out.exists() and not overwrite:
             raise UsageError(f"{out} appeared while importing and was left untouched.")
         os.replace(tmp, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         if created_dir is not None:
@@ -1242,7 +1226,7 @@ def _write(table: pa.Table, ctx: _Context, out: Path, *, name: str, symbols: lis
         path=out, source=ctx.src, kind=kind, format=ctx.layout.format, rows=table.num_rows,
         source_rows=int(ctx.extra.get("source_rows", table.num_rows)),
         symbols=tuple(s for s in symbols if s), meta=meta, fixes=ctx.fixes,
-        warnings=ctx.warnings, report=report, sha256=_sha256_file(out),
+        warnings=ctx.warnings, report=report, sha256=sha256_file(out),
     )
 
 

@@ -205,9 +205,10 @@ class BacktestEngine:
         after = abs(position + order.side * (pending + order.qty))
         if after <= before:
             return ""  # reduces exposure: always allowed
-        reference = order.limit if order.type is OrderType.LIMIT else order.stop
-        if reference is None:
-            reference = slot.position.last_price
+        # The worst price the order can fill at: the higher of its limit and stop (a
+        # stop-limit fills at either), else the last close for a market order.
+        prices = [p for p in (order.limit, order.stop) if p is not None]
+        reference = max(prices) if prices else slot.position.last_price
         if reference is None:
             return ""
         instrument = slot.instrument
@@ -267,11 +268,20 @@ class BacktestEngine:
 
     def run(self, chunks: Iterable[BarChunk], equity_sink: EquitySink,
             progress: Callable[[int], None] | None = None) -> EngineResult:
-        self.start()
+        started = False
         for chunk in chunks:
+            if not started:
+                # on_start happens at the start of the data: orders it submits are stamped
+                # with the first bar's start and may fill at that bar's open.
+                if len(chunk):
+                    self.clock.advance_to(int(chunk.ts[0]))
+                self.start()
+                started = True
             self._guard(self._run_chunk, chunk, equity_sink)
             if progress is not None:
                 progress(len(chunk))
+        if not started:
+            self.start()
         return self.finish()
 
     def finish(self) -> EngineResult:

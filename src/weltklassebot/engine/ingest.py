@@ -51,13 +51,15 @@ def _scaler(instrument: Instrument) -> tuple[float, bool]:
 
 
 def _to_ticks(values: np.ndarray, factor: float, multiply: bool, snapshot: SnapshotFile,
-              column: str, offset: int, ts: np.ndarray) -> np.ndarray:
+              column: str, offset: int, ts: np.ndarray,
+              file_rows: np.ndarray | None = None) -> np.ndarray:
     scaled = np.rint(values * factor if multiply else values / factor)
     too_big = np.abs(scaled) >= _MAX_EXACT
     if too_big.any():
         row = int(np.flatnonzero(too_big)[0])
+        file_row = offset + row if file_rows is None else int(file_rows[row])
         raise UnusableInput(
-            f"snapshot {snapshot.path}: {column} at row {offset + row} "
+            f"snapshot {snapshot.path}: {column} at row {file_row} "
             f"(ts {ns_to_iso(int(ts[row]))}) is too large to be represented exactly in ticks of "
             "the configured price increment. Configure a coarser price_increment for it."
         )
@@ -106,7 +108,8 @@ def _multi_symbol_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrume
         ticks = np.empty(values.size, dtype=np.int64)
         for code, (factor, multiply) in enumerate(factors):
             mask = codes == code
-            ticks[mask] = _to_ticks(values[mask], factor, multiply, snapshot, name, 0, ts[mask])
+            ticks[mask] = _to_ticks(values[mask], factor, multiply, snapshot, name, 0, ts[mask],
+                                    file_rows=order[mask])
         columns.append(ticks)
     volume = float_array(table.column("volume"))[order]
     del table

@@ -64,9 +64,8 @@ class RiskGate:
 
     def check_order(self, order: Order, engine: BacktestEngine) -> tuple[int, str | None, str]:
         view = self.view(engine)
-        reference = order.limit if order.type is OrderType.LIMIT else order.stop
-        if reference is None:
-            reference = view.last_price(order.symbol) or 0
+        prices = [p for p in (order.limit, order.stop) if p is not None]
+        reference = max(prices) if prices else (view.last_price(order.symbol) or 0)
         proposal = OrderProposal(order.order_id, order.symbol, order.side, order.qty, reference,
                                  order.ts_submitted_ns, order.reduce_only)
         decision = self.risk.check(proposal, view)

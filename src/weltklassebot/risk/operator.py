@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from weltklassebot.errors import RuntimeFailure, UnusableInput
+from weltklassebot.fsutil import fsync_dir
 from weltklassebot.risk.engine import RiskEngine
 from weltklassebot.risk.state import RiskState
 
@@ -276,16 +277,8 @@ def _write_atomic(directory: Path, name: str, payload: Mapping[str, Any]) -> Pat
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return target
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_command(directory: Path | str, command: OperatorCommand) -> Path:
@@ -350,7 +343,7 @@ def poll_operator_commands(directory: Path | str) -> list[OperatorCommand]:
         commands.append(command)
     if commands:
         with contextlib.suppress(OSError):
-            _fsync_dir(folder)
+            fsync_dir(folder)
     return commands
 
 

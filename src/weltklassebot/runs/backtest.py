@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -26,6 +25,7 @@ from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_lin
 from weltklassebot.engine.ingest import iter_chunks
 from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
+from weltklassebot.fsutil import sha256_file
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
 from weltklassebot.risk import RiskConfig, RiskEngine
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
@@ -58,14 +58,6 @@ class RunOutcome:
     run_dir: Path
     summary: dict[str, Any]
     manifest: dict[str, Any]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def snapshot_path(config: BacktestConfig) -> Path:

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from weltklassebot.config.load import validate_config
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.errors import UnusableInput
-from weltklassebot.runs.backtest import RunRequest, execute, sha256_file
+from weltklassebot.fsutil import sha256_file
+from weltklassebot.runs.backtest import RunRequest, execute
 from weltklassebot.strategy.loader import resolve_strategy
 
 

@@ -12,19 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from weltklassebot.errors import RuntimeFailure, UsageError
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
+from weltklassebot.fsutil import fsync_dir, fsync_file
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
