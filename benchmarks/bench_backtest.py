@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bars import write_bars  # noqa: E402
+from _bars import write_bars
 
 BASELINE = r'''
 import sys, time
