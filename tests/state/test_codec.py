@@ -18,6 +18,7 @@ from weltklassebot.state.codec import (
     decode_line,
     encode_record,
     normalise_kinds,
+    verify_line,
 )
 
 JSON_SCALARS = (
@@ -71,6 +72,21 @@ def test_decode_line_with_any_encoded_record_round_trips(
     assert record.version == SCHEMA_VERSION
 
 
+@settings(max_examples=200, deadline=None)
+@given(seq=st.integers(1, 2**63), ts_ns=st.integers(0, 2**63), payload=PAYLOADS)
+def test_verify_line_with_any_encoded_record_reads_seq_and_kind(
+    seq: int, ts_ns: int, payload: dict[str, Any]
+) -> None:
+    line = encode_record(seq, ts_ns, "risk_transition", payload)[:-1]
+    assert verify_line(line) == (seq, "risk_transition")
+
+
+def test_verify_line_with_payload_mimicking_the_tail_reads_the_real_fields() -> None:
+    tricky = {"z": '},"seq":999,"ts":1,"v":1}', "kind": "checkpoint"}
+    line = encode_record(5, 7, "order", tricky)[:-1]
+    assert verify_line(line) == (5, "order")
+
+
 @settings(max_examples=150, deadline=None)
 @given(payload=PAYLOADS, position=st.integers(0, 10_000), flip=st.integers(1, 255))
 def test_decode_line_with_any_changed_byte_raises_defect(
@@ -81,6 +97,8 @@ def test_decode_line_with_any_changed_byte_raises_defect(
     raw[index] ^= flip
     with pytest.raises((LineDefect, SchemaTooNew)):
         decode_line(bytes(raw))
+    with pytest.raises((LineDefect, SchemaTooNew)):
+        verify_line(bytes(raw))
 
 
 def test_decode_line_with_edited_payload_reports_checksum_mismatch() -> None:
@@ -110,6 +128,8 @@ def test_decode_line_with_future_version_raises_schema_too_new() -> None:
     with pytest.raises(SchemaTooNew) as caught:
         decode_line(line)
     assert caught.value.version == SCHEMA_VERSION + 1
+    with pytest.raises(SchemaTooNew):
+        verify_line(line)
 
 
 def test_decode_line_with_future_layout_still_names_its_version() -> None:

@@ -310,6 +310,31 @@ def test_open_with_hand_edited_middle_line_raises_corrupt_naming_file_line_seq(
         open_store(store_dir)
 
 
+def test_open_with_hand_edited_line_in_old_segment_raises_corrupt(store_dir: Path) -> None:
+    store, state = open_store(store_dir, cfg=config(max_segment_bytes=600, retain_segments=10))
+    fill_records(store, state, 30)
+    store.close()
+    oldest = segment_files(store_dir)[0]  # verified by checksum only, never parsed
+    lines = oldest.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"pad":"', b'"pad":"y')
+    oldest.write_bytes(b"".join(lines))
+    with pytest.raises(StoreCorrupt, match="checksum mismatch") as caught:
+        open_store(store_dir)
+    assert (caught.value.path, caught.value.line) == (oldest, 2)
+
+
+def test_open_with_unregistered_kind_in_old_segment_raises_incompatible(store_dir: Path) -> None:
+    cfg = config(max_segment_bytes=600, retain_segments=10)
+    store = JsonlStore.open(store_dir, cfg.with_kinds("telemetry"), dict)
+    store.append("telemetry", {}, 0)
+    for _ in range(20):
+        store.append("fill", payload(1), 0)
+    store.close()
+    assert len(segment_files(store_dir)) > 3
+    with pytest.raises(StoreIncompatible, match="telemetry"):
+        JsonlStore.open(store_dir, cfg, dict)
+
+
 def test_open_with_truncated_older_segment_raises_corrupt(store_dir: Path) -> None:
     store, state = open_store(store_dir, cfg=config(max_segment_bytes=600, retain_segments=10))
     fill_records(store, state, 30)

@@ -32,9 +32,9 @@ class StoreConfig:
         (further narrowed by the umask); world-writable modes are refused.
     """
 
-    max_segment_bytes: int = 64 * 1024 * 1024
+    max_segment_bytes: int = 16 * 1024 * 1024
     max_segment_age_ns: int | None = NS_PER_DAY
-    retain_segments: int = 7
+    retain_segments: int = 4
     batch_records: int = 64
     batch_bytes: int = 256 * 1024
     kinds: frozenset[str] = KNOWN_KINDS

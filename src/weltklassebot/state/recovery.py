@@ -31,6 +31,7 @@ from weltklassebot.state.codec import (
     SchemaTooNew,
     decode_line,
     normalise_kinds,
+    verify_line,
 )
 from weltklassebot.state.errors import StoreCorrupt, StoreIncompatible
 from weltklassebot.state.segment import Line, SegmentRef, iter_lines, list_directory
@@ -109,8 +110,11 @@ def recover(directory: Path, kinds: Iterable[str] | None = KNOWN_KINDS) -> Recov
     registry = None if kinds is None else normalise_kinds(kinds)
     listing = list_directory(directory)
     scan = _Scan(registry)
+    last = len(listing.segments) - 1
     for index, ref in enumerate(listing.segments):
-        scan.read_segment(ref, newest=index == len(listing.segments) - 1)
+        # The last checkpoint starts the newest segment, or the one before it when the newest
+        # holds no complete record: only those two are parsed in full, older ones verified.
+        scan.read_segment(ref, newest=index == last, full=index >= last - 1)
     if scan.checkpoint is None and listing.segments and listing.segments[0].first_seq > 1:
         first = listing.segments[0]
         raise StoreCorrupt(
@@ -144,7 +148,7 @@ class _Scan:
         self.torn: TornTail | None = None
         self.kind_counts: dict[str, int] = {}
 
-    def read_segment(self, ref: SegmentRef, *, newest: bool) -> None:
+    def read_segment(self, ref: SegmentRef, *, newest: bool, full: bool) -> None:
         if self.summaries and ref.first_seq != self.expected:
             raise StoreCorrupt(
                 ref.path,
@@ -159,39 +163,40 @@ class _Scan:
         size = 0
         for line in iter_lines(ref.path):
             size = line.end
-            record = self._decode(ref, line, newest=newest)
-            if record is None:  # torn tail, recorded; it is the last line
+            decoded = self._decode(ref, line, newest=newest, full=full)
+            if decoded is None:  # torn tail, recorded; it is the last line
                 break
-            if record.seq != self.expected:
+            seq, kind, record = decoded
+            if seq != self.expected:
                 raise StoreCorrupt(
                     ref.path,
                     line.number,
                     self.expected,
-                    f"sequence number {record.seq} found where {self.expected} was expected",
+                    f"sequence number {seq} found where {self.expected} was expected",
                 )
-            if records == 0 and record.kind != CHECKPOINT_KIND:
+            if records == 0 and kind != CHECKPOINT_KIND:
                 raise StoreCorrupt(
                     ref.path,
                     line.number,
-                    record.seq,
-                    f"the segment starts with a {record.kind!r} record, not a checkpoint",
+                    seq,
+                    f"the segment starts with a {kind!r} record, not a checkpoint",
                 )
-            if self.registry is not None and record.kind not in self.registry:
+            if self.registry is not None and kind not in self.registry:
                 raise StoreIncompatible(
                     ref.path,
                     line.number,
-                    record.seq,
-                    f"holds a record of kind {record.kind!r}, which this program does not know "
+                    seq,
+                    f"holds a record of kind {kind!r}, which this program does not know "
                     f"(known: {', '.join(sorted(self.registry))})",
                     "The record is not damaged: run the release that wrote it, or register the "
                     "kind in the StoreConfig of the program that opens the store; do not repair.",
                 )
-            if record.kind == CHECKPOINT_KIND:
+            if kind == CHECKPOINT_KIND:
                 self.checkpoint = record
                 self.after = []
-            else:
+            elif record is not None:
                 self.after.append(record)
-            self.kind_counts[record.kind] = self.kind_counts.get(record.kind, 0) + 1
+            self.kind_counts[kind] = self.kind_counts.get(kind, 0) + 1
             records += 1
             good_bytes = line.end
             self.expected += 1
@@ -208,11 +213,17 @@ class _Scan:
             )
         )
 
-    def _decode(self, ref: SegmentRef, line: Line, *, newest: bool) -> Record | None:
+    def _decode(
+        self, ref: SegmentRef, line: Line, *, newest: bool, full: bool
+    ) -> tuple[int, str, Record | None] | None:
         try:
             if not line.complete:
                 raise LineDefect("the line has no newline (the write was cut short)")
-            return decode_line(line.raw)
+            if not full:
+                seq, kind = verify_line(line.raw)
+                return seq, kind, None
+            record = decode_line(line.raw)
+            return record.seq, record.kind, record
         except LineDefect as defect:
             if newest and line.last:
                 self.torn = TornTail(
