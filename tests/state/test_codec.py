@@ -46,6 +46,8 @@ def test_encode_record_with_known_fields_gives_documented_bytes() -> None:
 
     assert line == body[:-1] + b',"sha256":"' + digest.encode() + b'"}\n'
     assert json.loads(line)["sha256"] == digest
+    # the example in docs/state-store.md, pinned
+    assert digest == "2ee629f50e219c158e6affb41b30ac3d099892db6462a507729870ca1ac03c9b"
 
 
 def test_encode_record_with_non_ascii_text_escapes_it() -> None:
