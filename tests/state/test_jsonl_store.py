@@ -477,6 +477,7 @@ def test_open_with_missing_directory_creates_it_without_world_write(tmp_path: Pa
     finally:
         os.umask(old)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o750
+    assert stat.S_IMODE(directory.parent.stat().st_mode) == 0o750
     for path in directory.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
 

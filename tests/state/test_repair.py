@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,16 @@ def test_truncate_at_with_existing_backup_name_uses_a_new_folder(store_dir: Path
     result = truncate_at(store_dir, seq, "t")
     assert result.backup == store_dir / f"repair-backup-{seq}-t-2"
     assert not any(taken.iterdir())
+
+
+def test_truncate_at_with_open_umask_writes_no_world_writable_backup(store_dir: Path) -> None:
+    segments = build(store_dir)
+    seq = int(segments[-1].name[8:28]) + 1
+    old = os.umask(0)
+    try:
+        result = truncate_at(store_dir, seq, "t")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(result.backup.stat().st_mode) == 0o750
+    for path in result.backup.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path

@@ -228,8 +228,12 @@ def _verify_report(path: Path, result: RecoveryResult, known: frozenset[str]) ->
 
     torn = result.torn
     last_ts = result.records[-1].ts_ns if result.records else result.checkpoint_ts_ns
-    newest = path / result.segments[-1].name if result.segments else None
-    written_ns = newest.stat().st_mtime_ns if newest is not None else None
+    written_ns: int | None = None
+    if result.segments:
+        try:
+            written_ns = (path / result.segments[-1].name).stat().st_mtime_ns
+        except OSError:  # removed by the running service's retention since it was read
+            written_ns = None
     return {
         "status": "ok",
         "directory": str(path),

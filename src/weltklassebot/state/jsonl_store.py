@@ -505,8 +505,10 @@ def _discard(ops: FileOps, fd: int | None, path: Path | None) -> None:
 def _ensure_directory(directory: Path, mode: int) -> None:
     if directory.is_dir():
         return
+    missing = [directory, *(p for p in directory.parents if not p.exists())]
     try:
-        os.makedirs(directory, mode=mode)
+        for path in reversed(missing):  # outermost first, each with the store's mode
+            os.mkdir(path, mode)
     except FileExistsError:
         if not directory.is_dir():
             raise StoreUnusable(
@@ -520,3 +522,5 @@ def _ensure_directory(directory: Path, mode: int) -> None:
             f"the state directory cannot be created: {describe_os_error(exc)}",
             "Create it for the service user (mode 0750), or point WELTKLASSE_STATE_DIR elsewhere.",
         ) from None
+    with contextlib.suppress(OSError):  # the store's own files are synced; this is a courtesy
+        FileOps().fsync_dir(missing[-1].parent)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -200,8 +199,8 @@ def _back_up_and_cut(
         if cut.offset:
             ref = segments[cut.index]
             copy = backup / ref.path.name
-            shutil.copyfile(ref.path, copy)
-            _fsync_file(copy)
+            with open(ref.path, "rb") as source:
+                _write_private(copy, source.read())
             files.append(_describe(copy, "truncated", cut.offset))
         files.extend(_describe(ref.path, "moved", 0) for ref in moved)
         manifest = {
@@ -210,9 +209,8 @@ def _back_up_and_cut(
             "files": [asdict(f) for f in files],
             "restore": "stop the service, move the store's segments aside, copy these back",
         }
-        manifest_path = backup / "repair.json"
-        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _fsync_file(manifest_path)
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        _write_private(backup / "repair.json", text.encode("utf-8"))
         ops.fsync_dir(backup)
         for ref in reversed(moved):  # newest first: the store stays a contiguous prefix
             ops.rename(ref.path, backup / ref.path.name)
@@ -244,9 +242,11 @@ def _describe(path: Path, action: str, kept: int) -> BackedUpFile:
     )
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _write_private(path: Path, data: bytes) -> None:
+    # Backups hold the same data as the store: same permissions (0640), durable before use.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
     try:
+        FileOps().write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
