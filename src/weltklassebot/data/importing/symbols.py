@@ -1,0 +1,69 @@
+"""Instruments: the symbol code of every row, and a symbol's base and quote currency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from weltklassebot.data.importing.context import ImportContext
+from weltklassebot.data.importing.source import strings
+from weltklassebot.errors import UnusableInput, UsageError
+
+QUOTE_CURRENCIES: tuple[str, ...] = (
+    "USDT", "USDC", "BUSD", "TUSD", "FDUSD", "DAI", "USD", "EUR", "GBP", "JPY", "CHF", "AUD",
+    "CAD", "KRW", "TRY", "BRL", "BTC", "ETH", "BNB",
+)
+
+
+def split_symbol(symbol: str | None) -> tuple[str | None, str | None]:
+    if not symbol:
+        return None, None
+    text = symbol.upper()
+    for sep in ("/", "-", "_", ":"):
+        if sep in text:
+            base, quote = text.split(sep, 1)
+            return base or None, quote or None
+    for quote in QUOTE_CURRENCIES:
+        if text.endswith(quote) and len(text) > len(quote):
+            return text[: -len(quote)], quote
+    return None, None
+
+
+def symbol_codes(table: pa.Table, ctx: ImportContext, symbol: str | None,
+                 n: int) -> tuple[np.ndarray, list[str], bool]:
+    """Symbol code per row, the names, and whether the snapshot keeps a symbol column."""
+    index = ctx.layout.fields.get("symbol")
+    if index is None:
+        return np.zeros(n, dtype=np.int32), [symbol or ""], symbol is not None
+    column = pc.utf8_trim_whitespace(strings(table, index))
+    encoded = pc.dictionary_encode(column)
+    names = [str(v) for v in encoded.dictionary.to_pylist()]
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+    label = ctx.layout.column_label(index)
+    if "" in names:
+        rows = np.flatnonzero(codes == names.index(""))
+        raise UnusableInput(f"{ctx.src}: column {label} is empty at {ctx.lines(rows)}; every "
+                            "row needs its symbol.")
+    if len(names) == 1:
+        if symbol is not None and symbol != names[0]:
+            ctx.fixes.append(f"symbol: the file says {names[0]!r}; --symbol {symbol!r} used")
+            return codes, [symbol], True
+        if symbol is None:
+            ctx.fixes.append(f"symbol: one instrument ({names[0]!r}) recorded in the metadata; "
+                             "no symbol column written (pass --symbol to write one)")
+            return codes, names, False
+        return codes, names, True
+    if symbol is not None:
+        raise UsageError(
+            f"{ctx.src} holds {len(names)} symbols ({', '.join(sorted(names)[:5])}...) in column "
+            f"{label}; --symbol names a single instrument. Drop --symbol to keep them all."
+        )
+    ctx.fixes.append(f"symbols: {len(names)} instruments kept in a symbol column")
+    return codes, names, True
+
+
+def symbol_suffix(names: list[str], code: Any, keep_symbol: bool) -> str:
+    return f" ({names[int(code)]})" if keep_symbol and len(names) > 1 else ""

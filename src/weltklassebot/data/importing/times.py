@@ -1,0 +1,353 @@
+"""Timestamp parsing: one time column (or a date and a time-of-day column) to int ns.
+
+The form is detected from the first rows and then required of every row, so a file that mixes
+forms is refused with the first odd row named. Known forms: ISO 8601 (with or without a zone),
+epoch seconds/ms/us/ns (unit from the size of the numbers), ``yyyyMMdd[ HHmm[ss]]``, the 12-hour
+clock, ``yyyy/mm/dd`` and ``dd/mm/yyyy`` or ``mm/dd/yyyy`` (the order settled by a day above 12).
+Times without a zone are anchored by ``zones.resolve_zone``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from weltklassebot.core.timeutil import NS_PER_SECOND
+from weltklassebot.data.importing.context import ImportContext
+from weltklassebot.data.importing.source import strings
+from weltklassebot.data.importing.zones import resolve_zone
+from weltklassebot.errors import UnusableInput
+
+_YEAR_1900_NS = -2_208_988_800 * NS_PER_SECOND
+_YEAR_2100_NS = 4_102_444_800 * NS_PER_SECOND
+_INT = r"^[+-]?\d+$"
+_DEC = r"^[+-]?\d+\.\d*$"
+_COMPACT = r"^\d{8}[ T]?\d{4}(\d{2})?$"
+_DATE8 = r"^\d{8}$"
+_TWELVE = (r"^(?P<d>\d{4}-\d{2}-\d{2})[ T](?P<h>\d{1,2})(?:[:-](?P<m>\d{2}))?"
+           r"(?:[:-](?P<s>\d{2}))?\s*-?\s*(?P<ap>[AaPp])\.?[Mm]\.?$")
+_ISO = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
+        r"\s*(Z|z|UTC|GMT|[+-]\d{2}(:?\d{2})?)?$")
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_SLASH_YMD = r"^\d{4}[/.]\d{1,2}[/.]\d{1,2}([ T].*)?$"
+_SLASH_XYZ = r"^(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<y>\d{4})(?P<rest>(?:[ T].*)?)$"
+
+
+@dataclass
+class ParsedTimes:
+    ns: np.ndarray
+    naive: bool
+    date_only: bool
+    description: str
+
+
+def _mask(values: pa.Array, pattern: str) -> np.ndarray:
+    matched = pc.match_substring_regex(values, pattern)
+    return np.asarray(pc.fill_null(matched, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _first_bad(mask_ok: np.ndarray) -> int:
+    return int(np.flatnonzero(~mask_ok)[0])
+
+
+def _parse_times(values: pa.Array, ctx: ImportContext, label: str) -> ParsedTimes:
+    values = pc.utf8_trim_whitespace(values)
+    n = len(values)
+    empty = np.asarray(pc.equal(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False),
+                       dtype=bool)
+    if empty.any():
+        rows = np.flatnonzero(empty)
+        raise UnusableInput(
+            f"{ctx.src}: {len(rows)} row(s) have no time in column {label} ({ctx.lines(rows)}). "
+            "Every row needs a time; fix or remove those rows and import again."
+        )
+
+    def bad(mask_ok: np.ndarray, expected: str) -> UnusableInput:
+        i = _first_bad(mask_ok)
+        count = int((~mask_ok).sum())
+        return UnusableInput(
+            f"{ctx.src}: column {label} mixes time formats: line {ctx.first_line + i} has "
+            f"{values[i].as_py()!r} where {expected} was expected from the rest of the file "
+            f"({count} such row(s)). Use one format throughout and import again."
+        )
+
+    classes = ((_INT, "int"), (_DEC, "dec"), (_COMPACT, "compact"), (_TWELVE, "twelve"),
+               (_ISO, "iso"), (_SLASH_YMD, "slash_ymd"), (_SLASH_XYZ, "slash_xyz"))
+    probe = values.slice(0, min(n, 1000))
+    kind = None
+    for pattern, name in classes:
+        if _mask(probe, pattern).all():
+            kind = name
+            break
+    if kind is None:
+        ok = np.zeros(len(probe), dtype=bool)
+        for pattern, _ in classes:
+            ok |= _mask(probe, pattern)
+        i = _first_bad(ok) if not ok.all() else 0
+        raise UnusableInput(
+            f"{ctx.src}: column {label} holds times in a form the importer does not know: "
+            f"{probe[i].as_py()!r} at line {ctx.first_line + i}. Known forms: ISO 8601 "
+            "('2024-01-31T15:30:00Z', '2024-01-31 15:30:00', '2024-01-31'), epoch seconds/ms/us/"
+            "ns, 'yyyyMMdd HHmmss', 12-hour clock ('2024-01-31 03-PM'), 'dd/mm/yyyy'."
+        )
+    if kind == "int":
+        if _mask(probe, _DATE8).all():
+            return _parse_compact(values, ctx, label, bad)
+        ok = _mask(values, _INT)
+        if not ok.all():
+            raise bad(ok, "an integer epoch time")
+        return _parse_epoch(np.asarray(pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False),
+                                       dtype=np.int64), ctx, label)
+    if kind == "dec":
+        ok = _mask(values, _DEC) | _mask(values, _INT)
+        if not ok.all():
+            raise bad(ok, "a decimal epoch time")
+        return _parse_epoch_float(np.asarray(pc.cast(values, pa.float64()).to_numpy(
+            zero_copy_only=False), dtype=np.float64), ctx, label)
+    if kind == "compact":
+        return _parse_compact(values, ctx, label, bad)
+    if kind == "twelve":
+        return _parse_twelve(values, ctx, label, bad)
+    if kind == "slash_ymd":
+        ok = _mask(values, _SLASH_YMD)
+        if not ok.all():
+            raise bad(ok, "'yyyy/mm/dd' or 'yyyy.mm.dd'")
+        padded = pc.replace_substring_regex(values, pattern=r"^(\d{4})[/.](\d)[/.]",
+                                            replacement=r"\1/0\2/")
+        padded = pc.replace_substring_regex(padded, pattern=r"^(\d{4})[/.](\d{2})[/.](\d)(\D|$)",
+                                            replacement=r"\1/\2/0\3\4")
+        iso = pc.replace_substring_regex(padded, pattern=r"^(\d{4})[/.](\d{2})[/.](\d{2})",
+                                         replacement=r"\1-\2-\3")
+        return _parse_iso(iso, ctx, label, bad, "yyyy/mm/dd")
+    if kind == "slash_xyz":
+        return _parse_day_month(values, ctx, label, bad)
+    return _parse_iso(values, ctx, label, bad, "ISO 8601")
+
+
+def _check_range(ns: np.ndarray, ctx: ImportContext, label: str, raw: str) -> None:
+    out = (ns < _YEAR_1900_NS) | (ns >= _YEAR_2100_NS)
+    if out.any():
+        rows = np.flatnonzero(out)
+        raise UnusableInput(
+            f"{ctx.src}: column {label} read as {raw} gives times outside 1900-2100 at "
+            f"{ctx.lines(rows)}. Check the column (or its unit) and import again."
+        )
+
+
+_EPOCH_MIN_MAGNITUDE = 10**8
+_EPOCH_UNITS: tuple[tuple[str, int, int], ...] = (
+    # name, multiplier to ns, smallest magnitude of this unit
+    ("seconds", NS_PER_SECOND, 0),
+    ("milliseconds", 1_000_000, 10**11),
+    ("microseconds", 1_000, 10**14),
+    ("nanoseconds", 1, 10**17),
+)
+
+
+def _parse_epoch(values: np.ndarray, ctx: ImportContext, label: str) -> ParsedTimes:
+    magnitude = np.abs(values)
+    small = magnitude < _EPOCH_MIN_MAGNITUDE
+    if small.any():
+        rows = np.flatnonzero(small)
+        raise UnusableInput(
+            f"{ctx.src}: column {label} holds small integers (e.g. {int(values[rows[0]])} at "
+            f"{ctx.lines(rows)}), not epoch times (which are at least 1e8 seconds, i.e. after "
+            "1973). Check that the right column is the time (add a header naming it 'ts')."
+        )
+    unit = np.zeros(values.size, dtype=np.int8)
+    for code, (_, _, lower) in enumerate(_EPOCH_UNITS):
+        unit[magnitude >= lower] = code
+    ns = np.empty(values.size, dtype=np.int64)
+    used: list[str] = []
+    for code, (name, mult, _) in enumerate(_EPOCH_UNITS):
+        sel = unit == code
+        if not sel.any():
+            continue
+        part = values[sel]
+        limit = _YEAR_2100_NS // mult
+        if (part >= limit).any() or (part < _YEAR_1900_NS // mult).any():
+            rows = np.flatnonzero(sel)[(part >= limit) | (part < _YEAR_1900_NS // mult)]
+            raise UnusableInput(
+                f"{ctx.src}: column {label} holds numbers that are no epoch time between 1900 "
+                f"and 2100 in any unit, at {ctx.lines(rows)}. Check the column and import again."
+            )
+        ns[sel] = part * mult
+        used.append(name)
+    if len(used) == 1:
+        description = f"epoch {used[0]} (unit detected from the size of the numbers)"
+    else:
+        counts = {name: int((unit == code).sum()) for code, (name, _, _) in
+                  enumerate(_EPOCH_UNITS) if (unit == code).any()}
+        description = ("epoch times in mixed units, each converted by its size: "
+                       + ", ".join(f"{c} rows in {u}" for u, c in counts.items()))
+        ctx.warnings.append(
+            f"column {label} mixes epoch units ({', '.join(counts)}): files joined from "
+            "different exports? Each value was converted by its own size."
+        )
+    _check_range(ns, ctx, label, description)
+    return ParsedTimes(ns, naive=False, date_only=False, description=description)
+
+
+def _parse_epoch_float(values: np.ndarray, ctx: ImportContext, label: str) -> ParsedTimes:
+    if not np.isfinite(values).all():
+        rows = np.flatnonzero(~np.isfinite(values))
+        raise UnusableInput(f"{ctx.src}: column {label} has non-numbers at {ctx.lines(rows)}.")
+    median = float(np.median(np.abs(values)))
+    name, mult = "seconds", NS_PER_SECOND
+    for unit_name, unit_mult, lower in _EPOCH_UNITS:
+        if median >= lower:
+            name, mult = unit_name, unit_mult
+    # Round to whole microseconds: a float carries ~16 significant digits.
+    us = np.round(values * (mult / 1_000)).astype(np.int64)
+    ns = us * 1_000
+    description = f"epoch {name} with decimals (unit detected from size; rounded to 1 us)"
+    _check_range(ns, ctx, label, description)
+    return ParsedTimes(ns, naive=False, date_only=False, description=description)
+
+
+def _parse_compact(values: pa.Array, ctx: ImportContext, label: str,
+                   bad: Callable[[np.ndarray, str], UnusableInput]) -> ParsedTimes:
+    ok = _mask(values, _COMPACT) | _mask(values, _DATE8)
+    if not ok.all():
+        raise bad(ok, "'yyyyMMdd HHmmss'")
+    digits = pc.replace_substring_regex(values, pattern=r"[ T]", replacement="")
+    lengths = np.asarray(pc.utf8_length(digits).to_numpy(zero_copy_only=False))
+    length = int(lengths[0])
+    if (lengths != length).any():
+        raise bad(lengths == length, f"a {length}-digit 'yyyyMMdd[ HHmm[ss]]' time")
+    fmt = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}[length]
+    parsed = pc.strptime(digits, format=fmt, unit="ns", error_is_null=True)
+    valid = np.asarray(parsed.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if not valid.all():
+        raise bad(valid, "a valid calendar date and time")
+    ns = np.asarray(parsed.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    form = {8: "yyyyMMdd", 12: "yyyyMMdd HHmm", 14: "yyyyMMdd HHmmss"}[length]
+    return ParsedTimes(ns, naive=length > 8, date_only=length == 8, description=f"'{form}' text")
+
+
+def _parse_twelve(values: pa.Array, ctx: ImportContext, label: str,
+                  bad: Callable[[np.ndarray, str], UnusableInput]) -> ParsedTimes:
+    ok = _mask(values, _TWELVE)
+    if not ok.all():
+        raise bad(ok, "a 12-hour clock time like '2019-10-17 09-AM'")
+    parts = pc.extract_regex(values, pattern=_TWELVE)
+    date = pc.struct_field(parts, "d")
+    try:
+        day_ns = np.asarray(pc.cast(date, pa.timestamp("ns")).cast(pa.int64())
+                            .to_numpy(zero_copy_only=False), dtype=np.int64)
+    except pa.ArrowInvalid as exc:
+        raise UnusableInput(f"{ctx.src}: column {label}: {exc}.") from exc
+
+    def number(field_name: str) -> np.ndarray:
+        text = pc.struct_field(parts, field_name)
+        text = pc.if_else(pc.equal(text, ""), "0", text)
+        return np.asarray(pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False),
+                          dtype=np.int64)
+
+    hour, minute, second = number("h"), number("m"), number("s")
+    pm = np.asarray(pc.match_substring_regex(pc.struct_field(parts, "ap"), "[Pp]")
+                    .to_numpy(zero_copy_only=False), dtype=bool)
+    valid = (hour >= 1) & (hour <= 12) & (minute < 60) & (second < 60)
+    if not valid.all():
+        raise bad(valid, "a 12-hour clock hour between 1 and 12")
+    hour24 = hour % 12 + np.where(pm, 12, 0)
+    ns = day_ns + ((hour24 * 60 + minute) * 60 + second) * NS_PER_SECOND
+    return ParsedTimes(ns, naive=True, date_only=False,
+                       description="12-hour clock text ('2019-10-17 09-AM'; 12-AM = midnight, "
+                                   "12-PM = noon)")
+
+
+def _parse_day_month(values: pa.Array, ctx: ImportContext, label: str,
+                     bad: Callable[[np.ndarray, str], UnusableInput]) -> ParsedTimes:
+    ok = _mask(values, _SLASH_XYZ)
+    if not ok.all():
+        raise bad(ok, "'dd/mm/yyyy' or 'mm/dd/yyyy'")
+    parts = pc.extract_regex(values, pattern=_SLASH_XYZ)
+    a = np.asarray(pc.cast(pc.struct_field(parts, "a"), pa.int64())
+                   .to_numpy(zero_copy_only=False))
+    b = np.asarray(pc.cast(pc.struct_field(parts, "b"), pa.int64())
+                   .to_numpy(zero_copy_only=False))
+    day_first = bool((a > 12).any())
+    month_first = bool((b > 12).any())
+    if day_first == month_first:
+        reason = ("both orders occur" if day_first else
+                  "no day above 12 tells day and month apart")
+        raise UnusableInput(
+            f"{ctx.src}: column {label} has dates like {values[0].as_py()!r}, which can be "
+            f"day/month/year or month/day/year ({reason}). Convert the dates to ISO 8601 "
+            "(yyyy-mm-dd) and import again."
+        )
+    day = pc.struct_field(parts, "a" if day_first else "b")
+    month = pc.struct_field(parts, "b" if day_first else "a")
+    iso = pc.binary_join_element_wise(
+        pc.struct_field(parts, "y"), pc.utf8_lpad(month, width=2, padding="0"),
+        pc.utf8_lpad(day, width=2, padding="0"), "-")
+    iso = pc.binary_join_element_wise(iso, pc.struct_field(parts, "rest"), "")
+    order = "dd/mm/yyyy" if day_first else "mm/dd/yyyy"
+    ctx.fixes.append(f"dates read as {order} (a day above 12 in the "
+                     f"{'first' if day_first else 'second'} place settles the order)")
+    return _parse_iso(iso, ctx, label, bad, order)
+
+
+def _parse_iso(values: pa.Array, ctx: ImportContext, label: str,
+               bad: Callable[[np.ndarray, str], UnusableInput], form: str) -> ParsedTimes:
+    ok = _mask(values, _ISO)
+    if not ok.all():
+        raise bad(ok, f"{form} text")
+    if _mask(values, _ISO_DATE).all():
+        parsed = _cast_ts(values, pa.timestamp("ns"), ctx, label)
+        return ParsedTimes(parsed, naive=True, date_only=True, description=f"{form} dates")
+    normalised = pc.replace_substring_regex(values, pattern=r"\s*(UTC|GMT|z)$", replacement="Z")
+    normalised = pc.replace_substring_regex(
+        normalised, pattern=r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-].*)?$",
+        replacement=r"\1:00\2")
+    zoned = _mask(normalised, r"[T ]\d{2}:\d{2}.*(Z|[+-]\d{2}(:?\d{2})?)$")
+    if zoned.all():
+        ns = _cast_ts(normalised, pa.timestamp("ns", tz="UTC"), ctx, label)
+        return ParsedTimes(ns, naive=False, date_only=False,
+                           description=f"{form} text with a UTC offset")
+    if zoned.any():
+        raise bad(zoned if zoned[0] else ~zoned,
+                  "a time with a zone offset" if zoned[0] else "a time without a zone offset")
+    ns = _cast_ts(normalised, pa.timestamp("ns"), ctx, label)
+    return ParsedTimes(ns, naive=True, date_only=False, description=f"{form} text without a zone")
+
+
+def _cast_ts(values: pa.Array, target: pa.DataType, ctx: ImportContext, label: str) -> np.ndarray:
+    try:
+        parsed = pc.cast(values, target)
+    except pa.ArrowInvalid as exc:
+        match = re.search(r"string: '([^']*)'", str(exc))
+        where = ""
+        if match:
+            index = pc.index(values, match.group(1)).as_py()
+            if index is not None and index >= 0:
+                where = f" at line {ctx.first_line + index}"
+            raise UnusableInput(
+                f"{ctx.src}: column {label} has {match.group(1)!r}{where}, which is not a valid "
+                "date/time. Fix that value and import again."
+            ) from exc
+        raise UnusableInput(f"{ctx.src}: column {label}: {exc}.") from exc
+    return np.asarray(parsed.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def read_times(table: pa.Table, ctx: ImportContext, tz: str | None) -> np.ndarray:
+    layout = ctx.layout
+    if len(layout.ts_columns) == 2:
+        d, t = (strings(table, i) for i in layout.ts_columns)
+        text = pc.binary_join_element_wise(pc.utf8_trim_whitespace(d),
+                                           pc.utf8_trim_whitespace(t), " ")
+        label = f"{layout.column_label(layout.ts_columns[0])}+" \
+                f"{layout.column_label(layout.ts_columns[1])}"
+    else:
+        text = strings(table, layout.ts_columns[0])
+        label = layout.column_label(layout.ts_columns[0])
+    if len(text) == 0:
+        raise UnusableInput(f"{ctx.src} has a header but no data rows. Nothing was written.")
+    times = _parse_times(text, ctx, label)
+    return resolve_zone(times, ctx, label, tz, str(text[0].as_py()))
