@@ -18,6 +18,7 @@ from weltklassebot.core.rng import RandomStream
 from weltklassebot.model.enums import Liquidity
 
 _BPS = 10_000
+_ZERO = Fraction(0)
 
 
 class FeeModel:
@@ -51,11 +52,11 @@ class SlippageModel:
     name = "none"
 
     def bps(self) -> Fraction:
-        return Fraction(0)
+        return _ZERO
 
     def apply(self, price: int, side: int) -> int:
         bps = self.bps()
-        if bps == 0:
+        if not bps:
             return price
         if side > 0:
             scaled = Fraction(price) * (_BPS + bps) / _BPS

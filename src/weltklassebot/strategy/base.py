@@ -18,6 +18,7 @@ from weltklassebot.model.records import Fill, Order
 from weltklassebot.strategy.series import CrossSeries, RollingSumSeries, Series, SeriesSet
 
 Number = Decimal | int | str | float
+_TIF = {t.value: t for t in TimeInForce}
 
 
 class Bar:
@@ -100,8 +101,9 @@ class StrategyContext:
         for name, value in (("limit", limit_ticks), ("stop", stop_ticks)):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} price must be positive, got {value} ticks")
+        time_in_force = _TIF.get(tif) or TimeInForce(tif.lower())
         return self._router.submit(self.symbol, side, qty_ticks, order_type, limit_ticks,
-                                   stop_ticks, TimeInForce(tif.lower()), tag, reduce_only)
+                                   stop_ticks, time_in_force, tag, reduce_only)
 
     def _submit(self, side: int, qty: Number, limit: Number | None, stop: Number | None,
                 tif: str, tag: str, reduce_only: bool) -> int | None:
