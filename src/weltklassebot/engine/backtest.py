@@ -38,6 +38,7 @@ from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 from weltklassebot.strategy.series import Series, SeriesSet
 
 _INT64_SAFE = 1 << 62
+_VECTOR_MIN = 64  # below this many bars a plain loop beats NumPy's per-call overhead
 
 
 @dataclass(frozen=True)
@@ -429,7 +430,14 @@ class BacktestEngine:
         wake) are accounted for in bulk; the others go through the full per-bar path."""
         n = len(chunk)
         ts_l = chunk.ts.tolist()
+        o_l = chunk.open.tolist()
+        h_l = chunk.high.tolist()
+        l_l = chunk.low.tolist()
+        c_l = chunk.close.tolist()
+        v_l = chunk.volume.tolist()
         c_arr = chunk.close
+        series_lists = [(series, values.tolist(), ready.tolist())
+                        for series, values, ready in evaluated]
         venue = self.venue
         ledger = self.ledger
         pos = slot.position
@@ -447,7 +455,7 @@ class BacktestEngine:
                 cash = ledger.cash
                 values = _marks(pos.qty, c_arr[i:j], slot) if pos.qty else None
                 eq_val, eq_cash = _store_segment(eq_val, eq_cash, i, j, cash, values)
-                pos.last_price = int(c_arr[j - 1])
+                pos.last_price = c_l[j - 1]
                 slot.bars_seen += j - i
                 i = j
                 continue
@@ -456,32 +464,36 @@ class BacktestEngine:
             if venue.open_count:
                 cap = None
                 if participation is not None:
-                    cap = int(Fraction(float(chunk.volume[i])) * participation
+                    cap = int(Fraction(v_l[i]) * participation
                               / Fraction(slot.instrument.quantity_increment))
                 self.clock._now = ts
-                venue.process_bar(symbol, ts, int(chunk.open[i]), int(chunk.high[i]),
-                                  int(chunk.low[i]), cap)
+                venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
             self.clock._now = ts + slot.interval
-            close = int(c_arr[i])
+            close = c_l[i]
             pos.last_price = close
             if i == next_wake:
                 w += 1
                 bar = slot.bar
                 bar.index = slot.bars_seen
                 bar.ts_ns = ts
-                bar.open = int(chunk.open[i])
-                bar.high = int(chunk.high[i])
-                bar.low = int(chunk.low[i])
+                bar.open = o_l[i]
+                bar.high = h_l[i]
+                bar.low = l_l[i]
                 bar.close = close
-                bar.volume = float(chunk.volume[i])
-                for series, values, ready in evaluated:
-                    series.value = values[i].item()
-                    series.ready = bool(ready[i])
+                bar.volume = v_l[i]
+                for series, values, ready in series_lists:
+                    series.value = values[i]
+                    series.ready = ready[i]
                 slot.on_bar(slot.ctx, bar)
             slot.bars_seen += 1
             cash = ledger.cash
-            mark = np.array([pos.mark()], dtype=object) if pos.qty else None
-            eq_val, eq_cash = _store_segment(eq_val, eq_cash, i, i + 1, cash, mark)
+            equity = cash + pos.mark() if pos.qty else cash
+            if eq_val.dtype != object and abs(cash) < _INT64_SAFE and abs(equity) < _INT64_SAFE:
+                eq_cash[i] = cash
+                eq_val[i] = equity
+            else:
+                eq_val, eq_cash = _store_segment(eq_val, eq_cash, i, i + 1, cash,
+                                                 np.array([equity - cash], dtype=object))
             i += 1
         return eq_val, eq_cash
 
@@ -539,7 +551,7 @@ def _marks(qty: int, closes: np.ndarray, slot: _SymbolSlot) -> np.ndarray:
     den = inst.value_den
     step = inst.money.step
     top = int(closes.max()) if closes.size else 0
-    if abs(k) * top < _INT64_SAFE and den < _INT64_SAFE:
+    if closes.size >= _VECTOR_MIN and abs(k) * top < _INT64_SAFE and den < _INT64_SAFE:
         prod = closes * k
         q = prod // den
         r = prod - q * den
