@@ -13,9 +13,9 @@ lines).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from weltklassebot.data.catalog.naming import check_name
 from weltklassebot.data.formats import FORMAT_AUTO, FORMATS, sniff
 from weltklassebot.data.importing.anomalies import COPIED_RUN_MIN
 from weltklassebot.data.importing.bars import build_bars
@@ -44,17 +44,6 @@ __all__ = [
     "import_csv",
     "json_loads",
 ]
-
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def check_name(name: str) -> str:
-    if not _NAME_OK.match(name) or name.lower().startswith("latest"):
-        raise UsageError(
-            f"snapshot name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (and not 'latest')."
-        )
-    return name
 
 
 def default_output(staging_dir: Path, name: str) -> Path:

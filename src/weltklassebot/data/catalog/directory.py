@@ -1,0 +1,351 @@
+"""``Catalog``: the commands on one snapshot directory (promote, rollback, prune, verify, list).
+
+Each mutating command holds the directory lock, first removes what an interrupted command left and
+reconciles the history, then changes the directory so that every step is atomic: a file with a
+final snapshot name is complete, and ``latest.parquet`` never points at a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from weltklassebot.core.clock import Clock, WallClock
+from weltklassebot.core.timeutil import ns_to_iso
+from weltklassebot.data.catalog.faults import fault_point
+from weltklassebot.data.catalog.footer import footer_facts
+from weltklassebot.data.catalog.history import (
+    Change,
+    append_history,
+    read_history,
+    reconcile,
+    ref,
+)
+from weltklassebot.data.catalog.intake import copy_with_hash, validate_copy
+from weltklassebot.data.catalog.latest import LATEST, LatestState, read_latest, swap_latest
+from weltklassebot.data.catalog.lock import snapshot_lock, whoami
+from weltklassebot.data.catalog.naming import (
+    SIDECAR,
+    SNAPSHOT_RE,
+    TMP_PREFIX,
+    Entry,
+    check_name,
+    entry_at,
+    list_entries,
+    snapshot_file_name,
+    write_sidecar,
+)
+from weltklassebot.data.catalog.prune import check_keep, to_remove
+from weltklassebot.data.catalog.verify import verify as verify_directory
+from weltklassebot.errors import RuntimeFailure, UnusableInput, UsageError, VerdictFailed
+from weltklassebot.fsutil import fsync_dir, sha256_file
+
+FREE_SPACE_MARGIN = 1 << 20
+
+
+class Catalog:
+    """Operations on one snapshot directory."""
+
+    def __init__(self, directory: Path, *, origin: str = "--dir", clock: Clock | None = None,
+                 command: str = "", on_wait: Callable[[str], None] | None = None) -> None:
+        self.dir = Path(directory)
+        self.origin = origin
+        self.clock: Clock = clock if clock is not None else WallClock()
+        self.command = command
+        self.on_wait = on_wait
+
+    # ---- directory checks ------------------------------------------------------------------
+
+    def require_dir(self, *, writable: bool) -> None:
+        where = f"snapshot directory {self.dir} (from {self.origin})"
+        if not self.dir.exists():
+            raise UsageError(
+                f"{where} does not exist. Create it (e.g. `mkdir -p {self.dir}`, owned by the "
+                "service user), or point --dir / WELTKLASSE_SNAPSHOT_DIR / [snapshots] "
+                "snapshot_dir in the config at the right place."
+            )
+        if not self.dir.is_dir():
+            raise UsageError(f"{where} is not a directory.")
+        if not os.access(self.dir, os.R_OK | os.X_OK):
+            raise UsageError(f"{where} cannot be read by user {whoami()}. Fix its permissions "
+                             "or run as the service user.")
+        if writable and not os.access(self.dir, os.W_OK):
+            raise UsageError(
+                f"{where} is not writable by user {whoami()}, so nothing was changed. Run as "
+                "the user that owns it (e.g. `sudo -u weltklassebot ...`) or fix its "
+                "permissions."
+            )
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Snapshots, oldest first (the time-stamp prefix sorts chronologically)."""
+        return list_entries(self.dir)
+
+    def entry(self, file: str) -> Entry | None:
+        return entry_at(self.dir, file)
+
+    def latest(self) -> LatestState:
+        return read_latest(self.dir)
+
+    def history(self) -> list[dict[str, Any]]:
+        return read_history(self.dir)
+
+    # ---- locking ---------------------------------------------------------------------------
+
+    def locked(self, timeout_s: float) -> contextlib.AbstractContextManager[None]:
+        return snapshot_lock(self.dir, timeout_s, command=self.command, clock=self.clock,
+                             on_wait=self.on_wait)
+
+    # ---- maintenance under the lock --------------------------------------------------------
+
+    def _clean_leftovers(self) -> list[str]:
+        """Remove what an interrupted command left: temp files, temp links, orphan sidecars."""
+        removed: list[str] = []
+        for child in sorted(self.dir.iterdir(), key=lambda p: p.name):
+            name = child.name
+            orphan_sidecar = (name.endswith(SIDECAR) and SNAPSHOT_RE.match(name[: -len(SIDECAR)])
+                              and not (self.dir / name[: -len(SIDECAR)]).exists())
+            if name.startswith(TMP_PREFIX) or orphan_sidecar:
+                with contextlib.suppress(FileNotFoundError):
+                    child.unlink()
+                removed.append(name)
+        if removed:
+            fsync_dir(self.dir)
+        return removed
+
+    def _append_history(self, change: Change) -> None:
+        append_history(self.dir, change, clock=self.clock, command=self.command)
+
+    def _start(self) -> list[str]:
+        notes = []
+        removed = self._clean_leftovers()
+        if removed:
+            notes.append("removed leftovers of an interrupted command: " + ", ".join(removed))
+        notes.extend(reconcile(self.dir, clock=self.clock, command=self.command))
+        return notes
+
+    # ---- promote ---------------------------------------------------------------------------
+
+    def promote(self, src: Path, *, name: str | None, timeout_s: float) -> Change:
+        from weltklassebot.data.reader import open_snapshot
+        from weltklassebot.data.schema import KIND_BARS
+
+        self.require_dir(writable=True)
+        src = Path(src)
+        snapshot = open_snapshot(src)
+        if snapshot.kind != KIND_BARS:
+            raise UnusableInput(
+                f"snapshot {src} holds trade ticks (ts, price, size, side), but the snapshot "
+                "directory serves OHLCV bars to backtests and the live service. Promote a bars "
+                "snapshot (aggregate the trades into bars first)."
+            )
+        if name is None:
+            name = snapshot.meta.name if snapshot.meta is not None and snapshot.meta.name else None
+        if name is None:
+            stem = src.stem
+            match = SNAPSHOT_RE.match(src.name)
+            stem = match.group(2) if match else stem
+            if stem == "latest":
+                target = src.resolve()
+                match = SNAPSHOT_RE.match(target.name)
+                stem = match.group(2) if match else target.stem
+            name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "snapshot"
+        check_name(name)
+        size = src.stat().st_size
+        with self.locked(timeout_s):
+            notes = self._start()
+            free = shutil.disk_usage(self.dir).free
+            if free < size + FREE_SPACE_MARGIN:
+                raise RuntimeFailure(
+                    f"not enough free space in {self.dir}: promoting {src} needs "
+                    f"{_mib(size + FREE_SPACE_MARGIN)} and {_mib(free)} is free; nothing was "
+                    "changed. Free space (e.g. `python -m cli snapshot prune --keep 3`) and try "
+                    "again."
+                )
+            fault_point("space_checked")
+            state = self.latest()
+            entries = self.entries()
+            created = self.clock.now_ns() // 1000 * 1000
+            if entries and created <= entries[-1].created_ns:
+                created = entries[-1].created_ns + 1000
+                notes.append("the clock is behind the newest snapshot's time; named 1 us after it")
+            final = snapshot_file_name(created, name)
+            tmp = self.dir / f"{TMP_PREFIX}{final}"
+            try:
+                sha = copy_with_hash(src, tmp)
+                fault_point("copied")
+                report = validate_copy(src, tmp)
+                fault_point("validated")
+                current = state.entry
+                if current is not None and current.recorded_sha256() == sha:
+                    tmp.unlink()
+                    return Change(action="promote", old=ref(current), new=ref(current),
+                                  changed=False,
+                                  notes=[*notes, f"{src} has the same bytes as the current "
+                                         f"latest snapshot {current.file}; nothing changed"])
+                os.chmod(tmp, 0o444)
+                with tmp.open("rb") as fh:
+                    os.fsync(fh.fileno())
+                fault_point("file_synced")
+                sidecar_tmp = self.dir / f"{TMP_PREFIX}{final}{SIDECAR}"
+                write_sidecar(sidecar_tmp, sha, final)
+                fault_point("sidecar_written")
+                os.replace(sidecar_tmp, self.dir / (final + SIDECAR))
+                fault_point("sidecar_renamed")
+                os.replace(tmp, self.dir / final)
+                fsync_dir(self.dir)
+                fault_point("renamed")
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise RuntimeFailure(f"promoting {src} into {self.dir} failed: "
+                                     f"{exc.strerror or exc}. latest.parquet was not changed."
+                                     ) from exc
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
+            swap_latest(self.dir, final, "")
+            new_entry = self.entry(final)
+            change = Change(
+                action="promote", old=ref(state.entry), new=ref(new_entry, sha), notes=notes,
+                details={"source": str(src.resolve()), "rows": report.rows,
+                         "validation_warnings": list(report.warnings)},
+            )
+            if state.dangling:
+                change.notes.append(f"latest.parquet was dangling (pointed to {state.target})")
+            self._append_history(change)
+            fault_point("history_written")
+            return change
+
+    # ---- rollback --------------------------------------------------------------------------
+
+    def resolve_file(self, to: str) -> Entry:
+        candidate = Path(to)
+        if candidate.name == LATEST:
+            raise UsageError("--to must name a snapshot file, not latest.parquet.")
+        if candidate.parent not in (Path("."), Path("")):
+            try:
+                inside = candidate.resolve().parent == self.dir.resolve()
+            except OSError:
+                inside = False
+            if not inside:
+                raise UsageError(f"{to} is not in the snapshot directory {self.dir}. Promote it "
+                                 "first with `python -m cli snapshot promote`.")
+        entry = self.entry(candidate.name)
+        if entry is None:
+            names = [e.file for e in self.entries()][-5:]
+            raise UsageError(f"no snapshot {candidate.name} in {self.dir}. Newest snapshots: "
+                             f"{', '.join(names) or 'none'} (`python -m cli snapshot list`).")
+        return entry
+
+    def rollback(self, *, to: str | None, timeout_s: float) -> Change:
+        self.require_dir(writable=True)
+        with self.locked(timeout_s):
+            notes = self._start()
+            state = self.latest()
+            if to is not None:
+                target = self.resolve_file(to)
+            else:
+                if not state.is_symlink or state.target is None:
+                    raise UsageError(
+                        f"{self.dir / LATEST} does not exist, so there is no 'previous' "
+                        "snapshot; name one with --to FILE (see `python -m cli snapshot list`)."
+                    )
+                older = [e for e in self.entries() if e.file < state.target]
+                if not older:
+                    raise UsageError(
+                        f"latest.parquet points to {state.target}, the oldest snapshot in "
+                        f"{self.dir}; there is nothing older to roll back to."
+                    )
+                target = older[-1]
+            recorded = target.recorded_sha256()
+            actual = sha256_file(target.path)
+            if recorded != actual:
+                raise VerdictFailed(
+                    f"refusing to roll back to {target.file}: its SHA-256 is {actual} but its "
+                    f"sidecar records {recorded or 'nothing'}; the file is damaged or was "
+                    "changed. Pick another snapshot with --to, and run `python -m cli snapshot "
+                    "verify`."
+                )
+            if state.entry is not None and state.entry.file == target.file:
+                return Change(action="rollback", old=ref(state.entry), new=ref(target),
+                              changed=False,
+                              notes=[*notes, f"latest.parquet already points to {target.file}"])
+            swap_latest(self.dir, target.file, "rollback_")
+            change = Change(action="rollback",
+                            old=ref(state.entry) or ({"file": state.target, "sha256": None}
+                                                     if state.target else None),
+                            new=ref(target, actual), notes=notes)
+            if state.dangling:
+                change.notes.append(f"latest.parquet was dangling (pointed to {state.target})")
+            self._append_history(change)
+            fault_point("rollback_history_written")
+            return change
+
+    # ---- prune -----------------------------------------------------------------------------
+
+    def prune(self, *, keep: int, timeout_s: float, dry_run: bool = False) -> Change:
+        check_keep(keep)
+        self.require_dir(writable=not dry_run)
+        with self.locked(timeout_s) if not dry_run else contextlib.nullcontext():
+            notes = [] if dry_run else self._start()
+            state = self.latest()
+            if not state.is_symlink:
+                raise UsageError(
+                    f"{self.dir / LATEST} does not exist, so prune cannot tell which snapshots "
+                    "are in use; nothing was deleted. Promote a snapshot or roll back to one "
+                    "first."
+                )
+            if state.entry is None:
+                raise VerdictFailed(
+                    f"{self.dir / LATEST} points to {state.target}, which does not exist; "
+                    "nothing was deleted. Repair it with `python -m cli snapshot rollback` (to "
+                    "the previous snapshot) or `rollback --to FILE`."
+                )
+            entries = self.entries()
+            doomed = to_remove(entries, state.entry, keep)
+            removed = [{"file": e.file, "sha256": e.recorded_sha256()} for e in doomed]
+            kept = len(entries) - len(doomed)
+            change = Change(action="prune", old=ref(state.entry), new=ref(state.entry),
+                            changed=bool(doomed) and not dry_run, removed=removed, notes=notes,
+                            details={"keep": keep, "kept": kept, "dry_run": dry_run})
+            if dry_run or not doomed:
+                return change
+            for number, entry in enumerate(doomed):
+                entry.path.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    entry.sidecar.unlink()
+                fault_point(f"prune_removed_{number}")
+            fsync_dir(self.dir)
+            self._append_history(change)
+            return change
+
+    # ---- verify ----------------------------------------------------------------------------
+
+    def verify(self) -> dict[str, Any]:
+        return verify_directory(self)
+
+    # ---- describe --------------------------------------------------------------------------
+
+    def describe(self, entry: Entry) -> dict[str, Any]:
+        """Facts for ``list``: rows, symbols, time range, recorded SHA-256 (from the footer)."""
+        info: dict[str, Any] = {
+            "file": entry.file, "name": entry.name, "created": ns_to_iso(entry.created_ns),
+            "size": entry.path.stat().st_size, "sha256": entry.recorded_sha256(),
+        }
+        try:
+            info.update(footer_facts(entry.path))
+        except Exception as exc:  # list shows an unreadable file, it never fails on one
+            info["error"] = f"unreadable: {exc}"
+        return info
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"

@@ -1,0 +1,99 @@
+"""The snapshot directory's lock: an exclusive ``flock`` on ``.lock``, naming its holder.
+
+Mutating commands (promote, rollback, prune) hold it; a second one waits up to a time-out and then
+fails naming the holder (pid, host, user, command), which the holder records in the lock file. The
+kernel drops the lock when its holder dies, so a killed command never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import getpass
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from weltklassebot.core.clock import Clock
+from weltklassebot.core.timeutil import ns_to_iso
+from weltklassebot.data.catalog.faults import fault_point
+from weltklassebot.errors import RuntimeFailure
+
+LOCK = ".lock"
+
+
+def whoami() -> str:
+    """The user running this command (and who ran ``sudo``), as records name it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    sudo = os.environ.get("SUDO_USER")
+    return f"{user} (sudo by {sudo})" if sudo and sudo != user else user
+
+
+@contextlib.contextmanager
+def snapshot_lock(directory: Path, timeout_s: float, *, command: str, clock: Clock,
+                  on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive lock on ``directory/.lock``; wait up to ``timeout_s`` for it."""
+    path = directory / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot open the lock file {path}: {exc.strerror}.") from exc
+    try:
+        deadline = time.monotonic() + timeout_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise RuntimeFailure(f"cannot lock {path}: {exc.strerror}.") from exc
+            holder = _describe_holder(path)
+            if time.monotonic() >= deadline:
+                raise RuntimeFailure(
+                    f"snapshot directory {directory} is locked by {holder}; gave up after "
+                    f"waiting {timeout_s:g} s, and nothing was changed. Let that command "
+                    "finish and try again (or raise --lock-timeout). The lock is released "
+                    "automatically when its holder exits."
+                )
+            if not told and on_wait is not None:
+                on_wait(f"waiting up to {timeout_s:g} s for the snapshot lock held by "
+                        f"{holder}")
+                told = True
+            time.sleep(0.05)
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "user": whoami(),
+                "command": command, "since": ns_to_iso(clock.now_ns())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info, sort_keys=True) + "\n").encode(), 0)
+        os.fsync(fd)
+        fault_point("locked")
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _describe_holder(path: Path) -> str:
+    """Who holds the lock, from the record its holder wrote into the lock file."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, json.JSONDecodeError):
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "another process (it has not recorded itself yet)"
+    text = f"pid {info.get('pid')} on host {info.get('host')} (user {info.get('user')}"
+    if info.get("command"):
+        text += f", running `{info['command']}`"
+    if info.get("since"):
+        text += f", since {info['since']}"
+    return text + ")"
