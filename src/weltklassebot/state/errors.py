@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from weltklassebot.errors import RuntimeFailure, UnusableInput, VerdictFailed
+from weltklassebot.state.codec import SCHEMA_VERSION
 
 
 def repair_hint(directory: Path, seq: int) -> str:
@@ -63,6 +64,19 @@ class StoreIncompatible(UnusableInput):
         self.seq = seq
         where = f"{path.name} line {line}" + (f" (sequence {seq})" if seq is not None else "")
         super().__init__(f"state store {path.parent}: {where} {problem}. {action}")
+
+    @classmethod
+    def schema_too_new(cls, path: Path, line: int, version: int) -> StoreIncompatible:
+        """Return the error for a record written with a newer schema version than this reads."""
+        return cls(
+            path,
+            line,
+            None,
+            f"was written with schema version {version}, newer than version "
+            f"{SCHEMA_VERSION} that this release reads",
+            f"Use a release that reads schema version {version} (the one that wrote the store); "
+            "the record is not damaged, so do not repair it.",
+        )
 
 
 class StoreWriteError(RuntimeFailure):

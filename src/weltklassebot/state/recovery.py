@@ -25,7 +25,6 @@ from typing import Any
 from weltklassebot.state.codec import (
     CHECKPOINT_KIND,
     KNOWN_KINDS,
-    SCHEMA_VERSION,
     LineDefect,
     Record,
     SchemaTooNew,
@@ -237,12 +236,4 @@ class _Scan:
                 return None
             raise StoreCorrupt(ref.path, line.number, self.expected, defect.reason) from None
         except SchemaTooNew as newer:
-            raise StoreIncompatible(
-                ref.path,
-                line.number,
-                None,
-                f"was written with schema version {newer.version}, newer than version "
-                f"{SCHEMA_VERSION} that this release reads",
-                f"Run a release that reads schema version {newer.version} (the one that wrote "
-                "the store); the record is not damaged, so do not repair it.",
-            ) from None
+            raise StoreIncompatible.schema_too_new(ref.path, line.number, newer.version) from None

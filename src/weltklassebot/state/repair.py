@@ -17,7 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from weltklassebot.errors import UsageError
-from weltklassebot.state.codec import CHECKPOINT_KIND, LineDefect, SchemaTooNew, decode_line
+from weltklassebot.state.codec import (
+    CHECKPOINT_KIND,
+    LineDefect,
+    SchemaTooNew,
+    decode_line,
+)
 from weltklassebot.state.errors import StoreIncompatible, StoreUnusable, describe_os_error
 from weltklassebot.state.fileops import FileOps
 from weltklassebot.state.lock import StoreLock
@@ -124,12 +129,8 @@ def _find_cut(directory: Path, segments: tuple[SegmentRef, ...], seq: int) -> _C
                 reason = defect.reason
                 raise _damaged(directory, ref.path, line.number, expected, seq, reason) from None
             except SchemaTooNew as newer:
-                raise StoreIncompatible(
-                    ref.path,
-                    line.number,
-                    None,
-                    f"was written with schema version {newer.version}, newer than this release",
-                    "Run the repair with the release that wrote the store.",
+                raise StoreIncompatible.schema_too_new(
+                    ref.path, line.number, newer.version
                 ) from None
             if record.seq != expected or (first and record.kind != CHECKPOINT_KIND):
                 raise _damaged(

@@ -45,7 +45,9 @@ def last_records(directory: Path, count: int) -> TailResult:
                 expected = _expected(ref, records)
                 raise StoreCorrupt(ref.path, line.number, expected, defect.reason) from None
             except SchemaTooNew as newer:
-                raise _too_new(ref.path, line.number, newer.version) from None
+                raise StoreIncompatible.schema_too_new(
+                    ref.path, line.number, newer.version
+                ) from None
         collected[:0] = records
     return TailResult(collected[-count:] if count else [], incomplete)
 
@@ -126,7 +128,9 @@ class SegmentFollower:
                     break  # a damaged final line: torn, cut by the service at its next start
                 raise StoreCorrupt(segment.path, number, self.next_seq, defect.reason) from None
             except SchemaTooNew as newer:
-                raise _too_new(segment.path, number, newer.version) from None
+                raise StoreIncompatible.schema_too_new(
+                    segment.path, number, newer.version
+                ) from None
             if record.seq >= self.next_seq:
                 if record.seq != self.next_seq:
                     raise StoreCorrupt(
@@ -145,13 +149,3 @@ class SegmentFollower:
 
 def _expected(ref: SegmentRef, records: list[Record]) -> int:
     return records[-1].seq + 1 if records else ref.first_seq
-
-
-def _too_new(path: Path, line: int, version: int) -> StoreIncompatible:
-    return StoreIncompatible(
-        path,
-        line,
-        None,
-        f"was written with schema version {version}, newer than this release reads",
-        "Use the release that wrote the store to read it.",
-    )
