@@ -183,8 +183,13 @@ def _operate(action: Literal["halt", "resume"], directory: Path, *, reason: str,
                        "position-reducing orders pass until `python -m cli risk resume`.")
         else:
             peak = report["transition"]["peak_equity"]
-            click.echo(f"Peak equity for the drawdown cap: {peak} money units"
-                       + (" (kept)." if keep_peak else " (reset to the last recorded equity)."))
+            if peak is None:
+                click.echo("Peak equity for the drawdown cap: not known yet (no equity "
+                           "recorded); it starts at the next equity the service records.")
+            else:
+                click.echo(f"Peak equity for the drawdown cap: {_money(peak, report)}"
+                           + (" (kept)." if keep_peak
+                              else " (reset to the last recorded equity)."))
     else:
         click.echo(f"risk: {report['message']} (recorded as an operator command, "
                    f"sequence {report['seq']}).")
@@ -333,15 +338,21 @@ def _hand_over(directory: Path, command_: Any, holder: int | None, *, wait_s: fl
                    f"(event cursor {answer.get('cursor')}).")
 
 
-def _print_status(report: dict[str, Any]) -> None:
+def _money(value: int | None, report: dict[str, Any]) -> str:
+    """Money units as a decimal amount when the run's money scale is known."""
     from weltklassebot.core.decimal import format_scaled
+
+    scale = report.get("money_scale")
+    if value is None:
+        return "unknown"
+    return format_scaled(value, scale) if isinstance(scale, int) else f"{value} money units"
+
+
+def _print_status(report: dict[str, Any]) -> None:
     from weltklassebot.core.timeutil import ns_to_iso
 
     def money(value: int | None) -> str:
-        scale = report.get("money_scale")
-        if value is None:
-            return "unknown"
-        return format_scaled(value, scale) if isinstance(scale, int) else f"{value} money units"
+        return _money(value, report)
 
     def when(ts: int | None) -> str:
         return "-" if ts is None else ns_to_iso(ts)
