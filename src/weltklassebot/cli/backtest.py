@@ -80,7 +80,7 @@ def command(seed: int | None, snapshot: Path | None, config_file: Path | None,
     request = RunRequest(
         config=config,
         config_file=str(cfg_path) if cfg_path else None,
-        argv=["python", "-m", "cli", *sys.argv[1:]],
+        argv=list(sys.orig_argv),  # exactly as the process was started
         out=out,
         runs_dir=Path(config.output.runs_dir),
     )
