@@ -20,7 +20,6 @@ lock itself (no service running), writes the transition to the store directly
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from weltklassebot.errors import RuntimeFailure, UnusableInput
+from weltklassebot.filelock import HeldLock, flock_exclusive, read_note, write_note
 from weltklassebot.fsutil import fsync_dir
 from weltklassebot.risk.engine import RiskEngine
 from weltklassebot.risk.state import RiskState
@@ -145,31 +145,10 @@ class ServiceLockHeld(RuntimeFailure):
         )
 
 
-class ServiceLock:
+class ServiceLock(HeldLock):
     """An exclusive ``flock`` on ``DIR/service.lock``, held until :meth:`release`."""
 
-    __slots__ = ("_fd", "path")
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def __enter__(self) -> ServiceLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    __slots__ = ()
 
 
 def acquire_service_lock(
@@ -197,23 +176,17 @@ def acquire_service_lock(
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise _unusable(directory, exc) from None
-    deadline = time.monotonic() + max(0.0, timeout_s)
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise _unusable(directory, exc) from None
-            if time.monotonic() >= deadline:
-                holder = _read_pid(fd)
-                os.close(fd)
-                raise ServiceLockHeld(directory, holder) from None
-            time.sleep(0.05)
+    try:
+        acquired = flock_exclusive(fd, max(0.0, timeout_s))
+    except OSError as exc:
+        os.close(fd)
+        raise _unusable(directory, exc) from None
+    if not acquired:
+        holder = _read_pid(fd)
+        os.close(fd)
+        raise ServiceLockHeld(directory, holder) from None
     with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        write_note(fd, f"{os.getpid()}\n")
     if create:
         # The service owns the hand-off folders, so it can always remove what it has read.
         for name in (COMMANDS_DIR, ACKS_DIR):
@@ -241,10 +214,7 @@ def service_holder(directory: Path | str) -> int | None:
 
 
 def _read_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return None
+    text = read_note(fd, 32)
     return int(text) if text.isdigit() else None
 
 

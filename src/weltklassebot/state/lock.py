@@ -6,25 +6,25 @@ file itself stays and names the last holder's pid for messages.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import fcntl
 import os
 from pathlib import Path
 
+from weltklassebot.filelock import HeldLock, flock_exclusive, read_note, write_note
 from weltklassebot.state.errors import StoreLocked, StoreUnusable, describe_os_error
 from weltklassebot.state.segment import LOCK_NAME
 
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
-class StoreLock:
+class StoreLock(HeldLock):
     """An exclusive lock on a state directory, or the note that none could be taken."""
 
-    __slots__ = ("_fd", "error", "path")
+    __slots__ = ("error",)
 
     def __init__(self, fd: int | None, path: Path, error: OSError | None = None) -> None:
-        self._fd = fd
-        self.path = path
+        super().__init__(path, fd)
         self.error = error
 
     @classmethod
@@ -51,36 +51,21 @@ class StoreLock:
                 return cls(None, path, exc)
             writable = False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            acquired = flock_exclusive(fd, 0.0)
+        except OSError:
+            os.close(fd)
+            raise
+        if not acquired:
             holder = _holder(fd)
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise StoreLocked(directory, holder) from None
-            raise
+            raise StoreLocked(directory, holder) from None
         if writable:
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()}\n".encode("ascii"), 0)
-            except OSError:
-                pass  # the pid is only for messages; the flock is what counts
+            # The pid is only for messages; the flock is what counts.
+            with contextlib.suppress(OSError):
+                write_note(fd, f"pid {os.getpid()}\n")
         return cls(fd, path)
-
-    @property
-    def held(self) -> bool:
-        """True when this process holds the directory's lock."""
-        return self._fd is not None
-
-    def release(self) -> None:
-        """Release the lock (idempotent)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
 
 
 def _holder(fd: int) -> str:
-    try:
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-    except OSError:
-        text = ""
+    text = read_note(fd, 64)
     return f"process {text[4:]}" if text.startswith("pid ") else "another process"

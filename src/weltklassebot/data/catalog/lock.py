@@ -8,13 +8,11 @@ kernel drops the lock when its holder dies, so a killed command never leaves a s
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import getpass
 import json
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from weltklassebot.core.clock import Clock
 from weltklassebot.core.timeutil import ns_to_iso
 from weltklassebot.data.catalog.faults import fault_point
 from weltklassebot.errors import RuntimeFailure
+from weltklassebot.filelock import flock_exclusive, write_note
 
 LOCK = ".lock"
 
@@ -41,38 +40,31 @@ def snapshot_lock(directory: Path, timeout_s: float, *, command: str, clock: Clo
                   on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the exclusive lock on ``directory/.lock``; wait up to ``timeout_s`` for it."""
     path = directory / LOCK
+
+    def tell() -> None:
+        if on_wait is not None:
+            on_wait(f"waiting up to {timeout_s:g} s for the snapshot lock held by "
+                    f"{_describe_holder(path)}")
+
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise RuntimeFailure(f"cannot open the lock file {path}: {exc.strerror}.") from exc
     try:
-        deadline = time.monotonic() + timeout_s
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise RuntimeFailure(f"cannot lock {path}: {exc.strerror}.") from exc
-            holder = _describe_holder(path)
-            if time.monotonic() >= deadline:
-                raise RuntimeFailure(
-                    f"snapshot directory {directory} is locked by {holder}; gave up after "
-                    f"waiting {timeout_s:g} s, and nothing was changed. Let that command "
-                    "finish and try again (or raise --lock-timeout). The lock is released "
-                    "automatically when its holder exits."
-                )
-            if not told and on_wait is not None:
-                on_wait(f"waiting up to {timeout_s:g} s for the snapshot lock held by "
-                        f"{holder}")
-                told = True
-            time.sleep(0.05)
+        try:
+            acquired = flock_exclusive(fd, timeout_s, on_busy=tell)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot lock {path}: {exc.strerror}.") from exc
+        if not acquired:
+            raise RuntimeFailure(
+                f"snapshot directory {directory} is locked by {_describe_holder(path)}; gave up "
+                f"after waiting {timeout_s:g} s, and nothing was changed. Let that command "
+                "finish and try again (or raise --lock-timeout). The lock is released "
+                "automatically when its holder exits."
+            )
         info = {"pid": os.getpid(), "host": socket.gethostname(), "user": whoami(),
                 "command": command, "since": ns_to_iso(clock.now_ns())}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info, sort_keys=True) + "\n").encode(), 0)
-        os.fsync(fd)
+        write_note(fd, json.dumps(info, sort_keys=True) + "\n", sync=True)
         fault_point("locked")
         try:
             yield
