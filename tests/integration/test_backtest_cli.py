@@ -424,7 +424,7 @@ def test_zero_argument_run_on_the_bundled_sample(tmp_path: Path) -> None:
     assert summary["fills"] > 0
     assert summary["bars"] == 20111
     # manifest
-    assert manifest["argv"] == ["python", "-m", "cli", "backtest"]
+    assert manifest["argv"] == [sys.executable, "-m", "cli", "backtest"]
     assert manifest["seed"] == 0
     assert manifest["config"]["execution"]["fees"] == {"maker_bps": "10", "taker_bps": "10",
                                                        "min_fee": "0"}
