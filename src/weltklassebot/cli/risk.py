@@ -279,16 +279,9 @@ def _write_offline(directory: Path, command_: Any) -> dict[str, Any]:
 
 def _store_logs_to_stderr() -> None:
     """Keep stdout for the command's result: the store's warnings go to stderr, info is dropped."""
-    import logging
-    import sys
+    import os
 
-    import structlog
-
-    if not structlog.is_configured():
-        structlog.configure(
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        )
+    os.environ.setdefault("WELTKLASSE_LOG_LEVEL", "WARNING")
 
 
 def _hand_over(directory: Path, command_: Any, holder: int | None, *, wait_s: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -26,6 +27,8 @@ from weltklassebot.engine.ingest import iter_chunks
 from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
 from weltklassebot.fsutil import sha256_file
+from weltklassebot.logs import get_logger
+from weltklassebot.model.enums import side_label
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
 from weltklassebot.risk import RiskConfig, RiskEngine
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
@@ -137,6 +140,36 @@ def risk_report(engine: BacktestEngine, money: MoneySpec) -> dict[str, Any]:
     }
 
 
+def write_events(path: Path, engine: BacktestEngine, risk: dict[str, Any],
+                 instruments: dict[str, Instrument]) -> None:
+    """``events.jsonl``: risk transitions, every denial, and the strategy's own log lines,
+    in event-time order; transitions and denial counts are also logged to stderr."""
+    events: list[tuple[int, int, dict[str, Any]]] = []
+    for t in risk["transitions"]:
+        events.append((t["ts_ns"], 0, {"event": "risk_transition", **t}))
+    for d in engine.denials:
+        inst = instruments[d.symbol]
+        events.append((d.ts_ns, 1, {"event": "order_denied", "ts": ns_to_iso(d.ts_ns),
+                                    "ts_ns": d.ts_ns, "order_id": d.order_id,
+                                    "symbol": d.symbol, "side": side_label(d.side),
+                                    "qty": inst.qty_text(d.qty), "reason": d.reason,
+                                    "detail": d.detail}))
+    for entry in engine.logs:
+        events.append((entry["ts_ns"], 2, {"event": "strategy_log", "ts": ns_to_iso(
+            entry["ts_ns"]), **entry}))
+    events.sort(key=lambda e: (e[0], e[1]))
+    with path.open("w", encoding="utf-8") as handle:
+        for _ts, _rank, payload in events:
+            handle.write(json.dumps(payload, sort_keys=True, default=str) + "\n")
+    if risk["transitions"] or risk["denials"]:
+        log = get_logger("weltklassebot.backtest")
+        for t in risk["transitions"]:
+            log.warning("risk_transition", ts=t["ts"], from_state=t["from"], to_state=t["to"],
+                        reason=t["reason"], detail=t["detail"])
+        if risk["denials"]:
+            log.info("risk_denials", **risk["denials"])
+
+
 def execution_settings(config: BacktestConfig) -> ExecutionSettings:
     ex = config.execution
     money = MoneySpec(ex.quote_currency, ex.cash_increment)
@@ -236,6 +269,7 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
     summary = build_summary(result, stats, money, equity_hash, config.seed, spec, base_interval,
                             execution.initial_cash)
     risk = risk_report(engine, money)
+    write_events(rundir.path("events.jsonl"), engine, risk, instruments)
     summary["denials"] = risk["denials"]
     summary["risk_state"] = risk["state"]
     summary["risk_transitions"] = risk["transitions"]

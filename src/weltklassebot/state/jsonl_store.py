@@ -65,9 +65,9 @@ CheckpointProvider = Callable[[], dict[str, Any]]
 @functools.cache
 def _logger() -> Any:
     # structlog costs ~70 ms to import; the store logs only rare events, so import it on first use.
-    import structlog
+    from weltklassebot.logs import get_logger
 
-    return structlog.get_logger("weltklassebot.state")
+    return get_logger("weltklassebot.state")
 
 
 class JsonlStore:
