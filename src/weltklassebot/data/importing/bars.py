@@ -11,9 +11,9 @@ import pyarrow as pa
 
 from weltklassebot.core.timeutil import NS_PER_DAY, format_duration, ns_to_iso
 from weltklassebot.data.importing.anomalies import copied_runs, sort_rows
-from weltklassebot.data.importing.context import MAX_NAMED_ROWS, ImportContext
+from weltklassebot.data.importing.context import MAX_NAMED_ROWS, ImportContext, first_few
 from weltklassebot.data.importing.source import Opener, floats, read_table
-from weltklassebot.data.importing.symbols import symbol_codes, symbol_suffix
+from weltklassebot.data.importing.symbols import leading_columns, symbol_codes, symbol_suffix
 from weltklassebot.data.importing.times import read_times
 from weltklassebot.data.importing.volume import choose_volume
 from weltklassebot.errors import InvalidSnapshot, UnusableInput
@@ -68,9 +68,7 @@ def build_bars(opener: Opener, ctx: ImportContext, symbol: str | None,
         keep = np.ones(ts.size, dtype=bool)
         keep[dropped] = False
         ctx.fixes.append(f"dropped {dropped.size} identical duplicate row(s), at "
-                         + ", ".join(str(int(line[k])) for k in dropped[:MAX_NAMED_ROWS])
-                         + (f" and {dropped.size - MAX_NAMED_ROWS} more"
-                            if dropped.size > MAX_NAMED_ROWS else "")
+                         + first_few((line[k] for k in dropped), dropped.size)
                          + " (each repeated the row before it exactly)")
         ts, codes, line, ohlcv = ts[keep], codes[keep], line[keep], ohlcv[keep]
 
@@ -94,11 +92,7 @@ def build_bars(opener: Opener, ctx: ImportContext, symbol: str | None,
     ctx.extra["bar_interval_ns"] = interval
     if learnt_quote:
         ctx.extra["quote_currency_from_volume"] = learnt_quote
-    columns: dict[str, pa.Array] = {"ts": pa.array(ts, type=pa.timestamp("ns", tz="UTC"))}
-    if keep_symbol:
-        columns["symbol"] = pa.DictionaryArray.from_arrays(
-            pa.array(codes, type=pa.int32()), pa.array(names, type=pa.string())
-        ).cast(pa.string())
+    columns = leading_columns(ts, codes, names, keep_symbol)
     for i, key in enumerate(("open", "high", "low", "close", "volume")):
         columns[key] = pa.array(ohlcv[:, i], type=pa.float64())
     ctx.extra["line_of_row"] = line
@@ -114,9 +108,7 @@ def _line_span(lines: np.ndarray) -> str:
     lo, hi = int(ordered[0]), int(ordered[-1])
     if hi - lo + 1 == ordered.size:
         return f"{lo}-{hi}" if hi > lo else str(lo)
-    text = ", ".join(str(int(x)) for x in ordered[:MAX_NAMED_ROWS])
-    return text + (f" and {ordered.size - MAX_NAMED_ROWS} more"
-                   if ordered.size > MAX_NAMED_ROWS else "")
+    return first_few(ordered, ordered.size)
 
 
 def _intervals(ts: np.ndarray, codes: np.ndarray) -> int | None:

@@ -6,6 +6,8 @@ lines).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,11 @@ class ImportContext:
             values = [int(line_of[p]) for p in values]
         else:
             values = [self.first_line + p for p in values]
-        text = ", ".join(str(v) for v in values)
-        more = len(positions) - len(values)
-        return f"line{'s' if len(values) > 1 else ''} {text}" + (f" and {more} more"
-                                                                  if more > 0 else "")
+        return f"line{'s' if len(values) > 1 else ''} {first_few(values, len(positions))}"
+
+
+def first_few(numbers: Iterable[Any], total: int) -> str:
+    """``"3, 5, 8"``: the first ``MAX_NAMED_ROWS`` of ``total`` numbers, then ``" and N more"``."""
+    shown = [str(int(n)) for n in itertools.islice(numbers, MAX_NAMED_ROWS)]
+    more = total - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")

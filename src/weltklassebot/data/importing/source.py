@@ -12,7 +12,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -90,8 +90,7 @@ def scan_lines(opener: Opener, layout: Layout) -> Iterator[tuple[int, list[str]]
 def read_table(opener: Opener, ctx: ImportContext,
                text_columns: set[int], int_columns: set[int]) -> pa.Table:
     layout = ctx.layout
-    needed = sorted(set(layout.ts_columns) | set(layout.fields.values())
-                    | set(layout.volume_candidates))
+    needed = _read_columns(layout)
     names = [f"c{i}" for i in range(layout.ncols)]
     types: dict[str, pa.DataType] = {}
     for i in needed:
@@ -122,6 +121,11 @@ def read_table(opener: Opener, ctx: ImportContext,
         ) from exc
 
 
+def _read_columns(layout: Layout) -> list[int]:
+    return sorted(set(layout.ts_columns) | set(layout.fields.values())
+                  | set(layout.volume_candidates))
+
+
 def _explain_csv_error(message: str, opener: Opener, ctx: ImportContext) -> str:
     layout = ctx.layout
     if "Expected" in message and "columns" in message:
@@ -135,8 +139,7 @@ def _explain_csv_error(message: str, opener: Opener, ctx: ImportContext) -> str:
     if match:
         column = int(match.group(1))
         value = match.group(2)
-        kept = sorted(set(layout.ts_columns) | set(layout.fields.values())
-                      | set(layout.volume_candidates))
+        kept = _read_columns(layout)
         index = kept[column] if column < len(kept) else column
         where = ""
         for number, cells in scan_lines(opener, layout):
@@ -148,10 +151,24 @@ def _explain_csv_error(message: str, opener: Opener, ctx: ImportContext) -> str:
     return f"{ctx.src} could not be parsed as CSV: {message}."
 
 
-def floats(table: pa.Table, index: int) -> np.ndarray:
-    column = table.column(f"c{index}")
-    return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False),
+def as_int64(values: Any) -> np.ndarray:
+    """An Arrow array (text, integers or timestamps) cast to int64, as a NumPy array."""
+    return np.asarray(pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def as_float64(values: Any) -> np.ndarray:
+    """An Arrow array cast to float64, as a NumPy array (nulls become NaN)."""
+    return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False),
                       dtype=np.float64)
+
+
+def as_bool(values: Any) -> np.ndarray:
+    """A boolean Arrow array as a NumPy array."""
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def floats(table: pa.Table, index: int) -> np.ndarray:
+    return as_float64(table.column(f"c{index}"))
 
 
 def strings(table: pa.Table, index: int) -> pa.Array:

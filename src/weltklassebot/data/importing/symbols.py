@@ -65,5 +65,16 @@ def symbol_codes(table: pa.Table, ctx: ImportContext, symbol: str | None,
     return codes, names, True
 
 
+def leading_columns(ts: np.ndarray, codes: np.ndarray, names: list[str],
+                    keep_symbol: bool) -> dict[str, pa.Array]:
+    """The ``ts`` column every snapshot starts with, and the ``symbol`` column when kept."""
+    columns: dict[str, pa.Array] = {"ts": pa.array(ts, type=pa.timestamp("ns", tz="UTC"))}
+    if keep_symbol:
+        columns["symbol"] = pa.DictionaryArray.from_arrays(
+            pa.array(codes, type=pa.int32()), pa.array(names, type=pa.string())
+        ).cast(pa.string())
+    return columns
+
+
 def symbol_suffix(names: list[str], code: Any, keep_symbol: bool) -> str:
     return f" ({names[int(code)]})" if keep_symbol and len(names) > 1 else ""

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import NS_PER_SECOND
 from weltklassebot.data.importing.context import ImportContext
-from weltklassebot.data.importing.source import strings
+from weltklassebot.data.importing.source import as_bool, as_float64, as_int64, strings
 from weltklassebot.data.importing.zones import resolve_zone
 from weltklassebot.errors import UnusableInput
 
@@ -37,6 +37,9 @@ _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 _SLASH_YMD = r"^\d{4}[/.]\d{1,2}[/.]\d{1,2}([ T].*)?$"
 _SLASH_XYZ = r"^(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<y>\d{4})(?P<rest>(?:[ T].*)?)$"
 
+_Complaint = Callable[[np.ndarray, str], UnusableInput]
+"""Builds the error for the rows a mask marks bad, naming the form that was expected."""
+
 
 @dataclass
 class ParsedTimes:
@@ -48,7 +51,13 @@ class ParsedTimes:
 
 def _mask(values: pa.Array, pattern: str) -> np.ndarray:
     matched = pc.match_substring_regex(values, pattern)
-    return np.asarray(pc.fill_null(matched, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return as_bool(pc.fill_null(matched, False))
+
+
+def _expect(values: pa.Array, pattern: str, bad: _Complaint, expected: str) -> None:
+    ok = _mask(values, pattern)
+    if not ok.all():
+        raise bad(ok, expected)
 
 
 def _first_bad(mask_ok: np.ndarray) -> int:
@@ -58,8 +67,7 @@ def _first_bad(mask_ok: np.ndarray) -> int:
 def _parse_times(values: pa.Array, ctx: ImportContext, label: str) -> ParsedTimes:
     values = pc.utf8_trim_whitespace(values)
     n = len(values)
-    empty = np.asarray(pc.equal(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False),
-                       dtype=bool)
+    empty = as_bool(pc.equal(pc.utf8_length(values), 0))
     if empty.any():
         rows = np.flatnonzero(empty)
         raise UnusableInput(
@@ -98,25 +106,19 @@ def _parse_times(values: pa.Array, ctx: ImportContext, label: str) -> ParsedTime
     if kind == "int":
         if _mask(probe, _DATE8).all():
             return _parse_compact(values, ctx, label, bad)
-        ok = _mask(values, _INT)
-        if not ok.all():
-            raise bad(ok, "an integer epoch time")
-        return _parse_epoch(np.asarray(pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False),
-                                       dtype=np.int64), ctx, label)
+        _expect(values, _INT, bad, "an integer epoch time")
+        return _parse_epoch(as_int64(values), ctx, label)
     if kind == "dec":
         ok = _mask(values, _DEC) | _mask(values, _INT)
         if not ok.all():
             raise bad(ok, "a decimal epoch time")
-        return _parse_epoch_float(np.asarray(pc.cast(values, pa.float64()).to_numpy(
-            zero_copy_only=False), dtype=np.float64), ctx, label)
+        return _parse_epoch_float(as_float64(values), ctx, label)
     if kind == "compact":
         return _parse_compact(values, ctx, label, bad)
     if kind == "twelve":
         return _parse_twelve(values, ctx, label, bad)
     if kind == "slash_ymd":
-        ok = _mask(values, _SLASH_YMD)
-        if not ok.all():
-            raise bad(ok, "'yyyy/mm/dd' or 'yyyy.mm.dd'")
+        _expect(values, _SLASH_YMD, bad, "'yyyy/mm/dd' or 'yyyy.mm.dd'")
         padded = pc.replace_substring_regex(values, pattern=r"^(\d{4})[/.](\d)[/.]",
                                             replacement=r"\1/0\2/")
         padded = pc.replace_substring_regex(padded, pattern=r"^(\d{4})[/.](\d{2})[/.](\d)(\D|$)",
@@ -211,7 +213,7 @@ def _parse_epoch_float(values: np.ndarray, ctx: ImportContext, label: str) -> Pa
 
 
 def _parse_compact(values: pa.Array, ctx: ImportContext, label: str,
-                   bad: Callable[[np.ndarray, str], UnusableInput]) -> ParsedTimes:
+                   bad: _Complaint) -> ParsedTimes:
     ok = _mask(values, _COMPACT) | _mask(values, _DATE8)
     if not ok.all():
         raise bad(ok, "'yyyyMMdd HHmmss'")
@@ -222,36 +224,31 @@ def _parse_compact(values: pa.Array, ctx: ImportContext, label: str,
         raise bad(lengths == length, f"a {length}-digit 'yyyyMMdd[ HHmm[ss]]' time")
     fmt = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}[length]
     parsed = pc.strptime(digits, format=fmt, unit="ns", error_is_null=True)
-    valid = np.asarray(parsed.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    valid = as_bool(parsed.is_valid())
     if not valid.all():
         raise bad(valid, "a valid calendar date and time")
-    ns = np.asarray(parsed.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    ns = as_int64(parsed)
     form = {8: "yyyyMMdd", 12: "yyyyMMdd HHmm", 14: "yyyyMMdd HHmmss"}[length]
     return ParsedTimes(ns, naive=length > 8, date_only=length == 8, description=f"'{form}' text")
 
 
 def _parse_twelve(values: pa.Array, ctx: ImportContext, label: str,
-                  bad: Callable[[np.ndarray, str], UnusableInput]) -> ParsedTimes:
-    ok = _mask(values, _TWELVE)
-    if not ok.all():
-        raise bad(ok, "a 12-hour clock time like '2019-10-17 09-AM'")
+                  bad: _Complaint) -> ParsedTimes:
+    _expect(values, _TWELVE, bad, "a 12-hour clock time like '2019-10-17 09-AM'")
     parts = pc.extract_regex(values, pattern=_TWELVE)
     date = pc.struct_field(parts, "d")
     try:
-        day_ns = np.asarray(pc.cast(date, pa.timestamp("ns")).cast(pa.int64())
-                            .to_numpy(zero_copy_only=False), dtype=np.int64)
+        day_ns = as_int64(pc.cast(date, pa.timestamp("ns")))
     except pa.ArrowInvalid as exc:
         raise UnusableInput(f"{ctx.src}: column {label}: {exc}.") from exc
 
     def number(field_name: str) -> np.ndarray:
         text = pc.struct_field(parts, field_name)
         text = pc.if_else(pc.equal(text, ""), "0", text)
-        return np.asarray(pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False),
-                          dtype=np.int64)
+        return as_int64(text)
 
     hour, minute, second = number("h"), number("m"), number("s")
-    pm = np.asarray(pc.match_substring_regex(pc.struct_field(parts, "ap"), "[Pp]")
-                    .to_numpy(zero_copy_only=False), dtype=bool)
+    pm = as_bool(pc.match_substring_regex(pc.struct_field(parts, "ap"), "[Pp]"))
     valid = (hour >= 1) & (hour <= 12) & (minute < 60) & (second < 60)
     if not valid.all():
         raise bad(valid, "a 12-hour clock hour between 1 and 12")
@@ -263,15 +260,11 @@ def _parse_twelve(values: pa.Array, ctx: ImportContext, label: str,
 
 
 def _parse_day_month(values: pa.Array, ctx: ImportContext, label: str,
-                     bad: Callable[[np.ndarray, str], UnusableInput]) -> ParsedTimes:
-    ok = _mask(values, _SLASH_XYZ)
-    if not ok.all():
-        raise bad(ok, "'dd/mm/yyyy' or 'mm/dd/yyyy'")
+                     bad: _Complaint) -> ParsedTimes:
+    _expect(values, _SLASH_XYZ, bad, "'dd/mm/yyyy' or 'mm/dd/yyyy'")
     parts = pc.extract_regex(values, pattern=_SLASH_XYZ)
-    a = np.asarray(pc.cast(pc.struct_field(parts, "a"), pa.int64())
-                   .to_numpy(zero_copy_only=False))
-    b = np.asarray(pc.cast(pc.struct_field(parts, "b"), pa.int64())
-                   .to_numpy(zero_copy_only=False))
+    a = as_int64(pc.struct_field(parts, "a"))
+    b = as_int64(pc.struct_field(parts, "b"))
     day_first = bool((a > 12).any())
     month_first = bool((b > 12).any())
     if day_first == month_first:
@@ -295,10 +288,8 @@ def _parse_day_month(values: pa.Array, ctx: ImportContext, label: str,
 
 
 def _parse_iso(values: pa.Array, ctx: ImportContext, label: str,
-               bad: Callable[[np.ndarray, str], UnusableInput], form: str) -> ParsedTimes:
-    ok = _mask(values, _ISO)
-    if not ok.all():
-        raise bad(ok, f"{form} text")
+               bad: _Complaint, form: str) -> ParsedTimes:
+    _expect(values, _ISO, bad, f"{form} text")
     if _mask(values, _ISO_DATE).all():
         parsed = _cast_ts(values, pa.timestamp("ns"), ctx, label)
         return ParsedTimes(parsed, naive=True, date_only=True, description=f"{form} dates")
@@ -333,7 +324,7 @@ def _cast_ts(values: pa.Array, target: pa.DataType, ctx: ImportContext, label: s
                 "date/time. Fix that value and import again."
             ) from exc
         raise UnusableInput(f"{ctx.src}: column {label}: {exc}.") from exc
-    return np.asarray(parsed.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return as_int64(parsed)
 
 
 def read_times(table: pa.Table, ctx: ImportContext, tz: str | None) -> np.ndarray:

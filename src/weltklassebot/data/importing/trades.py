@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 
 from weltklassebot.data.importing.anomalies import sort_rows
 from weltklassebot.data.importing.context import MAX_NAMED_ROWS, ImportContext
-from weltklassebot.data.importing.source import Opener, floats, read_table, strings
-from weltklassebot.data.importing.symbols import symbol_codes
+from weltklassebot.data.importing.source import Opener, as_int64, floats, read_table, strings
+from weltklassebot.data.importing.symbols import leading_columns, symbol_codes
 from weltklassebot.data.importing.times import read_times
 from weltklassebot.errors import InvalidSnapshot
 
@@ -59,8 +59,7 @@ def build_trades(opener: Opener, ctx: ImportContext, symbol: str | None,
     if "trade_id" in fields:
         ids = strings(table, fields["trade_id"])
         try:
-            trade_id = np.asarray(pc.cast(ids, pa.int64()).to_numpy(zero_copy_only=False),
-                                  dtype=np.int64)
+            trade_id = as_int64(ids)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             ctx.warnings.append(f"trade ids in column {layout.column_label(fields['trade_id'])} "
                                 "are not integers; not kept")
@@ -97,11 +96,7 @@ def build_trades(opener: Opener, ctx: ImportContext, symbol: str | None,
             ts, codes, line, price, size, trade_id = (a[keep] for a in
                                                       (ts, codes, line, price, size, trade_id))
             side = side.filter(pa.array(keep))
-    columns: dict[str, pa.Array] = {"ts": pa.array(ts, type=pa.timestamp("ns", tz="UTC"))}
-    if keep_symbol:
-        columns["symbol"] = pa.DictionaryArray.from_arrays(
-            pa.array(codes, type=pa.int32()), pa.array(names, type=pa.string())
-        ).cast(pa.string())
+    columns = leading_columns(ts, codes, names, keep_symbol)
     columns["price"] = pa.array(price, type=pa.float64())
     columns["size"] = pa.array(size, type=pa.float64())
     columns["side"] = side

@@ -24,7 +24,7 @@ from weltklassebot.data.importing.symbols import split_symbol
 from weltklassebot.data.schema import KIND_BARS, META_KEY, SnapshotMeta
 from weltklassebot.data.validate import ValidationReport, Violation, inspect_snapshot
 from weltklassebot.errors import InvalidSnapshot, RuntimeFailure, UsageError
-from weltklassebot.fsutil import fsync_dir, sha256_file
+from weltklassebot.fsutil import fsync_dir, fsync_file, sha256_file
 
 ROW_GROUP_ROWS = 1 << 20
 
@@ -106,8 +106,7 @@ def write_snapshot(table: pa.Table, ctx: ImportContext, out: Path, *, name: str,
     try:
         try:
             pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-            with tmp.open("rb") as fh:
-                os.fsync(fh.fileno())
+            fsync_file(tmp)
         except OSError as exc:
             raise RuntimeFailure(f"cannot write {out}: {exc.strerror or exc}. Nothing was "
                                  "written; free space or pass --out to write elsewhere.") from exc

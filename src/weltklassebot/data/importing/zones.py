@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from weltklassebot.data.importing.context import ImportContext
+from weltklassebot.data.importing.source import as_int64
 from weltklassebot.errors import UnusableInput, UsageError
 
 if TYPE_CHECKING:
@@ -58,8 +59,7 @@ def resolve_zone(times: ParsedTimes, ctx: ImportContext, label: str, tz: str | N
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise UsageError(f"--tz {tz!r} is not a known time zone ({exc}). Use an IANA name "
                          "such as UTC, Europe/Berlin or America/New_York.") from exc
-    early_ns = np.asarray(early.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    late_ns = np.asarray(late.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    early_ns, late_ns = as_int64(early), as_int64(late)
     unclear = early_ns != late_ns
     if unclear.any():
         rows = np.flatnonzero(unclear)
