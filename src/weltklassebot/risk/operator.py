@@ -285,9 +285,7 @@ def poll_operator_commands(directory: Path | str) -> list[OperatorCommand]:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            _refuse(directory, command_id, f"the service cannot read {path.name} "
-                    f"({exc.strerror or exc}); it was not applied. Run `risk` commands as the "
-                    "service user.")
+            _refuse(directory, command_id, _not_applied("read", path, exc))
             continue
         try:
             payload = json.loads(raw)
@@ -306,15 +304,18 @@ def poll_operator_commands(directory: Path | str) -> list[OperatorCommand]:
         except FileNotFoundError:
             continue  # another reader took it
         except OSError as exc:
-            _refuse(directory, command_id, f"the service cannot remove {path.name} "
-                    f"({exc.strerror or exc}); it was not applied. Run `risk` commands as the "
-                    "service user.")
+            _refuse(directory, command_id, _not_applied("remove", path, exc))
             continue
         commands.append(command)
     if commands:
         with contextlib.suppress(OSError):
             fsync_dir(folder)
     return commands
+
+
+def _not_applied(verb: str, path: Path, exc: OSError) -> str:
+    return (f"the service cannot {verb} {path.name} ({exc.strerror or exc}); it was not "
+            "applied. Run `risk` commands as the service user.")
 
 
 def _refuse(directory: Path, command_id: str, error: str) -> None:

@@ -36,6 +36,7 @@ from weltklassebot.data.catalog.naming import (
     Entry,
     check_name,
     entry_at,
+    is_orphan_sidecar,
     list_entries,
     snapshot_file_name,
     write_sidecar,
@@ -43,7 +44,7 @@ from weltklassebot.data.catalog.naming import (
 from weltklassebot.data.catalog.prune import check_keep, to_remove
 from weltklassebot.data.catalog.verify import verify as verify_directory
 from weltklassebot.errors import RuntimeFailure, UnusableInput, UsageError, VerdictFailed
-from weltklassebot.fsutil import fsync_dir, sha256_file
+from weltklassebot.fsutil import fsync_dir, fsync_file, sha256_file
 
 FREE_SPACE_MARGIN = 1 << 20
 
@@ -109,9 +110,7 @@ class Catalog:
         removed: list[str] = []
         for child in sorted(self.dir.iterdir(), key=lambda p: p.name):
             name = child.name
-            orphan_sidecar = (name.endswith(SIDECAR) and SNAPSHOT_RE.match(name[: -len(SIDECAR)])
-                              and not (self.dir / name[: -len(SIDECAR)]).exists())
-            if name.startswith(TMP_PREFIX) or orphan_sidecar:
+            if name.startswith(TMP_PREFIX) or is_orphan_sidecar(self.dir, name):
                 with contextlib.suppress(FileNotFoundError):
                     child.unlink()
                 removed.append(name)
@@ -121,6 +120,12 @@ class Catalog:
 
     def _append_history(self, change: Change) -> None:
         append_history(self.dir, change, clock=self.clock, command=self.command)
+
+    def _record_move(self, change: Change, before: LatestState) -> None:
+        """Record a change of ``latest.parquet`` from ``before``, noting a dangling link."""
+        if before.dangling:
+            change.notes.append(f"latest.parquet was dangling (pointed to {before.target})")
+        self._append_history(change)
 
     def _start(self) -> list[str]:
         notes = []
@@ -190,8 +195,7 @@ class Catalog:
                                   notes=[*notes, f"{src} has the same bytes as the current "
                                          f"latest snapshot {current.file}; nothing changed"])
                 os.chmod(tmp, 0o444)
-                with tmp.open("rb") as fh:
-                    os.fsync(fh.fileno())
+                fsync_file(tmp)
                 fault_point("file_synced")
                 sidecar_tmp = self.dir / f"{TMP_PREFIX}{final}{SIDECAR}"
                 write_sidecar(sidecar_tmp, sha, final)
@@ -218,9 +222,7 @@ class Catalog:
                 details={"source": str(src.resolve()), "rows": report.rows,
                          "validation_warnings": list(report.warnings)},
             )
-            if state.dangling:
-                change.notes.append(f"latest.parquet was dangling (pointed to {state.target})")
-            self._append_history(change)
+            self._record_move(change, state)
             fault_point("history_written")
             return change
 
@@ -283,9 +285,7 @@ class Catalog:
                             old=ref(state.entry) or ({"file": state.target, "sha256": None}
                                                      if state.target else None),
                             new=ref(target, actual), notes=notes)
-            if state.dangling:
-                change.notes.append(f"latest.parquet was dangling (pointed to {state.target})")
-            self._append_history(change)
+            self._record_move(change, state)
             fault_point("rollback_history_written")
             return change
 

@@ -64,13 +64,8 @@ class Entry:
 
 def list_entries(directory: Path) -> list[Entry]:
     """Snapshots in ``directory``, oldest first (the time-stamp prefix sorts chronologically)."""
-    found: list[Entry] = []
-    for child in directory.iterdir():
-        match = SNAPSHOT_RE.match(child.name)
-        if match is None or child.is_symlink() or not child.is_file():
-            continue
-        found.append(Entry(child.name, match.group(2), parse_basic(match.group(1)), child))
-    return sorted(found, key=lambda e: e.file)
+    found = (entry_at(directory, child.name) for child in directory.iterdir())
+    return sorted((e for e in found if e is not None), key=lambda e: e.file)
 
 
 def entry_at(directory: Path, file: str) -> Entry | None:
@@ -80,6 +75,12 @@ def entry_at(directory: Path, file: str) -> Entry | None:
     if match is None or path.is_symlink() or not path.is_file():
         return None
     return Entry(file, match.group(2), parse_basic(match.group(1)), path)
+
+
+def is_orphan_sidecar(directory: Path, name: str) -> bool:
+    """True for a snapshot's sidecar whose snapshot is gone (left by an interrupted command)."""
+    return bool(name.endswith(SIDECAR) and SNAPSHOT_RE.match(name[: -len(SIDECAR)])
+                and not (directory / name[: -len(SIDECAR)]).exists())
 
 
 def read_sidecar(path: Path) -> str | None:

@@ -10,7 +10,7 @@ import stat
 from typing import TYPE_CHECKING, Any
 
 from weltklassebot.data.catalog.history import mismatch, verify_chain
-from weltklassebot.data.catalog.naming import SIDECAR, SNAPSHOT_RE, TMP_PREFIX
+from weltklassebot.data.catalog.naming import SIDECAR, TMP_PREFIX, is_orphan_sidecar
 from weltklassebot.fsutil import sha256_file
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ def verify(catalog: Catalog) -> dict[str, Any]:
         if name.startswith(TMP_PREFIX):
             warnings.append(f"{name}: left by an interrupted command; the next promote, "
                             "rollback or prune removes it")
-        elif name.endswith(SIDECAR) and SNAPSHOT_RE.match(name[: -len(SIDECAR)]) and \
-                not (directory / name[: -len(SIDECAR)]).exists():
+        elif is_orphan_sidecar(directory, name):
             warnings.append(f"{name}: sidecar without its snapshot (an interrupted "
                             "command); the next promote, rollback or prune removes it")
     chain = verify_chain(directory)
