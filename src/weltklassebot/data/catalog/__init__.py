@@ -32,6 +32,7 @@ Modules: ``settings`` (where the directory is), ``naming`` (file names and SHA-2
 ``latest`` (the symlink and its swap), ``lock``, ``history``, ``intake`` (copy and validate),
 ``prune`` (what prune removes), ``verify``, ``footer`` (facts for ``list``), ``faults`` (the test
 hook) and ``directory`` (``Catalog``, the commands). Everything public is re-exported here.
+Nothing here rewrites a file once it carries a final snapshot name.
 """
 
 from __future__ import annotations
