@@ -39,3 +39,26 @@ def config_path(flag: Path | None) -> Path | None:
 def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def resolve_state_dir(flag: Path | None, config_file: Path | None) -> Path:
+    """Flag > ``WELTKLASSE_STATE_DIR`` > ``[state] dir`` in the TOML config > default."""
+    from weltklassebot.errors import ConfigError
+    from weltklassebot.risk.operator import STATE_DIR_ENV, default_state_dir
+
+    if flag is not None:
+        return flag
+    if os.environ.get(STATE_DIR_ENV, "").strip():
+        return default_state_dir()
+    cfg = config_path(config_file)
+    if cfg is not None:
+        from weltklassebot.config.load import read_toml
+
+        data = read_toml(cfg)
+        section = data.get("state")
+        value = section.get("dir") if isinstance(section, dict) else data.get("state_dir")
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"config file {cfg}: [state] dir must be a non-empty string.")
+            return Path(value)
+    return default_state_dir()

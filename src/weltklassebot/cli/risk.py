@@ -20,8 +20,13 @@ from typing import Any, Literal
 
 import click
 
-from weltklassebot.cli.options import config_option, config_path, json_option, print_json
-from weltklassebot.errors import ConfigError, RuntimeFailure, UnusableInput, VerdictFailed
+from weltklassebot.cli.options import (
+    config_option,
+    json_option,
+    print_json,
+    resolve_state_dir,
+)
+from weltklassebot.errors import RuntimeFailure, UnusableInput, VerdictFailed
 
 _STATE_DIR_OPTION = click.option(
     "--state-dir", "state_dir", type=click.Path(path_type=Path), default=None,
@@ -96,28 +101,6 @@ def resume(keep_peak: bool, reason: str, state_dir: Path | None, wait_s: float,
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def resolve_state_dir(flag: Path | None, config_file: Path | None) -> Path:
-    """Flag > ``WELTKLASSE_STATE_DIR`` > ``[state] dir`` in the TOML config > default."""
-    from weltklassebot.risk.operator import STATE_DIR_ENV, default_state_dir
-
-    if flag is not None:
-        return flag
-    if os.environ.get(STATE_DIR_ENV, "").strip():
-        return default_state_dir()
-    cfg = config_path(config_file)
-    if cfg is not None:
-        from weltklassebot.config.load import read_toml
-
-        data = read_toml(cfg)
-        section = data.get("state")
-        value = section.get("dir") if isinstance(section, dict) else data.get("state_dir")
-        if value is not None:
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"config file {cfg}: [state] dir must be a non-empty string.")
-            return Path(value)
-    return default_state_dir()
 
 
 def _require_dir(directory: Path) -> None:

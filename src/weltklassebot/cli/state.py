@@ -10,7 +10,6 @@ while the service holds it.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -19,8 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from weltklassebot.cli.options import config_option, config_path, json_option, print_json
-from weltklassebot.errors import ConfigError
+from weltklassebot.cli.options import (
+    config_option,
+    json_option,
+    print_json,
+    resolve_state_dir,
+)
 
 if TYPE_CHECKING:
     from weltklassebot.state.codec import Record
@@ -48,7 +51,7 @@ def verify(directory: Path | None, as_json: bool, config_file: Path | None) -> N
     from weltklassebot.state.errors import StoreCorrupt, StoreIncompatible, StoreUnusable
     from weltklassebot.state.recovery import recover
 
-    path = _resolve_directory(directory, config_file)
+    path = resolve_state_dir(directory, config_file)
     try:
         result = recover(path, kinds=None)
     except StoreCorrupt as exc:
@@ -102,7 +105,7 @@ def tail(
     from weltklassebot.state.segment import list_directory
     from weltklassebot.state.tail import SegmentFollower, last_records
 
-    path = _resolve_directory(directory, config_file)
+    path = resolve_state_dir(directory, config_file)
     result = last_records(path, count)
     for record in result.records:
         _print_record(record, as_json)
@@ -153,7 +156,7 @@ def repair(
     """
     from weltklassebot.state import repair as store_repair
 
-    path = _resolve_directory(directory, config_file)
+    path = resolve_state_dir(directory, config_file)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = store_repair.truncate_at(path, truncate_at, stamp)
     after = result.after
@@ -193,28 +196,6 @@ def repair(
         f"verified: last record is sequence {after.last_seq}; the service continues at "
         f"{after.next_seq}"
     )
-
-
-def _resolve_directory(directory: Path | None, config_file: Path | None) -> Path:
-    # DIR > WELTKLASSE_STATE_DIR > [state] dir in the config > the service's default.
-    from weltklassebot.risk.operator import STATE_DIR_ENV, default_state_dir
-
-    if directory is not None:
-        return directory
-    if os.environ.get(STATE_DIR_ENV, "").strip():
-        return default_state_dir()
-    config = config_path(config_file)
-    if config is not None:
-        from weltklassebot.config.load import read_toml
-
-        data = read_toml(config)
-        section = data.get("state")
-        value = section.get("dir") if isinstance(section, dict) else data.get("state_dir")
-        if value is not None:
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"config file {config}: [state] dir must be a non-empty string.")
-            return Path(value)
-    return default_state_dir()
 
 
 def _last_seq(path: Path) -> int:

@@ -72,6 +72,8 @@ class LatencyConfig(_Frozen):
 
 
 class InstrumentConfig(_Frozen):
+    """Instrument facts that override the snapshot's metadata (increments, bar interval)."""
+
     price_increment: Decimal | None = None
     quantity_increment: Decimal | None = None
     bar_interval: int | None = None
@@ -94,27 +96,12 @@ class InstrumentConfig(_Frozen):
         return ns
 
 
-class DataConfig(_Frozen):
-    """Which snapshot, and instrument facts that override the snapshot's metadata."""
+class DataConfig(InstrumentConfig):
+    """Which snapshot, and instrument facts for every symbol (``instruments`` per symbol)."""
 
     snapshot: str | None = None
     symbol: str | None = None
-    price_increment: Decimal | None = None
-    quantity_increment: Decimal | None = None
-    bar_interval: int | None = None
     instruments: dict[str, InstrumentConfig] = Field(default_factory=dict)
-
-    @field_validator("price_increment", "quantity_increment")
-    @classmethod
-    def _positive(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be > 0")
-        return value
-
-    @field_validator("bar_interval", mode="before")
-    @classmethod
-    def _interval(cls, value: Any) -> int | None:
-        return InstrumentConfig._interval(value)
 
 
 class ExecutionConfig(_Frozen):

@@ -386,10 +386,7 @@ class BacktestEngine:
                 slot = slots[code]
             self._where = (slot.symbol, ts)
             if venue.open_count:
-                cap = None
-                if participation is not None:
-                    cap = int(Fraction(v_l[i]) * participation
-                              / Fraction(slot.instrument.quantity_increment))
+                cap = None if participation is None else _volume_cap(v_l[i], participation, slot)
                 clock._now = ts  # fills happen inside the bar; on_fill acts at its start
                 venue.process_bar(slot.symbol, ts, o_l[i], h_l[i], l_l[i], cap)
             clock._now = ts + slot.interval  # close event of this bar
@@ -462,10 +459,7 @@ class BacktestEngine:
             ts = ts_l[i]
             self._where = (symbol, ts)
             if venue.open_count:
-                cap = None
-                if participation is not None:
-                    cap = int(Fraction(v_l[i]) * participation
-                              / Fraction(slot.instrument.quantity_increment))
+                cap = None if participation is None else _volume_cap(v_l[i], participation, slot)
                 self.clock._now = ts
                 venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
             self.clock._now = ts + slot.interval
@@ -534,6 +528,11 @@ class BacktestEngine:
         inst = self.instruments[fill.symbol]
         return (f"{side_label(fill.side)} {inst.qty_text(fill.qty)} {fill.symbol} @ "
                 f"{inst.price_text(fill.price)}")
+
+
+def _volume_cap(volume: float, participation: Fraction, slot: _SymbolSlot) -> int:
+    """Quantity ticks a bar can fill in all: floor(volume * participation), exact."""
+    return int(Fraction(volume) * participation / Fraction(slot.instrument.quantity_increment))
 
 
 def _columns(chunk: BarChunk, mask: np.ndarray | None) -> dict[str, np.ndarray]:
