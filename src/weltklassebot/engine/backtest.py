@@ -30,7 +30,7 @@ from weltklassebot.engine.costs import (
 from weltklassebot.engine.ingest import BarChunk
 from weltklassebot.engine.venue import SimulatedVenue
 from weltklassebot.errors import StrategyError
-from weltklassebot.model.enums import OrderStatus, OrderType, TimeInForce, side_label
+from weltklassebot.model.enums import OrderStatus, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Denial, Fill, Order
 from weltklassebot.portfolio.ledger import Ledger
@@ -159,7 +159,6 @@ class BacktestEngine:
         self._equity_points = 0
         self._first_ts: int | None = None
         self._last_ts: int | None = None
-        self.last_equity = execution.initial_cash
 
     # -- OrderRouter (what strategies may do) ------------------------------------------------
     def submit(self, symbol: str, side: int, qty: int, order_type: OrderType,
@@ -328,7 +327,6 @@ class BacktestEngine:
         self._bars += n
         self._equity_points += len(eq_val)
         self._last_ts = int(chunk.ts[-1])
-        self.last_equity = int(eq_val[-1])
         equity_sink(eq_ts, eq_val, eq_cash)
 
     def _series_lists(self, chunk: BarChunk) -> list[list[tuple[Series, list[Any],
@@ -416,7 +414,6 @@ class BacktestEngine:
             eq_cash.append(cash)
             if gate is not None:
                 # Risk runs on the event clock: this equity is known at the bar's close event.
-                self.last_equity = equity
                 gate.on_equity(ts + slot.interval, equity, self)
         return eq_ts, eq_val, eq_cash
 
@@ -522,12 +519,6 @@ class BacktestEngine:
             modules.add(self.strategy_file)
         frames = traceback.extract_tb(exc.__traceback__)
         return any(frame.filename in modules for frame in frames)
-
-    # -- for reports ---------------------------------------------------------------------------
-    def describe_fill(self, fill: Fill) -> str:
-        inst = self.instruments[fill.symbol]
-        return (f"{side_label(fill.side)} {inst.qty_text(fill.qty)} {fill.symbol} @ "
-                f"{inst.price_text(fill.price)}")
 
 
 def _volume_cap(volume: float, participation: Fraction, slot: _SymbolSlot) -> int:
