@@ -255,7 +255,8 @@ class BacktestEngine:
         self.fills.append(fill)
         if self.gate is not None:
             net = realised - fill.fee
-            self.gate.on_fill(fill, int(net), self)
+            # Risk counts whole money units; a fractional remainder rounds down (toward a loss).
+            self.gate.on_fill(fill, net.numerator // net.denominator, self)
         slot = self._slot_by_symbol[fill.symbol]
         slot.strategy.on_fill(slot.ctx, fill)
 
