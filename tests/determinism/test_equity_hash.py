@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.runs.backtest import RunRequest, execute
@@ -143,3 +145,20 @@ def test_vectorised_fill_lines_equal_the_reference_rendering() -> None:
     assert fill_lines_text(fills, {"ES": inst}) == expected
     assert expected.splitlines()[0] == b"1600000000000000000,ES,sell,4250,3,0,1,1"
     assert expected.splitlines()[1] == b"1600000000000000001,ES,buy,0.25,1,-0.05,2,2"
+
+
+@given(values=st.lists(st.integers(min_value=-(1 << 62), max_value=(1 << 62)), min_size=1,
+                       max_size=50),
+       scale=st.integers(min_value=0, max_value=18))
+@settings(max_examples=300, deadline=None)
+def test_vectorised_decimal_text_equals_the_canonical_rendering(values: list[int],
+                                                                 scale: int) -> None:
+    import numpy as np
+
+    from weltklassebot.core.decimal import format_scaled
+    from weltklassebot.engine.equity_hash import format_scaled_array
+
+    if scale == 0:
+        values = [v // 10 for v in values]  # keep clear of int64 overflow in the scale-0 path
+    got = format_scaled_array(np.asarray(values, dtype=np.int64), scale).to_pylist()
+    assert got == [format_scaled(v, scale) for v in values]

@@ -15,6 +15,7 @@ The digest is lowercase hex. docs/equity-hash.md has a worked example.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -64,22 +65,50 @@ def fill_lines_text(fills: list[Fill], instruments: dict[str, Instrument]) -> by
     return bytes(_string_array_bytes(pc.binary_join_element_wise(lines, "", "\n")))
 
 
+def decimal_column(units: np.ndarray, scale: int) -> pa.Array:
+    """int64 units of ``10**-scale`` -> decimal128(38, scale), zero-copy and exact.
+
+    An object array (Python ints beyond int64) takes the exact, slower route through ``Decimal``.
+    """
+    if units.dtype == object:
+        return pa.array([Decimal(int(u)).scaleb(-scale) for u in units],
+                        type=pa.decimal128(38, scale))
+    units = np.ascontiguousarray(units, dtype=np.int64)
+    limbs = np.empty((units.size, 2), dtype=np.int64)
+    limbs[:, 0] = units
+    limbs[:, 1] = units >> 63  # sign extension: decimal128 is 16-byte two's complement
+    return pa.Array.from_buffers(pa.decimal128(38, scale), units.size,
+                                 [None, pa.py_buffer(limbs)])
+
+
 def format_scaled_array(units: np.ndarray, scale: int) -> pa.Array:
-    """Vectorised ``format_scaled`` for int64 money units: canonical decimal strings."""
+    """Vectorised ``format_scaled`` for int64 money units: canonical decimal strings.
+
+    Arrow renders a decimal in plain notation unless its adjusted exponent is below -6 (then it
+    writes ``1E-8``); those rare small values (|value| < 1e-6, zero included) take the digit-wise
+    route, everything else is Arrow's text with trailing zeros and point trimmed.
+    """
     units = np.asarray(units, dtype=np.int64)
+    if scale <= 0:
+        return pa.array(units * 10 ** (-scale)).cast(pa.string())
+    text = pc.utf8_rtrim(pc.utf8_rtrim(decimal_column(units, scale).cast(pa.string()),
+                                       characters="0"), characters=".")
+    if scale >= 7:
+        small = np.abs(units) < 10 ** (scale - 6)
+        if small.any():
+            text = pc.if_else(pa.array(small), _digitwise(units, scale), text)
+    return text
+
+
+def _digitwise(units: np.ndarray, scale: int) -> pa.Array:
     magnitude = np.abs(units)
-    if scale == 0:
-        text = pa.array(magnitude).cast(pa.string())
-    else:
-        base = np.int64(10**scale)
-        whole = pa.array(magnitude // base).cast(pa.string())
-        frac = pa.array(magnitude % base).cast(pa.string())
-        frac = pc.utf8_rtrim(pc.utf8_lpad(frac, width=scale, padding="0"), characters="0")
-        has_frac = pc.greater(pc.utf8_length(frac), 0)
-        joined = pc.binary_join_element_wise(whole, frac, ".")
-        text = pc.if_else(has_frac, joined, whole)
-    negative = pa.array(units < 0)
-    return pc.if_else(negative, pc.binary_join_element_wise("-", text, ""), text)
+    base = np.int64(10**scale)
+    whole = pa.array(magnitude // base).cast(pa.string())
+    frac = pa.array(magnitude % base).cast(pa.string())
+    frac = pc.utf8_rtrim(pc.utf8_lpad(frac, width=scale, padding="0"), characters="0")
+    has_frac = pc.greater(pc.utf8_length(frac), 0)
+    text = pc.if_else(has_frac, pc.binary_join_element_wise(whole, frac, "."), whole)
+    return pc.if_else(pa.array(units < 0), pc.binary_join_element_wise("-", text, ""), text)
 
 
 class EquityHasher:

@@ -64,7 +64,10 @@ class SimulatedVenue:
         return bool(self._book[symbol])
 
     def open_qty(self, symbol: str, side: int) -> int:
-        return sum(o.remaining for o in self._book[symbol].values() if o.side == side)
+        book = self._book[symbol]
+        if not book:
+            return 0
+        return sum(o.remaining for o in book.values() if o.side == side)
 
     def next_fill_id(self) -> int:
         return self._next_fill_id

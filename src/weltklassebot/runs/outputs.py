@@ -8,7 +8,6 @@ in its schema metadata.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from weltklassebot.engine.equity_hash import decimal_column
 from weltklassebot.model.enums import side_label
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Fill, Order
@@ -23,19 +23,6 @@ from weltklassebot.model.records import Fill, Order
 RUN_SCHEMA_VERSION = 1
 _META = {b"weltklassebot.run_schema": str(RUN_SCHEMA_VERSION).encode()}
 _TS = pa.timestamp("ns", tz="UTC")
-
-
-def decimal_column(units: np.ndarray, scale: int) -> pa.Array:
-    """int64 units of ``10**-scale`` -> decimal128(38, scale), zero-copy and exact."""
-    if units.dtype == object:
-        return pa.array([Decimal(int(u)).scaleb(-scale) for u in units],
-                        type=pa.decimal128(38, scale))
-    units = np.ascontiguousarray(units, dtype=np.int64)
-    limbs = np.empty((units.size, 2), dtype=np.int64)
-    limbs[:, 0] = units
-    limbs[:, 1] = units >> 63
-    return pa.Array.from_buffers(pa.decimal128(38, scale), units.size,
-                                 [None, pa.py_buffer(limbs)])
 
 
 def equity_schema(scale: int) -> pa.Schema:
@@ -52,8 +39,11 @@ class EquityWriter:
     def __init__(self, path: Path, money: MoneySpec) -> None:
         self.scale = money.scale
         self.schema = equity_schema(self.scale)
-        self.writer = pq.ParquetWriter(path, self.schema,
-                   compression="zstd", compression_level=1)
+        # Every value is distinct: dictionary encoding only costs time. Timestamps step
+        # regularly, so delta encoding shrinks them to almost nothing.
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd",
+                                       compression_level=1, use_dictionary=False,
+                                       column_encoding={"ts": "DELTA_BINARY_PACKED"})
 
     def write(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray,
               drawdown: np.ndarray) -> None:

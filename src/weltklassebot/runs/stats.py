@@ -41,7 +41,7 @@ class EquityStats:
         if drawdown[worst] > self.max_drawdown:
             self.max_drawdown = float(drawdown[worst])
             self.max_drawdown_ts = int(ts[worst])
-        exact_peak = max(self.peak, int(max(equity.tolist())))
+        exact_peak = max(self.peak, int(equity.max()))
         previous = np.concatenate(([float(self.prev)], values[:-1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             returns = np.where(previous != 0, values / previous - 1.0, 0.0)
