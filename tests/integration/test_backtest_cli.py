@@ -671,3 +671,12 @@ def test_progress_bar_is_drawn_only_on_a_terminal(tmp_path: Path, msft_daily: Pa
     assert proc.returncode == 0
     assert b"backtest" in drawn
     assert b"Traceback" not in drawn
+
+
+def test_no_command_shows_the_commands_and_succeeds() -> None:
+    done = subprocess.run([sys.executable, "-m", "cli"], cwd=REPO, capture_output=True,
+                          text=True, check=False, timeout=60)
+    assert done.returncode == 0
+    for name in ("backtest", "replay", "snapshot", "risk", "state"):
+        assert name in done.stdout
+    assert done.stderr == ""

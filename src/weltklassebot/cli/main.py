@@ -58,8 +58,14 @@ def fail(message: str, exit_code: int) -> NoReturn:
 def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with the DESIGN section 3 status."""
     app = build_app()
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        # No command: show what there is (stdout, success), like `--help`.
+        with click.Context(app, info_name="python -m cli") as ctx:
+            click.echo(app.get_help(ctx))
+        raise SystemExit(0)
     try:
-        result = app.main(args=argv, prog_name="python -m cli", standalone_mode=False)
+        result = app.main(args=args, prog_name="python -m cli", standalone_mode=False)
     except WeltklasseError as exc:
         fail(exc.message, exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
