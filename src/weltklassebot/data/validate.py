@@ -152,6 +152,9 @@ class _Inspector:
         self.zero_volume = 0
         self.zero_volume_rows: list[RowRef] = []
         self.max_examples = max_examples
+        # File order is time order across all symbols (lets multi-symbol files stream).
+        self.time_ordered = True
+        self.file_last_ts: int | None = None
 
     def codes_for(self, column: pa.Array | None, n: int) -> np.ndarray:
         if column is None:
@@ -204,6 +207,11 @@ class _Inspector:
             lo, hi = int(ts[valid].min()), int(ts[valid].max())
             self.ts_min = lo if self.ts_min is None else min(self.ts_min, lo)
             self.ts_max = hi if self.ts_max is None else max(self.ts_max, hi)
+            if self.time_ordered:
+                series = ts[valid]
+                starts_after = self.file_last_ts is None or int(series[0]) >= self.file_last_ts
+                self.time_ordered = starts_after and bool((np.diff(series) >= 0).all())
+                self.file_last_ts = int(series[-1])
         self._check_order(ts, codes, valid, offset)
         if self.kind == KIND_BARS:
             self._check_bars(batch, names, ts, codes, valid, offset)
@@ -362,6 +370,7 @@ def inspect_snapshot(path: Path | str, *, max_examples: int = 5,
         "gaps": gaps,
         "ts_zone": snapshot.ts_zone,
         "has_symbol_column": snapshot.has_symbol,
+        "time_ordered": inspector.time_ordered,
         "metadata": None if snapshot.meta is None else snapshot.meta.to_json(),
     }
     return ValidationReport(

@@ -67,8 +67,13 @@ def _to_ticks(values: np.ndarray, factor: float, multiply: bool, snapshot: Snaps
 
 
 def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
-                symbol_of_file: str | None, chunk_rows: int = CHUNK_ROWS) -> Iterator[BarChunk]:
-    """Yield bar chunks in event order; symbol codes index ``sorted(instruments)``."""
+                symbol_of_file: str | None, chunk_rows: int = CHUNK_ROWS,
+                time_ordered: bool = False) -> Iterator[BarChunk]:
+    """Yield bar chunks in event order; symbol codes index ``sorted(instruments)``.
+
+    A multi-symbol file whose rows are already in time order (``time_ordered``, a validation
+    fact) streams too; otherwise it is read whole and sorted.
+    """
     if not snapshot.has_symbol:
         assert symbol_of_file is not None
         factor, multiply = _scaler(instruments[symbol_of_file])
@@ -83,12 +88,49 @@ def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
             yield BarChunk(ts, None, o, h, lo, c, float_array(batch.column(5)))
             offset += batch.num_rows
         return
-    yield from _multi_symbol_chunks(snapshot, instruments, chunk_rows)
+    if time_ordered:
+        yield from _streamed_multi_symbol_chunks(snapshot, instruments, chunk_rows)
+    else:
+        yield from _multi_symbol_chunks(snapshot, instruments, chunk_rows)
+
+
+def _streamed_multi_symbol_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
+                                  chunk_rows: int) -> Iterator[BarChunk]:
+    """Stream a time-ordered multi-symbol file; rows of the batch's last instant are held back
+    and joined to the next batch, so one instant never spans two chunks."""
+    pending: pa.Table | None = None
+    offset = 0
+    for batch in snapshot.iter_batches([*_COLUMNS, "symbol"], batch_rows=chunk_rows):
+        table = pa.Table.from_batches([batch])
+        if pending is not None:
+            table = pa.concat_tables([pending, table])
+        ts = ts_ns_array(table.column("ts"))
+        if ts.size == 0:
+            continue
+        cut = int(np.searchsorted(ts, ts[-1], side="left"))  # start of the last instant
+        if cut == 0:
+            pending = table  # one long instant: keep gathering
+            continue
+        pending = table.slice(cut)
+        ready = table.slice(0, cut)
+        yield from _multi_symbol_chunks_of(ready, snapshot, instruments, cut, offset)
+        offset += cut
+    if pending is not None and pending.num_rows:
+        yield from _multi_symbol_chunks_of(pending, snapshot, instruments, pending.num_rows,
+                                           offset)
 
 
 def _multi_symbol_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
                          chunk_rows: int) -> Iterator[BarChunk]:
     table = snapshot.parquet.read(columns=[*_COLUMNS, "symbol"])
+    yield from _multi_symbol_chunks_of(table, snapshot, instruments, chunk_rows, 0)
+
+
+def _multi_symbol_chunks_of(table: pa.Table, snapshot: SnapshotFile,
+                            instruments: dict[str, Instrument], chunk_rows: int,
+                            row_offset: int) -> Iterator[BarChunk]:
+    """Order ``table``'s rows by (ts, symbol name), convert to ticks, cut into chunks at
+    timestamp boundaries. ``row_offset`` is the table's first row in the file (for errors)."""
     names = sorted(instruments)
     symbol_col = table.column("symbol")
     if pa.types.is_dictionary(symbol_col.type):
@@ -109,7 +151,7 @@ def _multi_symbol_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrume
         for code, (factor, multiply) in enumerate(factors):
             mask = codes == code
             ticks[mask] = _to_ticks(values[mask], factor, multiply, snapshot, name, 0, ts[mask],
-                                    file_rows=order[mask])
+                                    file_rows=order[mask] + row_offset)
         columns.append(ticks)
     volume = float_array(table.column("volume"))[order]
     del table

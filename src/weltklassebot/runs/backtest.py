@@ -253,8 +253,9 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
         progress = progress_factory(report.rows) if progress_factory else None
         symbol_of_file = None if snapshot.has_symbol else next(iter(instruments))
         try:
-            result = engine.run(iter_chunks(snapshot, instruments, symbol_of_file), sink,
-                                progress)
+            chunks = iter_chunks(snapshot, instruments, symbol_of_file,
+                                 time_ordered=bool(report.facts.get("time_ordered")))
+            result = engine.run(chunks, sink, progress)
         finally:
             writer.close()
         hasher = EquityHasher()
