@@ -1,9 +1,10 @@
 """Ingest: snapshot batches -> integer-tick column chunks in (ts, symbol) event order.
 
 Float prices are converted once, here, to integer ticks (``rint(price * 10**k)``, i.e. half-even
-on the float's value). Single-symbol files stream by row group, so memory stays flat however long
-the file; a multi-symbol file is read whole and ordered by (ts, symbol name), then cut into
-chunks at timestamp boundaries so all bars of one instant are in one chunk.
+on the float's value). Single-symbol files, and multi-symbol files already in time order, stream
+by row group, so memory stays flat however long the file; any other multi-symbol file is read
+whole and ordered by (ts, symbol name). Chunks are cut at timestamp boundaries so all bars of one
+instant are in one chunk.
 """
 
 from __future__ import annotations
