@@ -9,6 +9,7 @@ highest high of the last ``exit`` bars. Stops are replaced each bar (cancel + ne
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from weltklassebot.model.enums import BUY, SELL
@@ -20,7 +21,7 @@ from weltklassebot.strategy.indicators import RollingMax, RollingMin
 class DonchianBreakout(Strategy):
     name: ClassVar[str] = "donchian_breakout"
     version: ClassVar[str] = "1.0.0"
-    params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10, "qty": 1}
+    params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10, "qty": Decimal(1)}
 
     def validate(self) -> None:
         entry, exit_n = int(self.p["entry"]), int(self.p["exit"])

@@ -9,6 +9,7 @@ mean the position with no order open. The comparison is exact on integer window 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from weltklassebot.model.enums import BUY, SELL
@@ -18,7 +19,7 @@ from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 class SmaCross(Strategy):
     name: ClassVar[str] = "sma_cross"
     version: ClassVar[str] = "1.0.0"
-    params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 30, "qty": 1}
+    params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 30, "qty": Decimal(1)}
 
     def validate(self) -> None:
         fast, slow = int(self.p["fast"]), int(self.p["slow"])
