@@ -75,8 +75,9 @@ def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
     A multi-symbol file whose rows are already in time order (``time_ordered``, a validation
     fact) streams too; otherwise it is read whole and sorted.
     """
-    if not snapshot.has_symbol:
-        assert symbol_of_file is not None
+    if not snapshot.has_symbol or len(instruments) == 1:
+        # One instrument (with or without a symbol column): no ordering across symbols needed.
+        symbol_of_file = symbol_of_file or next(iter(instruments))
         factor, multiply = _scaler(instruments[symbol_of_file])
         offset = 0
         for batch in snapshot.iter_batches(_COLUMNS, batch_rows=chunk_rows):
