@@ -285,8 +285,10 @@ class Sleeper(Strategy):
 '''
 
 
-def test_ctrl_c_exits_130_without_traceback_or_run_directory(tmp_path: Path,
-                                                             msft_daily: Path) -> None:
+@pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                      (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_exits_130_without_traceback_or_run_directory(
+        tmp_path: Path, msft_daily: Path, sig: signal.Signals, status: int, word: str) -> None:
     strategy = tmp_path / "sleeper.py"
     strategy.write_text(SLEEPER)
     out = tmp_path / "out"
@@ -302,15 +304,15 @@ def test_ctrl_c_exits_130_without_traceback_or_run_directory(tmp_path: Path,
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert any(p.name.startswith(".incomplete") for p in tmp_path.iterdir())
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == status, stderr
     assert "Traceback" not in stdout + stderr
-    assert "interrupted" in stderr
+    assert word in stderr
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".incomplete")] == []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -55,8 +56,17 @@ def fail(message: str, exit_code: int) -> NoReturn:
     raise SystemExit(exit_code)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C so partial outputs are removed, then exit 143."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with the DESIGN section 3 status."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app = build_app()
     args = sys.argv[1:] if argv is None else argv
     if not args:
@@ -71,6 +81,9 @@ def run(argv: list[str] | None = None) -> NoReturn:
     except (KeyboardInterrupt, click.exceptions.Abort):
         sys.stderr.write("interrupted: nothing was left half-written\n")
         raise SystemExit(130) from None
+    except Terminated:
+        sys.stderr.write("terminated (SIGTERM): nothing was left half-written\n")
+        raise SystemExit(143) from None
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.exceptions.ClickException as exc:
