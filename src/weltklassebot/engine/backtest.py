@@ -356,12 +356,7 @@ class BacktestEngine:
 
     def _run_every_bar_chunk(self, chunk: BarChunk) -> tuple[list[int], list[int], list[int]]:
         n = len(chunk)
-        ts_l = chunk.ts.tolist()
-        o_l = chunk.open.tolist()
-        h_l = chunk.high.tolist()
-        l_l = chunk.low.tolist()
-        c_l = chunk.close.tolist()
-        v_l = chunk.volume.tolist()
+        ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
         codes = chunk.codes.tolist() if chunk.codes is not None else None
         slots = self._slots
         series_by_slot = self._series_lists(chunk)
@@ -424,12 +419,7 @@ class BacktestEngine:
         """Single symbol with a wake series: bars where nothing can happen (no open order, no
         wake) are accounted for in bulk; the others go through the full per-bar path."""
         n = len(chunk)
-        ts_l = chunk.ts.tolist()
-        o_l = chunk.open.tolist()
-        h_l = chunk.high.tolist()
-        l_l = chunk.low.tolist()
-        c_l = chunk.close.tolist()
-        v_l = chunk.volume.tolist()
+        ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
         c_arr = chunk.close
         series_lists = [(series, values.tolist(), ready.tolist())
                         for series, values, ready in evaluated]
