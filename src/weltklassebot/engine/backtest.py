@@ -73,11 +73,30 @@ class OrderGate(Protocol):
 EquitySink = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
 
-@dataclass
-class EngineResult:
+@dataclass(frozen=True)
+class EngineBatch:
+    """What the engine produced since the last batch: closed orders (by id), fills, denials
+    and strategy log lines. Handing batches to a sink keeps memory flat on long runs."""
+
     fills: list[Fill]
     orders: list[Order]
     denials: list[Denial]
+    logs: list[dict[str, Any]]
+
+
+BatchSink = Callable[[EngineBatch], None]
+
+
+@dataclass
+class EngineResult:
+    """End-of-run facts. With a batch sink the lists are empty (everything went to the sink)
+    and the counts say how much there was."""
+
+    fills: list[Fill]
+    orders: list[Order]
+    denials: list[Denial]
+    fill_count: int
+    order_count: int
     final_equity: int
     final_cash: int
     fees_paid: int
@@ -159,6 +178,9 @@ class BacktestEngine:
         self._equity_points = 0
         self._first_ts: int | None = None
         self._last_ts: int | None = None
+        self._batch_sink: BatchSink | None = None
+        self._fill_count = 0
+        self._order_count = 0
 
     # -- OrderRouter (what strategies may do) ------------------------------------------------
     def submit(self, symbol: str, side: int, qty: int, order_type: OrderType,
@@ -268,7 +290,11 @@ class BacktestEngine:
         self._where = None
 
     def run(self, chunks: Iterable[BarChunk], equity_sink: EquitySink,
-            progress: Callable[[int], None] | None = None) -> EngineResult:
+            progress: Callable[[int], None] | None = None,
+            batch_sink: BatchSink | None = None) -> EngineResult:
+        """Run every chunk. With ``batch_sink``, orders, fills, denials and logs are handed
+        over after each chunk instead of being kept until the end."""
+        self._batch_sink = batch_sink
         started = False
         for chunk in chunks:
             if not started:
@@ -279,6 +305,8 @@ class BacktestEngine:
                 self.start()
                 started = True
             self._guard(self._run_chunk, chunk, equity_sink)
+            if batch_sink is not None:
+                batch_sink(self._take_batch())
             if progress is not None:
                 progress(len(chunk))
         if not started:
@@ -291,11 +319,16 @@ class BacktestEngine:
             self._guard(slot.strategy.on_stop, slot.ctx)
         self._where = None
         self.venue.expire_all(self.clock.now_ns())
-        orders = sorted(self.venue.closed, key=lambda o: o.order_id)
+        last = self._take_batch()
+        if self._batch_sink is not None:
+            self._batch_sink(last)
+            last = EngineBatch([], [], [], [])
         return EngineResult(
-            fills=self.fills,
-            orders=orders,
-            denials=self.denials,
+            fills=last.fills,
+            orders=last.orders,
+            denials=last.denials,
+            fill_count=self._fill_count,
+            order_count=self._order_count,
             final_equity=self.ledger.equity(),
             final_cash=self.ledger.cash,
             fees_paid=self.ledger.fees_paid,
@@ -306,6 +339,22 @@ class BacktestEngine:
             first_ts_ns=self._first_ts,
             last_ts_ns=self._last_ts,
         )
+
+    def _take_batch(self) -> EngineBatch:
+        """Everything since the last batch (the whole run when there is no batch sink)."""
+        if self._batch_sink is None:
+            batch = EngineBatch(self.fills, sorted(self.venue.closed, key=lambda o: o.order_id),
+                                self.denials, self.logs)
+            self._fill_count = len(batch.fills)
+            self._order_count = len(batch.orders)
+            return batch
+        batch = EngineBatch(self.fills, sorted(self.venue.closed, key=lambda o: o.order_id),
+                            self.denials, self.logs)
+        self.fills, self.denials, self.logs = [], [], []
+        self.venue.closed = []
+        self._fill_count += len(batch.fills)
+        self._order_count += len(batch.orders)
+        return batch
 
     def _run_chunk(self, chunk: BarChunk, equity_sink: EquitySink) -> None:
         n = len(chunk)

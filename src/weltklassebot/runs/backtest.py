@@ -20,7 +20,12 @@ from weltklassebot.config.model import BacktestConfig
 from weltklassebot.core.timeutil import format_duration, ns_to_basic, ns_to_iso, parse_duration
 from weltklassebot.data.reader import SnapshotFile, open_snapshot
 from weltklassebot.data.validate import ValidationReport, require_valid
-from weltklassebot.engine.backtest import BacktestEngine, EngineResult, ExecutionSettings
+from weltklassebot.engine.backtest import (
+    BacktestEngine,
+    EngineBatch,
+    EngineResult,
+    ExecutionSettings,
+)
 from weltklassebot.engine.costs import FeeModel
 from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_lines_text
 from weltklassebot.engine.ingest import iter_chunks
@@ -30,9 +35,9 @@ from weltklassebot.fsutil import sha256_file
 from weltklassebot.logs import get_logger
 from weltklassebot.model.enums import side_label
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
-from weltklassebot.risk import RiskConfig, RiskEngine
+from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
-from weltklassebot.runs.outputs import EquityWriter, write_fills, write_orders
+from weltklassebot.runs.outputs import EquityWriter, fills_writer, orders_writer
 from weltklassebot.runs.rundir import RunDirectory, write_json
 from weltklassebot.runs.stats import EquityStats
 from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
@@ -131,43 +136,71 @@ def risk_report(engine: BacktestEngine, money: MoneySpec) -> dict[str, Any]:
         "drawdown_cap": None if cap is None else str(Decimal(cap.numerator) / cap.denominator),
         "peak_equity": money.text(risk.peak_equity),
         "drawdown": float(risk.drawdown),
-        "transitions": [
-            {"ts": ns_to_iso(t.ts_ns), "ts_ns": t.ts_ns, "from": t.from_state.value,
-             "to": t.to_state.value, "reason": t.reason, "detail": t.detail}
-            for t in risk.transitions
-        ],
+        "transitions": [_transition_dict(t) for t in risk.transitions],
         "denials": dict(sorted(risk.denials.items())),
     }
 
 
-def write_events(path: Path, engine: BacktestEngine, risk: dict[str, Any],
-                 instruments: dict[str, Instrument]) -> None:
-    """``events.jsonl``: risk transitions, every denial, and the strategy's own log lines,
-    in event-time order; transitions and denial counts are also logged to stderr."""
-    events: list[tuple[int, int, dict[str, Any]]] = []
-    for t in risk["transitions"]:
-        events.append((t["ts_ns"], 0, {"event": "risk_transition", **t}))
-    for d in engine.denials:
-        inst = instruments[d.symbol]
-        events.append((d.ts_ns, 1, {"event": "order_denied", "ts": ns_to_iso(d.ts_ns),
-                                    "ts_ns": d.ts_ns, "order_id": d.order_id,
-                                    "symbol": d.symbol, "side": side_label(d.side),
-                                    "qty": inst.qty_text(d.qty), "reason": d.reason,
-                                    "detail": d.detail}))
-    for entry in engine.logs:
-        events.append((entry["ts_ns"], 2, {"event": "strategy_log", "ts": ns_to_iso(
-            entry["ts_ns"]), **entry}))
-    events.sort(key=lambda e: (e[0], e[1]))
-    with path.open("w", encoding="utf-8") as handle:
+class _BatchSink:
+    """Receives the engine's batches: fills and orders to Parquet, fill lines to the hash
+    spool, and ``events.jsonl`` (risk transitions, every denial, strategy log lines, in
+    event-time order within each batch). Memory stays flat however many orders a run makes."""
+
+    def __init__(self, rundir: RunDirectory, instruments: dict[str, Instrument],
+                 money: MoneySpec, engine: BacktestEngine, fill_spool: BinaryIO) -> None:
+        self.instruments = instruments
+        self.engine = engine
+        self.fills = fills_writer(rundir.path("fills.parquet"), instruments, money)
+        self.orders = orders_writer(rundir.path("orders.parquet"), instruments)
+        self.fill_spool = fill_spool
+        self.events = rundir.path("events.jsonl").open("w", encoding="utf-8")
+        self.transitions_seen = 0
+
+    def __call__(self, batch: EngineBatch) -> None:
+        self.fills.write(batch.fills)
+        self.fill_spool.write(fill_lines_text(batch.fills, self.instruments))
+        self.orders.write(batch.orders)
+        events: list[tuple[int, int, dict[str, Any]]] = []
+        gate = self.engine.gate
+        if isinstance(gate, RiskGate):
+            for t in gate.risk.transitions[self.transitions_seen:]:
+                events.append((t.ts_ns, 0, {"event": "risk_transition", **_transition_dict(t)}))
+            self.transitions_seen = len(gate.risk.transitions)
+        for d in batch.denials:
+            inst = self.instruments[d.symbol]
+            events.append((d.ts_ns, 1, {"event": "order_denied", "ts": ns_to_iso(d.ts_ns),
+                                        "ts_ns": d.ts_ns, "order_id": d.order_id,
+                                        "symbol": d.symbol, "side": side_label(d.side),
+                                        "qty": inst.qty_text(d.qty), "reason": d.reason,
+                                        "detail": d.detail}))
+        for entry in batch.logs:
+            events.append((entry["ts_ns"], 2, {"event": "strategy_log",
+                                               "ts": ns_to_iso(entry["ts_ns"]), **entry}))
+        events.sort(key=lambda e: (e[0], e[1]))
         for _ts, _rank, payload in events:
-            handle.write(json.dumps(payload, sort_keys=True, default=str) + "\n")
-    if risk["transitions"] or risk["denials"]:
-        log = get_logger("weltklassebot.backtest")
-        for t in risk["transitions"]:
-            log.warning("risk_transition", ts=t["ts"], from_state=t["from"], to_state=t["to"],
-                        reason=t["reason"], detail=t["detail"])
-        if risk["denials"]:
-            log.info("risk_denials", **risk["denials"])
+            self.events.write(json.dumps(payload, sort_keys=True, default=str) + "\n")
+
+    def close(self) -> None:
+        self.fills.close()
+        self.orders.close()
+        self.events.close()
+
+
+def _transition_dict(t: RiskTransition) -> dict[str, Any]:
+    return {"ts": ns_to_iso(t.ts_ns), "ts_ns": t.ts_ns, "from": t.from_state.value,
+            "to": t.to_state.value, "reason": t.reason, "detail": t.detail}
+
+
+def log_risk(risk: dict[str, Any]) -> None:
+    """Risk transitions (warning) and denial counts (info) on stderr."""
+    if not (risk["transitions"] or risk["denials"]):
+        return
+    log = get_logger("weltklassebot.backtest")
+    for t in risk["transitions"]:
+        log.warning("risk_transition", ts=t["ts"], from_state=t["from"], to_state=t["to"],
+                    reason=t["reason"], detail=t["detail"])
+    if risk["denials"]:
+        log.info("risk_denials", **risk["denials"])
 
 
 def execution_settings(config: BacktestConfig) -> ExecutionSettings:
@@ -248,29 +281,28 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
     money = execution.money
     stats = EquityStats(execution.initial_cash)
     writer = EquityWriter(rundir.path("equity.parquet"), money)
-    with tempfile.TemporaryFile(dir=rundir.tmp) as spool:
+    with (tempfile.TemporaryFile(dir=rundir.tmp) as spool,
+          tempfile.TemporaryFile(dir=rundir.tmp) as fill_spool):
         sink = _EquitySink(writer, spool, stats, money.scale)
+        batches = _BatchSink(rundir, instruments, money, engine, fill_spool)
         progress = progress_factory(report.rows) if progress_factory else None
         symbol_of_file = None if snapshot.has_symbol else next(iter(instruments))
         try:
             chunks = iter_chunks(snapshot, instruments, symbol_of_file,
                                  time_ordered=bool(report.facts.get("time_ordered")))
-            result = engine.run(chunks, sink, progress)
+            result = engine.run(chunks, sink, progress, batch_sink=batches)
         finally:
             writer.close()
+            batches.close()
         hasher = EquityHasher()
-        hasher.add_fills(fill_lines_text(result.fills, instruments))
-        spool.seek(0)
-        for block in iter(lambda: spool.read(1 << 20), b""):
-            hasher.add_equity_text(block)
+        _feed(fill_spool, hasher.add_fills)  # all fill lines first, then every equity line
+        _feed(spool, hasher.add_equity_text)
     equity_hash = hasher.hexdigest()
-    write_fills(rundir.path("fills.parquet"), result.fills, instruments, money)
-    write_orders(rundir.path("orders.parquet"), result.orders, instruments)
     base_interval = min(intervals.values())
     summary = build_summary(result, stats, money, equity_hash, config.seed, spec, base_interval,
                             execution.initial_cash)
     risk = risk_report(engine, money)
-    write_events(rundir.path("events.jsonl"), engine, risk, instruments)
+    log_risk(risk)
     summary["denials"] = risk["denials"]
     summary["risk_state"] = risk["state"]
     summary["risk_transitions"] = risk["transitions"]
@@ -286,6 +318,12 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
     write_json(rundir.path("manifest.json"), manifest)
     committed = rundir.commit(final)
     return RunOutcome(committed, summary, manifest)
+
+
+def _feed(spool: BinaryIO, add: Callable[[bytes], None]) -> None:
+    spool.seek(0)
+    while block := spool.read(1 << 20):
+        add(block)
 
 
 def build_summary(result: EngineResult, stats: EquityStats, money: MoneySpec, equity_hash: str,
@@ -307,8 +345,8 @@ def build_summary(result: EngineResult, stats: EquityStats, money: MoneySpec, eq
         "max_drawdown_at": None if stats.max_drawdown_ts is None
         else ns_to_iso(stats.max_drawdown_ts),
         "sharpe": None if sharpe is None else round(sharpe, 12),
-        "fills": len(result.fills),
-        "orders": len(result.orders),
+        "fills": result.fill_count,
+        "orders": result.order_count,
         "denials": result.denial_counts,
         "fees_paid": money.text(result.fees_paid),
         "realised_pnl": money.text(int(result.realised)),
@@ -346,7 +384,7 @@ def build_manifest(request: RunRequest, spec: StrategySpec, path: Path, snapshot
                         for s, i in instruments.items()},
         "equity_hash": summary["equity_hash"],
         "counts": {"bars": result.bars, "equity_points": result.equity_points,
-                   "fills": len(result.fills), "orders": len(result.orders),
+                   "fills": result.fill_count, "orders": result.order_count,
                    "denials": result.denial_counts},
         "versions": dependency_versions(),
         "package_version": __version__,

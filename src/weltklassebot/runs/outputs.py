@@ -7,8 +7,9 @@ in its schema metadata.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -70,19 +71,23 @@ def _scaled(values: list[int], steps: list[int], scale_ups: list[int], scale: in
     return decimal_column(np.asarray(units, dtype=object), scale)
 
 
-def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument],
-                money: MoneySpec) -> None:
+def fills_schema(instruments: dict[str, Instrument], money: MoneySpec) -> pa.Schema:
     ps = _max_scale(instruments.values(), "price_scale")
     qs = _max_scale(instruments.values(), "qty_scale")
     cs = money.scale
-    insts = [instruments[f.symbol] for f in fills]
-    schema = pa.schema(
+    return pa.schema(
         [("ts", _TS), ("symbol", pa.string()), ("side", pa.string()),
          ("price", pa.decimal128(38, ps)), ("qty", pa.decimal128(38, qs)),
          ("fee", pa.decimal128(38, cs)), ("notional", pa.decimal128(38, cs)),
          ("liquidity", pa.string()), ("order_id", pa.int64()), ("fill_id", pa.int64())],
         metadata=_META,
     )
+
+
+def fills_table(fills: list[Fill], instruments: dict[str, Instrument],
+                schema: pa.Schema) -> pa.Table:
+    ps, qs, cs = (schema.field(n).type.scale for n in ("price", "qty", "fee"))
+    insts = [instruments[f.symbol] for f in fills]
     ones = [1] * len(fills)
     zeros = [0] * len(fills)
     arrays = [
@@ -99,13 +104,26 @@ def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument
         pa.array([f.order_id for f in fills], type=pa.int64()),
         pa.array([f.fill_id for f in fills], type=pa.int64()),
     ]
-    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path,
-                   compression="zstd", compression_level=1)
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrument]) -> None:
+def orders_schema(instruments: dict[str, Instrument]) -> pa.Schema:
     ps = _max_scale(instruments.values(), "price_scale")
     qs = _max_scale(instruments.values(), "qty_scale")
+    return pa.schema(
+        [("order_id", pa.int64()), ("ts_submitted", _TS), ("active_from", _TS),
+         ("symbol", pa.string()), ("side", pa.string()), ("type", pa.string()),
+         ("tif", pa.string()), ("qty", pa.decimal128(38, qs)),
+         ("limit_price", pa.decimal128(38, ps)), ("stop_price", pa.decimal128(38, ps)),
+         ("filled_qty", pa.decimal128(38, qs)), ("status", pa.string()),
+         ("reason", pa.string()), ("ts_closed", _TS), ("tag", pa.string())],
+        metadata=_META,
+    )
+
+
+def orders_table(orders: list[Order], instruments: dict[str, Instrument],
+                 schema: pa.Schema) -> pa.Table:
+    ps, qs = schema.field("limit_price").type.scale, schema.field("qty").type.scale
     insts = [instruments[o.symbol] for o in orders]
     price_steps = [i.price_step for i in insts]
     price_ups = [ps - i.price_scale for i in insts]
@@ -118,15 +136,6 @@ def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrum
         mask = pa.array([v is None for v in values], type=pa.bool_())
         return pc.if_else(mask, pa.scalar(None, type=column.type), column)
 
-    schema = pa.schema(
-        [("order_id", pa.int64()), ("ts_submitted", _TS), ("active_from", _TS),
-         ("symbol", pa.string()), ("side", pa.string()), ("type", pa.string()),
-         ("tif", pa.string()), ("qty", pa.decimal128(38, qs)),
-         ("limit_price", pa.decimal128(38, ps)), ("stop_price", pa.decimal128(38, ps)),
-         ("filled_qty", pa.decimal128(38, qs)), ("status", pa.string()),
-         ("reason", pa.string()), ("ts_closed", _TS), ("tag", pa.string())],
-        metadata=_META,
-    )
     arrays = [
         pa.array([o.order_id for o in orders], type=pa.int64()),
         pa.array([o.ts_submitted_ns for o in orders], type=pa.int64()).cast(_TS),
@@ -144,5 +153,47 @@ def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrum
         pa.array([o.ts_closed_ns for o in orders], type=pa.int64()).cast(_TS),
         pa.array([o.tag for o in orders], type=pa.string()),
     ]
-    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path,
-                   compression="zstd", compression_level=1)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class RecordsWriter:
+    """Appends batches of fills or orders to one Parquet file (a row group per batch)."""
+
+    def __init__(self, path: Path, schema: pa.Schema,
+                 build: Callable[[Any, pa.Schema], pa.Table]) -> None:
+        self.schema = schema
+        self.build = build
+        self.writer = pq.ParquetWriter(path, schema, compression="zstd", compression_level=1)
+        self.rows = 0
+
+    def write(self, records: list[Any]) -> None:
+        if records:
+            self.writer.write_table(self.build(records, self.schema))
+            self.rows += len(records)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def fills_writer(path: Path, instruments: dict[str, Instrument],
+                 money: MoneySpec) -> RecordsWriter:
+    return RecordsWriter(path, fills_schema(instruments, money),
+                         lambda fills, schema: fills_table(fills, instruments, schema))
+
+
+def orders_writer(path: Path, instruments: dict[str, Instrument]) -> RecordsWriter:
+    return RecordsWriter(path, orders_schema(instruments),
+                         lambda orders, schema: orders_table(orders, instruments, schema))
+
+
+def write_fills(path: Path, fills: list[Fill], instruments: dict[str, Instrument],
+                money: MoneySpec) -> None:
+    writer = fills_writer(path, instruments, money)
+    writer.write(fills)
+    writer.close()
+
+
+def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrument]) -> None:
+    writer = orders_writer(path, instruments)
+    writer.write(orders)
+    writer.close()
