@@ -4,7 +4,8 @@ At each close, once ``entry`` bars are seen: when flat, rest a buy stop one tick
 highest high of the last ``entry`` bars and a sell stop one tick below the lowest low (the first
 to fill cancels the other). When long, rest a protective sell stop one tick below the lowest low
 of the last ``exit`` bars for the whole position; when short, a buy stop one tick above the
-highest high of the last ``exit`` bars. Stops are replaced each bar (cancel + new), GTC.
+highest high of the last ``exit`` bars. Stops are GTC; at each bar a stop whose level or size
+changed is replaced (cancel + new) and one that is still right keeps resting.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from weltklassebot.strategy.indicators import RollingMax, RollingMin
 
 class DonchianBreakout(Strategy):
     name: ClassVar[str] = "donchian_breakout"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10, "qty": Decimal(1)}
 
     def validate(self) -> None:
@@ -45,17 +46,25 @@ class DonchianBreakout(Strategy):
         lo_exit = self.exit_low.update(bar.low)
         if not self.entry_high.ready:
             return
-        ctx.cancel_all()
         position = ctx.position_ticks
+        wanted: list[tuple[int, int, int, str]] = []  # (side, qty, stop, tag)
         if position == 0:
-            ctx.submit_ticks(BUY, self.qty_ticks, stop_ticks=hi_entry + 1, tag="long_entry")
+            wanted.append((BUY, self.qty_ticks, hi_entry + 1, "long_entry"))
             if lo_entry > 1:
-                ctx.submit_ticks(SELL, self.qty_ticks, stop_ticks=lo_entry - 1,
-                                 tag="short_entry")
+                wanted.append((SELL, self.qty_ticks, lo_entry - 1, "short_entry"))
         elif position > 0 and lo_exit > 1:
-            ctx.submit_ticks(SELL, position, stop_ticks=lo_exit - 1, tag="long_exit")
+            wanted.append((SELL, position, lo_exit - 1, "long_exit"))
         elif position < 0:
-            ctx.submit_ticks(BUY, -position, stop_ticks=hi_exit + 1, tag="short_exit")
+            wanted.append((BUY, -position, hi_exit + 1, "short_exit"))
+        # Keep a resting stop that is already right; replace only what changed.
+        for order in ctx.open_orders:
+            key = (order.side, order.remaining, order.stop, order.tag)
+            if key in wanted and order.filled == 0:
+                wanted.remove(key)
+            else:
+                ctx.cancel(order.order_id)
+        for side, qty, stop, tag in wanted:
+            ctx.submit_ticks(side, qty, stop_ticks=stop, tag=tag)
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> None:
         # One entry filled: the opposite entry must not also fill (one-cancels-other).
