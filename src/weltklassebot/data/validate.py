@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import format_duration, ns_to_iso
-from weltklassebot.data.reader import float_array, open_snapshot, ts_ns_array
+from weltklassebot.data.reader import SnapshotFile, float_array, open_snapshot, ts_ns_array
 from weltklassebot.data.schema import KIND_BARS, KIND_TRADES, PRICE_COLUMNS
 from weltklassebot.errors import InvalidSnapshot, UnusableInput
 
@@ -145,7 +145,6 @@ class _Inspector:
         self.symbol_names: list[str] = []
         self.last_ts: dict[int, int] = {}
         self.spacing: dict[int, Counter[int]] = {}
-        self.first_gap_rows: dict[int, dict[int, RowRef]] = {}
         self.rows_per_symbol: Counter[int] = Counter()
         self.ts_min: int | None = None
         self.ts_max: int | None = None
@@ -258,22 +257,11 @@ class _Inspector:
                 # the rest, so a clean file costs O(n), not O(n log n).
                 head = positive[0]
                 is_head = positive == head
-                others = positive[~is_head]
-                values, first, counts = np.unique(others, return_index=True, return_counts=True)
-                other_index = np.flatnonzero(~is_head)
-                values = np.concatenate(([head], values))
-                first = np.concatenate(([0], other_index[first]))
-                counts = np.concatenate(([int(is_head.sum())], counts))
+                values, counts = np.unique(positive[~is_head], return_counts=True)
                 hist = self.spacing.setdefault(code, Counter())
-                firsts = self.first_gap_rows.setdefault(code, {})
-                pos_rows = rows_for_delta[positive_mask]
-                for value, first_i, count in zip(values.tolist(), first.tolist(),
-                                                 counts.tolist(), strict=True):
+                hist[int(head)] += int(is_head.sum())
+                for value, count in zip(values.tolist(), counts.tolist(), strict=True):
                     hist[value] += count
-                    if value not in firsts:
-                        row = int(pos_rows[first_i])
-                        firsts[value] = RowRef(offset + row, int(ts[row]),
-                                               self.symbol_names[code] or None)
         self.tally("ts_sorted", bad_sorted, offset, ts, codes)
         self.tally("ts_unique", bad_dup, offset, ts, codes)
 
@@ -338,6 +326,9 @@ def inspect_snapshot(path: Path | str, *, max_examples: int = 5,
     interval: dict[str, int] = {}
     warnings: list[str] = []
     gaps: dict[str, Any] = {}
+    thresholds: dict[int, int] = {}
+    gap_counts: dict[int, int] = {}
+    steps: dict[int, int] = {}
     for code, hist in sorted(inspector.spacing.items()):
         name = inspector.symbol_names[code]
         if not hist:
@@ -345,19 +336,23 @@ def inspect_snapshot(path: Path | str, *, max_examples: int = 5,
         # Most common spacing; ties broken by the smaller spacing so the result is stable.
         step = min(hist.items(), key=lambda kv: (-kv[1], kv[0]))[0]
         interval[name] = step
+        steps[code] = step
         if snapshot.kind != KIND_BARS:
             continue
-        long_gaps = {d: n for d, n in hist.items() if d > gap_intervals * step}
-        if long_gaps:
-            count = sum(long_gaps.values())
-            firsts = sorted((inspector.first_gap_rows[code][d] for d in long_gaps),
-                            key=lambda r: r.index)[:max_examples]
-            label = f" for symbol {name}" if name else ""
-            warnings.append(
-                f"{count} gap(s) longer than {gap_intervals} x {format_duration(step)}{label}; "
-                f"e.g. at {', '.join(r.describe() for r in firsts)}"
-            )
-            gaps[name or "-"] = count
+        count = sum(n for d, n in hist.items() if d > gap_intervals * step)
+        if count:
+            thresholds[code] = gap_intervals * step
+            gap_counts[code] = count
+    # The first few gaps need the interval, known only now: a second pass over ts alone.
+    first_gaps = _first_gaps(snapshot, inspector, thresholds, max_examples) if thresholds else {}
+    for code, count in gap_counts.items():
+        name = inspector.symbol_names[code]
+        label = f" for symbol {name}" if name else ""
+        warnings.append(
+            f"{count} gap(s) longer than {gap_intervals} x {format_duration(steps[code])}{label}; "
+            f"first at {', '.join(r.describe() for r in first_gaps.get(code, []))}"
+        )
+        gaps[name or "-"] = count
     if inspector.zero_volume:
         warnings.append(
             f"{inspector.zero_volume} zero-volume bar(s); first at "
@@ -385,6 +380,49 @@ def inspect_snapshot(path: Path | str, *, max_examples: int = 5,
         warnings=tuple(warnings),
         facts=facts,
     )
+
+
+def _first_gaps(snapshot: SnapshotFile, inspector: _Inspector, thresholds: dict[int, int],
+                limit: int) -> dict[int, list[RowRef]]:
+    """The first ``limit`` rows per symbol whose spacing from the previous bar of that symbol
+    exceeds its threshold, in file order (the same spacing rule as the first pass)."""
+    found: dict[int, list[RowRef]] = {code: [] for code in thresholds}
+    last: dict[int, int] = {}
+    offset = 0
+    columns = ["ts", "symbol"] if snapshot.has_symbol else ["ts"]
+    for batch in snapshot.iter_batches(columns):
+        ts_col = batch.column(0)
+        valid = np.ones(batch.num_rows, dtype=bool)
+        if ts_col.null_count:
+            valid &= ~np.asarray(ts_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            ts_col = pc.fill_null(ts_col, pa.scalar(0, type=ts_col.type))
+        ts = ts_ns_array(ts_col)
+        if snapshot.has_symbol:
+            names = batch.column(1).to_pylist()
+            codes = np.array([inspector.symbol_codes.get(n, -1) if n is not None else -1
+                              for n in names], dtype=np.int64)
+        else:
+            codes = np.full(batch.num_rows, inspector.symbol_codes.get(NO_SYMBOL, 0),
+                            dtype=np.int64)
+        for code, threshold in thresholds.items():
+            rows = np.flatnonzero(valid & (codes == code))
+            if rows.size == 0:
+                continue
+            series = ts[rows]
+            prev = last.get(code)
+            deltas = np.diff(series, prepend=np.int64(prev)) if prev is not None else np.diff(
+                series)
+            candidates = rows if prev is not None else rows[1:]
+            hits = candidates[deltas > threshold]
+            room = limit - len(found[code])
+            for row in hits[:max(room, 0)].tolist():
+                found[code].append(RowRef(offset + row, int(ts[row]),
+                                          inspector.symbol_names[code] or None))
+            last[code] = max(int(series.max()), prev if prev is not None else -(1 << 63))
+        offset += batch.num_rows
+        if all(len(rows) >= limit for rows in found.values()):
+            break
+    return found
 
 
 def describe_violation(path: Path, violation: Violation) -> str:
