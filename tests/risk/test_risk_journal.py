@@ -4,9 +4,7 @@ restart, and a store that cannot write (a full tmpfs, a seam) halts trading at o
 from __future__ import annotations
 
 import errno
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from support.tmpfs import mounted_tmpfs
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskState
 from weltklassebot.risk.journal import RiskJournal
 from weltklassebot.risk.recovery import recover_risk
@@ -59,18 +58,8 @@ def test_transition_is_persisted_before_it_takes_effect_and_survives_restart(
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root and mount(8); the seam test covers the path")
-    target = tmp_path / "mnt"
-    target.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt") as target:
         yield target
-    finally:
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
 def test_full_disk_halts_at_once_and_the_halt_is_written_when_space_returns(

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from snapshot_support import MSFT_CSV, CliRunner, clean_env, make_bars
 
+from support.tmpfs import mounted_tmpfs
 from weltklassebot.core.clock import SimClock
 from weltklassebot.data.catalog import Catalog, resolve_settings
 from weltklassebot.errors import RuntimeFailure, UsageError
@@ -304,35 +305,19 @@ def test_unwritable_directory_refused_cli(cli: CliRunner, tmp_path: Path,
                                           snapdir: Path) -> None:
     """Not writable: a mode-0555 directory, or, for root (who ignores modes), a read-only
     tmpfs mounted for the test."""
-    import shutil
-    import subprocess
-
     src = make_bars(tmp_path / "a.parquet")
-    target = snapdir
-    mounted = False
     if os.geteuid() == 0:
-        target = tmp_path / "read-only"
-        target.mkdir()
-        mount = shutil.which("mount")
-        done = None if mount is None else subprocess.run(
-            [mount, "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(target)],
-            capture_output=True, text=True, check=False)
-        if done is None or done.returncode != 0:
-            pytest.skip("root ignores directory modes and mounting a read-only tmpfs is not "
-                        "permitted here; the in-process test covers the refusal")
-        mounted = True
+        with mounted_tmpfs(tmp_path / "read-only", "ro,size=64k") as target:
+            result = cli("promote", src, "--dir", target)
     else:
-        target.chmod(0o555)
-    try:
-        result = cli("promote", src, "--dir", target)
-        assert result.returncode == 2
-        assert "not writable" in result.stderr
-        assert "Traceback" not in result.stderr
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
-        else:
-            target.chmod(0o755)
+        snapdir.chmod(0o555)
+        try:
+            result = cli("promote", src, "--dir", snapdir)
+        finally:
+            snapdir.chmod(0o755)
+    assert result.returncode == 2
+    assert "not writable" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_free_space_checked_before_copying(tmp_path: Path, snapdir: Path,

@@ -7,8 +7,6 @@ intact (the segment is cut back to its last good length) and does not consume th
 from __future__ import annotations
 
 import errno
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from support.tmpfs import mounted_tmpfs
 from weltklassebot.errors import RuntimeFailure
 from weltklassebot.state.jsonl_store import JsonlStore, StoreWriteError, recover
 
@@ -251,25 +250,8 @@ def test_open_with_unwritable_segment_opens_read_only_and_recovers(store_dir: Pa
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, mounted for the test (root only; skipped with the reason otherwise)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the FileOps fault tests cover the same paths")
-    mount = shutil.which("mount")
-    if mount is None:
-        pytest.skip("no mount(8) on this machine")
-    target = tmp_path / "mnt"
-    target.mkdir()
-    done = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", "size=64k,mode=0750", "tmpfs", str(target)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "size=64k,mode=0750") as target:
         yield target
-    finally:
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
 def _remount(target: Path, mode: str) -> None:
