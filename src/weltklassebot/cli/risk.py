@@ -112,18 +112,24 @@ def _require_dir(directory: Path) -> None:
 
 
 def _read_risk(directory: Path) -> Any:
-    from weltklassebot.risk.recovery import recover_risk
     from weltklassebot.state.recovery import recover
 
-    result = recover(directory, kinds=None)
+    return _risk_of(directory, recover(directory, kinds=None),
+                    f". Run `python -m cli state verify {directory}` and see "
+                    "docs/state-store.md, Repair.")
+
+
+def _risk_of(directory: Path, result: Any, advice: str) -> Any:
+    """The risk view of a store's recovery; malformed risk records are a corrupt store."""
+    from weltklassebot.risk.recovery import recover_risk
+
     try:
         return recover_risk(
             result.checkpoint, result.records, checkpoint_ts_ns=result.checkpoint_ts_ns
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise VerdictFailed(
-            f"state store {directory}: the risk records cannot be read ({exc}). Run "
-            f"`python -m cli state verify {directory}` and see docs/state-store.md, Repair."
+            f"state store {directory}: the risk records cannot be read ({exc}){advice}"
         ) from None
 
 
@@ -184,7 +190,6 @@ def _write_offline(directory: Path, command_: Any) -> dict[str, Any]:
         OPERATOR_COMMAND_KIND,
         RISK_TRANSITION_KIND,
         operator_transition,
-        recover_risk,
     )
     from weltklassebot.state.codec import KNOWN_KINDS
     from weltklassebot.state.jsonl_store import JsonlStore, StoreConfig
@@ -212,16 +217,9 @@ def _write_offline(directory: Path, command_: Any) -> dict[str, Any]:
     try:
         if store.open_error is not None:
             raise store.open_error
-        result = store.recovery
-        try:
-            recovered = recover_risk(
-                result.checkpoint, result.records, checkpoint_ts_ns=result.checkpoint_ts_ns
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise VerdictFailed(
-                f"state store {directory}: the risk records cannot be read ({exc}); nothing was "
-                f"written. Run `python -m cli state verify {directory}`."
-            ) from None
+        recovered = _risk_of(directory, store.recovery,
+                             f"; nothing was written. Run `python -m cli state verify "
+                             f"{directory}`.")
         ts_ns = recovered.last_ts_ns or 0
         transition = operator_transition(
             recovered, command_.action, ts_ns=ts_ns, reason=command_.reason,
