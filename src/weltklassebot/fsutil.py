@@ -34,3 +34,21 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def adopt_directory_owner(path: Path, directory: Path | None = None) -> None:
+    """Give ``path`` the owner and group of the directory that holds it.
+
+    Operators run commands such as ``risk halt`` or ``snapshot promote`` as root in directories
+    that belong to the service's own user. A file root creates there would be root's, and the
+    service could no longer append to it or replace it. Only root can change an owner, and
+    only root creates files of a foreign owner, so for anyone else this is a no-op. Symlinks
+    are changed themselves, never their targets.
+    """
+    if os.geteuid() != 0:
+        return
+    parent = directory if directory is not None else path.parent
+    wanted = os.stat(parent)
+    current = os.lstat(path)
+    if (current.st_uid, current.st_gid) != (wanted.st_uid, wanted.st_gid):
+        os.chown(path, wanted.st_uid, wanted.st_gid, follow_symlinks=False)
