@@ -18,6 +18,7 @@ import numpy as np
 from weltklassebot import __version__
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.core.timeutil import format_duration, ns_to_basic, ns_to_iso, parse_duration
+from weltklassebot.data.catalog.integrity import check_catalog_file
 from weltklassebot.data.reader import SnapshotFile, open_snapshot
 from weltklassebot.data.validate import ValidationReport, require_valid
 from weltklassebot.engine.backtest import (
@@ -246,9 +247,10 @@ def execute(request: RunRequest,
     started_ns = time.time_ns()
     config = request.config
     path = snapshot_path(config)
+    catalog_sha = check_catalog_file(path)  # a catalog file must match its .sha256 sidecar
     report = require_valid(path)
     resolved = path.resolve()
-    snapshot_sha = sha256_file(resolved)
+    snapshot_sha = catalog_sha or sha256_file(resolved)
     snapshot = open_snapshot(resolved)
     instruments, intervals = resolve_instruments(config, snapshot, report)
     spec = resolve_strategy(config.strategy.name, dict(config.strategy.params))
