@@ -1,4 +1,5 @@
-"""``python -m cli snapshot``: import, validate, promote, list, rollback, prune, verify, history.
+"""``python -m cli snapshot``: import, validate, promote, list, rollback, prune, verify, repair,
+history.
 
 Every sub-command takes ``--dir`` (the snapshot directory), ``--config`` and ``--json``. The
 snapshot directory resolves as ``--dir`` > ``WELTKLASSE_SNAPSHOT_DIR`` > ``[snapshots]
@@ -70,6 +71,31 @@ def _catalog(settings: Any) -> Any:
                    command=_command_line(), on_wait=_note)
 
 
+def _missing_parents(target: Path) -> list[Path]:
+    """The folders above ``target`` that do not exist yet (the importer creates them)."""
+    missing = []
+    for parent in target.absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return list(reversed(missing))
+
+
+def _adopt_created(folders: list[Path], file: Path) -> None:
+    """Give what this command created the owner of the folder that holds it.
+
+    Run as root in a directory that belongs to the service's user, the staging folder and the
+    snapshot would otherwise be root's and the service could not replace them.
+    """
+    from weltklassebot.fsutil import adopt_directory_owner
+
+    for folder in folders:
+        if folder.exists():
+            adopt_directory_owner(folder)
+    if file.exists():
+        adopt_directory_owner(file)
+
+
 def _short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
 
@@ -81,7 +107,7 @@ def _ref_text(ref: dict[str, Any] | None) -> str:
 
 
 @click.group(name="snapshot", help="Manage market-data snapshots (import, validate, promote, "
-                                   "list, rollback, prune, verify, history).")
+                                   "list, rollback, prune, verify, repair, history).")
 def command() -> None:
     pass
 
@@ -125,8 +151,10 @@ def import_(src: str, name: str, symbol: str | None, fmt: str, tz: str | None,
         target = Path(snapshot_dir) / "staging" / f"{name}.parquet"
     else:
         target = settings.staging_dir / f"{name}.parquet"
+    made = _missing_parents(target)
     result = import_csv(Path(src), name=name, out=target, symbol=symbol, fmt=fmt, tz=tz,
                         overwrite=force)
+    _adopt_created(made, Path(result.path))
     if as_json:
         _emit_json(result.to_json_dict())
         return
@@ -254,7 +282,9 @@ def list_(snapshot_dir: str | None, config: str | None, as_json: bool) -> None:
         rows.append(info)
     if as_json:
         _emit_json({"dir": str(settings.snapshot_dir), "latest": state.target,
-                    "latest_ok": state.entry is not None, "snapshots": rows})
+                    "latest_kind": state.kind, "latest_description": state.describe(),
+                    "latest_ok": state.entry is not None and state.sidecar_problem() is None,
+                    "snapshots": rows})
         return
     if not rows:
         click.echo(f"no snapshots in {settings.snapshot_dir}")
@@ -279,11 +309,14 @@ def list_(snapshot_dir: str | None, config: str | None, as_json: bool) -> None:
                 _warn(f"{info['file']}: {info['error']}")
     if state.entry is not None:
         click.echo(f"* latest.parquet -> {state.target}")
-    elif state.is_symlink:
-        _warn(f"latest.parquet points to {state.target}, which does not exist (dangling); "
-              "repair with `python -m cli snapshot rollback`")
+        sidecar = state.sidecar_problem()
+        if sidecar:
+            _warn(f"{sidecar}; `python -m cli snapshot verify` checks every snapshot")
+    elif state.exists:
+        _warn(f"{state.describe()}; repair with `python -m cli snapshot rollback --to FILE` "
+              "(anything found in its place is moved to quarantine/, not deleted)")
     else:
-        click.echo("latest.parquet: not set")
+        click.echo("latest.parquet: not set (no snapshot promoted yet)")
 
 
 # ---- rollback --------------------------------------------------------------------------------
@@ -337,6 +370,7 @@ def prune(keep: int, dry_run: bool, lock_timeout: float | None, snapshot_dir: st
     for note in change.notes:
         _note(note)
     verb = "would delete" if dry_run else "deleted"
+    unverified = change.details.get("unverified") or []
     if not change.removed:
         click.echo(f"nothing to prune: at most {keep} snapshot(s) older than latest.parquet "
                    f"({_ref_text(change.new)})")
@@ -344,7 +378,9 @@ def prune(keep: int, dry_run: bool, lock_timeout: float | None, snapshot_dir: st
     for ref in change.removed:
         click.echo(f"{verb} {ref['file']} (sha256 {ref.get('sha256') or 'unknown'})")
     click.echo(f"{verb} {len(change.removed)} snapshot(s); kept latest.parquet "
-               f"({(change.new or {}).get('file')}), everything newer and {keep} previous")
+               f"({(change.new or {}).get('file')}), everything newer and {keep} previous "
+               "verified snapshot(s)"
+               + (f"; {len(unverified)} unverified left in place" if unverified else ""))
 
 
 # ---- verify ----------------------------------------------------------------------------------
@@ -353,7 +389,11 @@ def prune(keep: int, dry_run: bool, lock_timeout: float | None, snapshot_dir: st
 @command.command(name="verify")
 @_common
 def verify(snapshot_dir: str | None, config: str | None, as_json: bool) -> None:
-    """Re-hash every snapshot against its recorded SHA-256; check latest.parquet and history."""
+    """Re-hash every snapshot against its sidecar; check latest.parquet and the history.
+
+    Exit 0 when every snapshot matches its sidecar, latest.parquet links to one of them and
+    the history is whole (no edited, torn or removed records); 1 otherwise, naming the repair.
+    """
     from weltklassebot.data.catalog import resolve_settings
 
     settings = resolve_settings(snapshot_dir=snapshot_dir, config=config)
@@ -364,22 +404,86 @@ def verify(snapshot_dir: str | None, config: str | None, as_json: bool) -> None:
         for info in result["files"]:
             click.echo(f"{info['status']:<11} {info['file']}  {_short(info['sha256'])}")
         latest = result["latest"]
-        if latest["target"]:
-            click.echo(f"latest.parquet -> {latest['target']}"
-                       + ("" if latest["ok"] else "  (BROKEN)"))
-        for problem in result["problems"]:
-            click.echo(f"PROBLEM: {problem}")
+        if latest["ok"]:
+            click.echo(f"latest.parquet -> {latest['target']}")
+        elif latest["ok"] is not None:
+            click.echo(f"{latest['description']}  (BROKEN)")
+        for problem, fix in zip(result["problems"], result["fixes"], strict=True):
+            click.echo(f"PROBLEM: {problem}  [fix: {fix}]")
         for warning in result["warnings"]:
             _warn(warning)
+        if result["quarantine"]:
+            _note(f"{len(result['quarantine'])} item(s) kept in "
+                  f"{settings.snapshot_dir / 'quarantine'} (inspect, then delete by hand)")
         if result["ok"]:
             click.echo(f"OK: {len(result['files'])} snapshot(s) in {settings.snapshot_dir} match "
-                       "their recorded SHA-256")
+                       "their recorded SHA-256; latest.parquet and the history are intact")
     if not result["ok"]:
         problems = result["problems"]
+        fixes = list(dict.fromkeys(result["fixes"]))
         raise VerdictFailed(
             f"verify found {len(problems)} problem(s) in {settings.snapshot_dir}, first: "
-            f"{problems[0]}. Roll back to a good snapshot (`python -m cli snapshot rollback --to "
-            "FILE`) and re-import or restore the damaged file from a replica."
+            f"{problems[0]}. Repair: " + " and ".join(f"`{fix}`" for fix in fixes)
+            + " (docs/snapshots.md, Repair); nothing is deleted, damaged items go to "
+            "quarantine/."
+        )
+
+
+# ---- repair ----------------------------------------------------------------------------------
+
+
+@command.command(name="repair")
+@click.option("--yes", is_flag=True, help="Do it without asking (needed off a terminal).")
+@click.option("--dry-run", is_flag=True, help="Only print what would be done.")
+@_lock_option
+@_common
+def repair(yes: bool, dry_run: bool, lock_timeout: float | None, snapshot_dir: str | None,
+           config: str | None, as_json: bool) -> None:
+    """Move whatever makes verify fail to quarantine/ and record it; delete nothing.
+
+    Cuts a torn final history line into quarantine/, moves a damaged history (starting a new
+    one that names it), a regular file at latest.parquet, stray sidecars and every snapshot
+    that fails its check except the one in use. Prints the plan first; asks on a terminal.
+    """
+    from weltklassebot.data.catalog import resolve_settings
+    from weltklassebot.errors import UsageError
+
+    settings = resolve_settings(snapshot_dir=snapshot_dir, config=config,
+                                lock_timeout_s=lock_timeout)
+    catalog = _catalog(settings)
+    plan = catalog.repair_plan()
+    if not as_json:
+        if not plan:
+            click.echo(f"nothing to repair in {settings.snapshot_dir}")
+        for step in plan:
+            click.echo(f"plan: {step}")
+    if dry_run or not plan:
+        if as_json:
+            _emit_json({"dir": str(settings.snapshot_dir), "plan": plan, "done": False})
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("snapshot repair changes the directory and is not on a terminal "
+                             "to ask; read the plan (`--dry-run`) and add --yes to go ahead.")
+        if not click.confirm("go ahead?", default=False, err=True):
+            raise UsageError("repair not confirmed; nothing was changed.")
+    change = catalog.repair(timeout_s=settings.lock_timeout_s)
+    result = catalog.verify()
+    if as_json:
+        _emit_json({"dir": str(settings.snapshot_dir), "plan": plan, "done": True,
+                    **change.to_json_dict(), "verify": result})
+    else:
+        for note in change.notes:
+            click.echo(f"done: {note}")
+        if result["ok"]:
+            click.echo(f"OK: {settings.snapshot_dir} verifies")
+        for problem, fix in zip(result["problems"], result["fixes"], strict=True):
+            click.echo(f"still needed: {problem}  [fix: {fix}]")
+    if not result["ok"]:
+        raise VerdictFailed(
+            f"repair kept everything it moved in quarantine/, but {len(result['problems'])} "
+            f"problem(s) need an operator's choice, first: {result['problems'][0]}. Run "
+            f"`{result['fixes'][0]}`."
         )
 
 
@@ -413,6 +517,12 @@ def history(limit: int | None, snapshot_dir: str | None, config: str | None,
                f"{action}"
         if action == "unreadable":
             click.echo(f"line {record.get('line')}: unreadable record")
+            continue
+        if action in ("repair", "history_restart"):
+            moved = record.get("quarantined") or []
+            click.echo(f"{head}  " + ("; ".join(
+                f"{q.get('file')} -> {q.get('to')}" for q in moved)
+                or "; ".join(record.get("notes") or [])))
             continue
         if action == "prune":
             removed = record.get("removed") or []

@@ -25,9 +25,19 @@ from weltklassebot.data.catalog.history import (
     read_history,
     reconcile,
     ref,
+    repair_history,
 )
 from weltklassebot.data.catalog.intake import copy_with_hash, validate_copy
-from weltklassebot.data.catalog.latest import LATEST, LatestState, read_latest, swap_latest
+from weltklassebot.data.catalog.integrity import Check, check_entry
+from weltklassebot.data.catalog.latest import (
+    LATEST,
+    MISSING,
+    NOT_A_FILE,
+    REGULAR_FILE,
+    LatestState,
+    read_latest,
+    swap_latest,
+)
 from weltklassebot.data.catalog.lock import snapshot_lock, whoami
 from weltklassebot.data.catalog.naming import (
     SIDECAR,
@@ -42,9 +52,10 @@ from weltklassebot.data.catalog.naming import (
     write_sidecar,
 )
 from weltklassebot.data.catalog.prune import check_keep, to_remove
+from weltklassebot.data.catalog.quarantine import Quarantined, move_to_quarantine
 from weltklassebot.data.catalog.verify import verify as verify_directory
 from weltklassebot.errors import RuntimeFailure, UnusableInput, UsageError, VerdictFailed
-from weltklassebot.fsutil import fsync_dir, fsync_file, sha256_file
+from weltklassebot.fsutil import adopt_directory_owner, fsync_dir, fsync_file
 
 FREE_SPACE_MARGIN = 1 << 20
 
@@ -105,35 +116,68 @@ class Catalog:
 
     # ---- maintenance under the lock --------------------------------------------------------
 
-    def _clean_leftovers(self) -> list[str]:
-        """Remove what an interrupted command left: temp files, temp links, orphan sidecars."""
+    def _clean_leftovers(self) -> tuple[list[str], list[Quarantined]]:
+        """Clear what an interrupted command left.
+
+        ``.tmp-`` files are this program's own unfinished work (copies whose source still
+        exists, links never swapped in) and are removed. A sidecar whose snapshot is gone may
+        also mean a snapshot was removed by hand, so it is kept in ``quarantine/``.
+        """
         removed: list[str] = []
+        moved: list[Quarantined] = []
         for child in sorted(self.dir.iterdir(), key=lambda p: p.name):
             name = child.name
-            if name.startswith(TMP_PREFIX) or is_orphan_sidecar(self.dir, name):
+            if name.startswith(TMP_PREFIX):
                 with contextlib.suppress(FileNotFoundError):
                     child.unlink()
                 removed.append(name)
+            elif is_orphan_sidecar(self.dir, name):
+                moved.append(move_to_quarantine(self.dir, name, "a sidecar whose snapshot is "
+                                                "gone (an interrupted promote or prune, or a "
+                                                "snapshot removed by hand)", self.clock))
         if removed:
             fsync_dir(self.dir)
-        return removed
+        return removed, moved
 
     def _append_history(self, change: Change) -> None:
         append_history(self.dir, change, clock=self.clock, command=self.command)
 
     def _record_move(self, change: Change, before: LatestState) -> None:
-        """Record a change of ``latest.parquet`` from ``before``, noting a dangling link."""
-        if before.dangling:
-            change.notes.append(f"latest.parquet was dangling (pointed to {before.target})")
+        """Record a change of ``latest.parquet`` from ``before``, saying what was there."""
+        if before.broken:
+            change.notes.append(f"before: {before.describe()}")
         self._append_history(change)
 
-    def _start(self) -> list[str]:
-        notes = []
-        removed = self._clean_leftovers()
+    def _start(self, *, clear_latest: bool) -> tuple[list[str], list[Quarantined]]:
+        """Under the lock: clear leftovers, repair the history, reconcile it with the link.
+
+        With ``clear_latest`` (promote, rollback: commands that replace the link), anything
+        but a link at ``latest.parquet`` is moved to ``quarantine/`` first, never replaced.
+        Everything moved is recorded in a ``repair`` record before the command's own record.
+        """
+        notes: list[str] = []
+        removed, moved = self._clean_leftovers()
         if removed:
-            notes.append("removed leftovers of an interrupted command: " + ", ".join(removed))
+            notes.append("removed unfinished work of an interrupted command: "
+                         + ", ".join(removed))
+        history_notes, history_moved, restart = repair_history(self.dir, clock=self.clock)
+        notes.extend(history_notes)
+        moved.extend(history_moved)
+        if clear_latest:
+            state = self.latest()
+            if state.kind in (REGULAR_FILE, NOT_A_FILE):
+                moved.append(move_to_quarantine(self.dir, LATEST, state.describe(), self.clock))
+        for item in moved:
+            notes.append(item.describe())
+        if moved or restart is not None:
+            details: dict[str, Any] = {}
+            if restart is not None:
+                details["restarted_from"] = restart
+            action = "history_restart" if restart is not None else "repair"
+            self._append_history(Change(action=action, old=None, new=None, quarantined=moved,
+                                        notes=list(notes), details=details))
         notes.extend(reconcile(self.dir, clock=self.clock, command=self.command))
-        return notes
+        return notes, moved
 
     # ---- promote ---------------------------------------------------------------------------
 
@@ -164,7 +208,7 @@ class Catalog:
         check_name(name)
         size = src.stat().st_size
         with self.locked(timeout_s):
-            notes = self._start()
+            notes, moved = self._start(clear_latest=True)
             free = shutil.disk_usage(self.dir).free
             if free < size + FREE_SPACE_MARGIN:
                 raise RuntimeFailure(
@@ -184,6 +228,7 @@ class Catalog:
             tmp = self.dir / f"{TMP_PREFIX}{final}"
             try:
                 sha = copy_with_hash(src, tmp)
+                adopt_directory_owner(tmp, self.dir)
                 fault_point("copied")
                 report = validate_copy(src, tmp)
                 fault_point("validated")
@@ -191,7 +236,7 @@ class Catalog:
                 if current is not None and current.recorded_sha256() == sha:
                     tmp.unlink()
                     return Change(action="promote", old=ref(current), new=ref(current),
-                                  changed=False,
+                                  changed=False, quarantined=moved,
                                   notes=[*notes, f"{src} has the same bytes as the current "
                                          f"latest snapshot {current.file}; nothing changed"])
                 os.chmod(tmp, 0o444)
@@ -199,6 +244,7 @@ class Catalog:
                 fault_point("file_synced")
                 sidecar_tmp = self.dir / f"{TMP_PREFIX}{final}{SIDECAR}"
                 write_sidecar(sidecar_tmp, sha, final)
+                adopt_directory_owner(sidecar_tmp, self.dir)
                 fault_point("sidecar_written")
                 os.replace(sidecar_tmp, self.dir / (final + SIDECAR))
                 fault_point("sidecar_renamed")
@@ -218,8 +264,8 @@ class Catalog:
             swap_latest(self.dir, final, "")
             new_entry = self.entry(final)
             change = Change(
-                action="promote", old=ref(state.entry), new=ref(new_entry, sha), notes=notes,
-                details={"source": str(src.resolve()), "rows": report.rows,
+                action="promote", old=_old_ref(state), new=ref(new_entry, sha), notes=notes,
+                quarantined=moved, details={"source": str(src.resolve()), "rows": report.rows,
                          "validation_warnings": list(report.warnings)},
             )
             self._record_move(change, state)
@@ -250,41 +296,45 @@ class Catalog:
     def rollback(self, *, to: str | None, timeout_s: float) -> Change:
         self.require_dir(writable=True)
         with self.locked(timeout_s):
-            notes = self._start()
+            before = self.latest()
+            notes, moved = self._start(clear_latest=True)
             state = self.latest()
             if to is not None:
                 target = self.resolve_file(to)
             else:
-                if not state.is_symlink or state.target is None:
+                if state.entry is not None:
+                    current = state.entry.file
+                elif state.kind == MISSING and state.target is not None \
+                        and SNAPSHOT_RE.match(os.path.basename(state.target)):
+                    current = os.path.basename(state.target)
+                else:
+                    kept = "".join(f" ({item.describe()})" for item in moved
+                                   if item.file == LATEST)
                     raise UsageError(
-                        f"{self.dir / LATEST} does not exist, so there is no 'previous' "
-                        "snapshot; name one with --to FILE (see `python -m cli snapshot list`)."
+                        f"{before.describe()}{kept}, so there is no 'previous' snapshot; name "
+                        "the one to serve with --to FILE (see `python -m cli snapshot list`)."
                     )
-                older = [e for e in self.entries() if e.file < state.target]
+                older = [e for e in self.entries() if e.file < current]
                 if not older:
                     raise UsageError(
                         f"latest.parquet points to {state.target}, the oldest snapshot in "
                         f"{self.dir}; there is nothing older to roll back to."
                     )
                 target = older[-1]
-            recorded = target.recorded_sha256()
-            actual = sha256_file(target.path)
-            if recorded != actual:
+            check = check_entry(target)
+            if not check.ok:
                 raise VerdictFailed(
-                    f"refusing to roll back to {target.file}: its SHA-256 is {actual} but its "
-                    f"sidecar records {recorded or 'nothing'}; the file is damaged or was "
-                    "changed. Pick another snapshot with --to, and run `python -m cli snapshot "
-                    "verify`."
+                    f"refusing to roll back to {check.problem()}; latest.parquet was not "
+                    "changed. Pick another snapshot with --to (`python -m cli snapshot verify` "
+                    "lists the intact ones)."
                 )
             if state.entry is not None and state.entry.file == target.file:
                 return Change(action="rollback", old=ref(state.entry), new=ref(target),
-                              changed=False,
+                              changed=False, quarantined=moved,
                               notes=[*notes, f"latest.parquet already points to {target.file}"])
             swap_latest(self.dir, target.file, "rollback_")
-            change = Change(action="rollback",
-                            old=ref(state.entry) or ({"file": state.target, "sha256": None}
-                                                     if state.target else None),
-                            new=ref(target, actual), notes=notes)
+            change = Change(action="rollback", old=_old_ref(state), new=ref(target, check.actual),
+                            notes=notes, quarantined=moved)
             self._record_move(change, state)
             fault_point("rollback_history_written")
             return change
@@ -292,30 +342,52 @@ class Catalog:
     # ---- prune -----------------------------------------------------------------------------
 
     def prune(self, *, keep: int, timeout_s: float, dry_run: bool = False) -> Change:
+        """Delete verified snapshots older than latest beyond the newest ``keep`` verified ones.
+
+        Only snapshots whose bytes match their sidecar count as kept; one that fails its check
+        is neither counted nor deleted (it is reported; ``snapshot repair`` quarantines it).
+        """
         check_keep(keep)
         self.require_dir(writable=not dry_run)
         with self.locked(timeout_s) if not dry_run else contextlib.nullcontext():
-            notes = [] if dry_run else self._start()
             state = self.latest()
-            if not state.is_symlink:
-                raise UsageError(
-                    f"{self.dir / LATEST} does not exist, so prune cannot tell which snapshots "
-                    "are in use; nothing was deleted. Promote a snapshot or roll back to one "
-                    "first."
-                )
             if state.entry is None:
+                fix = ("Promote a snapshot or roll back to one (`python -m cli snapshot rollback "
+                       "--to FILE`) first." if not state.broken else
+                       "Repair it with `python -m cli snapshot rollback` (to the previous "
+                       "snapshot) or `rollback --to FILE`.")
+                error = UsageError if not state.broken else VerdictFailed
+                raise error(f"{state.describe()}, so prune cannot tell which snapshots are in "
+                            f"use; nothing was deleted. {fix}")
+            current = check_entry(state.entry)
+            if not current.ok:
                 raise VerdictFailed(
-                    f"{self.dir / LATEST} points to {state.target}, which does not exist; "
-                    "nothing was deleted. Repair it with `python -m cli snapshot rollback` (to "
-                    "the previous snapshot) or `rollback --to FILE`."
+                    f"latest.parquet points to {current.problem()}; prune deleted nothing, so "
+                    "that every older snapshot stays available. Roll back to an intact "
+                    "snapshot first (`python -m cli snapshot verify`, then `rollback --to "
+                    "FILE`)."
                 )
+            notes, moved = ([], []) if dry_run else self._start(clear_latest=False)
+            state = self.latest()
+            if state.entry is None:  # changed between the look and the lock
+                raise VerdictFailed(f"{state.describe()}; nothing was deleted. Run `python -m "
+                                    "cli snapshot verify`.")
             entries = self.entries()
-            doomed = to_remove(entries, state.entry, keep)
-            removed = [{"file": e.file, "sha256": e.recorded_sha256()} for e in doomed]
-            kept = len(entries) - len(doomed)
+            checks = {e.file: check_entry(e) for e in entries if e.file < state.entry.file}
+            verified = [e for e in entries if e.file in checks and checks[e.file].ok]
+            unverified = [checks[e.file] for e in entries
+                          if e.file in checks and not checks[e.file].ok]
+            doomed = to_remove(verified, state.entry, keep)
+            removed = [{"file": e.file, "sha256": checks[e.file].actual} for e in doomed]
+            for check in unverified:
+                notes.append(f"not counted and not deleted: {check.problem()}; `python -m cli "
+                             "snapshot repair` moves it to quarantine/")
             change = Change(action="prune", old=ref(state.entry), new=ref(state.entry),
                             changed=bool(doomed) and not dry_run, removed=removed, notes=notes,
-                            details={"keep": keep, "kept": kept, "dry_run": dry_run})
+                            quarantined=moved,
+                            details={"keep": keep, "kept": len(verified) - len(doomed),
+                                     "unverified": [c.file for c in unverified],
+                                     "dry_run": dry_run})
             if dry_run or not doomed:
                 return change
             for number, entry in enumerate(doomed):
@@ -327,10 +399,73 @@ class Catalog:
             self._append_history(change)
             return change
 
-    # ---- verify ----------------------------------------------------------------------------
+    # ---- verify and repair -----------------------------------------------------------------
 
     def verify(self) -> dict[str, Any]:
         return verify_directory(self)
+
+    def repair_plan(self) -> list[str]:
+        """What ``repair`` would do, read-only (printed before asking for confirmation)."""
+        self.require_dir(writable=False)
+        plan: list[str] = []
+        result = self.verify()
+        state = self.latest()
+        for child in sorted(self.dir.iterdir(), key=lambda p: p.name):
+            if child.name.startswith(TMP_PREFIX):
+                plan.append(f"remove {child.name} (unfinished work of an interrupted command)")
+            elif is_orphan_sidecar(self.dir, child.name):
+                plan.append(f"move {child.name} to quarantine/ (a sidecar without its snapshot)")
+        from weltklassebot.data.catalog.history import check_history
+
+        chain = check_history(self.dir)
+        if chain.problems:
+            plan.append("history: cut a torn final line into quarantine/ and, if the history is "
+                        "still damaged (" + "; ".join(chain.problems) + "), move history.jsonl "
+                        "and history.head to quarantine/ and start a new history naming them")
+        if state.kind in (REGULAR_FILE, NOT_A_FILE):
+            plan.append(f"move latest.parquet to quarantine/ ({state.describe()})")
+        for check in self._damaged():
+            plan.append(f"move {check.file} and its sidecar to quarantine/ ({check.problem()})")
+        if not plan and not result["ok"]:
+            plan.append("nothing that repair may change")
+        return plan
+
+    def _damaged(self) -> list[Check]:
+        """Snapshots that fail their check, except the one ``latest.parquet`` serves."""
+        state = self.latest()
+        in_use = state.entry.file if state.entry is not None else None
+        checks = (check_entry(e) for e in self.entries() if e.file != in_use)
+        return [c for c in checks if not c.ok]
+
+    def repair(self, *, timeout_s: float) -> Change:
+        """Quarantine whatever makes ``verify`` fail, except the snapshot in use; delete nothing.
+
+        Repairs the history (torn bytes, damage), moves a non-link ``latest.parquet`` and every
+        snapshot that fails its check (with its sidecar) to ``quarantine/``, and records it all.
+        What only an operator can decide (which snapshot to serve) is left to ``rollback``.
+        """
+        from weltklassebot.data.catalog.history import HISTORY
+
+        self.require_dir(writable=True)
+        with self.locked(timeout_s):
+            notes, moved = self._start(clear_latest=True)
+            extra: list[Quarantined] = []
+            for check in self._damaged():
+                reason = check.problem() or check.status
+                extra.append(move_to_quarantine(self.dir, check.file, reason, self.clock))
+                if os.path.lexists(self.dir / (check.file + SIDECAR)):
+                    extra.append(move_to_quarantine(self.dir, check.file + SIDECAR,
+                                                    f"sidecar of {check.file}", self.clock))
+            notes.extend(item.describe() for item in extra)
+            if extra or not (self.dir / HISTORY).exists():
+                why = [item.describe() for item in extra] or [
+                    "no history existed; this record starts one"]
+                self._append_history(Change(action="repair", old=None, new=None,
+                                            quarantined=extra, notes=why))
+            state = self.latest()
+            return Change(action="repair", old=ref(state.entry), new=ref(state.entry),
+                          changed=bool(moved or extra or notes), notes=notes,
+                          quarantined=[*moved, *extra])
 
     # ---- describe --------------------------------------------------------------------------
 
@@ -345,6 +480,15 @@ class Catalog:
         except Exception as exc:  # list shows an unreadable file, it never fails on one
             info["error"] = f"unreadable: {exc}"
         return info
+
+
+def _old_ref(state: LatestState) -> dict[str, Any] | None:
+    """What ``latest.parquet`` was before a swap, for the history (a broken link included)."""
+    if state.entry is not None:
+        return ref(state.entry)
+    if state.target is not None:
+        return {"file": state.target, "sha256": None, "found": state.kind}
+    return None
 
 
 def _mib(size: int) -> str:

@@ -21,6 +21,7 @@ from weltklassebot.core.timeutil import ns_to_iso
 from weltklassebot.data.catalog.faults import fault_point
 from weltklassebot.errors import RuntimeFailure
 from weltklassebot.filelock import flock_exclusive, write_note
+from weltklassebot.fsutil import adopt_directory_owner
 
 LOCK = ".lock"
 
@@ -48,6 +49,7 @@ def snapshot_lock(directory: Path, timeout_s: float, *, command: str, clock: Clo
 
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        adopt_directory_owner(path, directory)
     except OSError as exc:
         raise RuntimeFailure(f"cannot open the lock file {path}: {exc.strerror}.") from exc
     try:

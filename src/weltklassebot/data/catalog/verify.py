@@ -1,76 +1,91 @@
 """``snapshot verify``: the whole directory checked, read-only.
 
-Every snapshot against its sidecar, read-only modes, ``latest.parquet``, leftovers of interrupted
-commands and the history's hash chain. Problems fail the check; warnings do not.
+Every snapshot against its sidecar, ``latest.parquet`` (what exactly is there), leftovers of
+interrupted commands, and the history: its hash chain, sequence numbers, torn bytes, and its
+length against ``history.head``. Problems fail the check (exit 1); warnings do not. Each problem
+carries the command that repairs it (``fixes``).
 """
 
 from __future__ import annotations
 
+import os
 import stat
 from typing import TYPE_CHECKING, Any
 
-from weltklassebot.data.catalog.history import mismatch, verify_chain
-from weltklassebot.data.catalog.naming import SIDECAR, TMP_PREFIX, is_orphan_sidecar
-from weltklassebot.fsutil import sha256_file
+from weltklassebot.data.catalog.history import HISTORY, check_history, mismatch
+from weltklassebot.data.catalog.integrity import check_entry
+from weltklassebot.data.catalog.latest import ABSENT, SNAPSHOT
+from weltklassebot.data.catalog.naming import TMP_PREFIX, is_orphan_sidecar
+from weltklassebot.data.catalog.quarantine import QUARANTINE
 
 if TYPE_CHECKING:
     from weltklassebot.data.catalog.directory import Catalog
 
+ROLLBACK_FIX = "python -m cli snapshot rollback --to FILE"
+REPAIR_FIX = "python -m cli snapshot repair"
+
 
 def verify(catalog: Catalog) -> dict[str, Any]:
-    """Check every snapshot against its sidecar, ``latest.parquet``, leftovers and the history."""
+    """Check every snapshot, ``latest.parquet``, leftovers and the history; change nothing."""
     directory = catalog.dir
     catalog.require_dir(writable=False)
     problems: list[str] = []
     warnings: list[str] = []
+    fixes: list[str] = []
     files: list[dict[str, Any]] = []
+    state = catalog.latest()
     for entry in catalog.entries():
-        recorded = entry.recorded_sha256()
-        try:
-            actual = sha256_file(entry.path)
-        except OSError as exc:
-            actual = None
-            problems.append(f"{entry.file}: cannot be read ({exc.strerror})")
-        status = "ok"
-        if recorded is None:
-            status = "no sidecar"
-            problems.append(f"{entry.file}: no {entry.file}{SIDECAR} holding its SHA-256")
-        elif recorded == "":
-            status = "bad sidecar"
-            problems.append(f"{entry.file}{SIDECAR} does not hold a SHA-256")
-        elif actual is not None and actual != recorded:
-            status = "MISMATCH"
-            problems.append(f"{entry.file}: SHA-256 {actual} differs from the recorded "
-                            f"{recorded} (bit rot or tampering)")
+        check = check_entry(entry)
+        problem = check.problem()
+        if problem:
+            problems.append(problem)
+            in_use = state.entry is not None and state.entry.file == entry.file
+            fixes.append(ROLLBACK_FIX if in_use else REPAIR_FIX)
         mode = stat.S_IMODE(entry.path.stat().st_mode)
         if mode & 0o222:
             warnings.append(f"{entry.file} is writable (mode {mode:o}); snapshots should be "
                             "read-only (chmod 0444)")
-        files.append({"file": entry.file, "status": status, "sha256": actual,
-                      "recorded_sha256": recorded})
-    state = catalog.latest()
-    latest: dict[str, Any] = {"target": state.target, "ok": state.entry is not None}
-    if not state.exists and not state.is_symlink:
-        warnings.append("latest.parquet does not exist (no snapshot promoted yet)")
+        files.append({"file": entry.file, "status": check.status, "sha256": check.actual,
+                      "recorded_sha256": check.recorded})
+    latest: dict[str, Any] = {"target": state.target, "kind": state.kind,
+                              "ok": state.kind == SNAPSHOT, "description": state.describe()}
+    if state.kind == ABSENT:
         latest["ok"] = None
-    elif not state.is_symlink:
-        problems.append("latest.parquet is not a symlink; it must be a relative link to a "
-                        "snapshot in this directory")
-    elif state.entry is None:
-        problems.append(f"latest.parquet points to {state.target}, which is not a snapshot "
-                        "in this directory (dangling); repair with `snapshot rollback`")
+        if files:
+            problems.append(f"{state.describe()}, although the directory holds "
+                            f"{len(files)} snapshot(s); `{ROLLBACK_FIX}` sets it")
+            fixes.append(ROLLBACK_FIX)
+    elif state.kind != SNAPSHOT:
+        problems.append(f"{state.describe()}; repair with `{ROLLBACK_FIX}` (anything found in "
+                        "its place is moved to quarantine/, not deleted)")
+        fixes.append(ROLLBACK_FIX)
+    elif not state.relative:
+        warnings.append(f"latest.parquet is an absolute link ({state.target}); it breaks if "
+                        "the directory is moved or mounted elsewhere. The next promote or "
+                        "rollback writes a relative one")
     for child in sorted(directory.iterdir(), key=lambda p: p.name):
         name = child.name
         if name.startswith(TMP_PREFIX):
-            warnings.append(f"{name}: left by an interrupted command; the next promote, "
-                            "rollback or prune removes it")
+            warnings.append(f"{name}: unfinished work of an interrupted command; the next "
+                            "promote, rollback or prune removes it")
         elif is_orphan_sidecar(directory, name):
-            warnings.append(f"{name}: sidecar without its snapshot (an interrupted "
-                            "command); the next promote, rollback or prune removes it")
-    chain = verify_chain(directory)
-    problems.extend(chain)
+            warnings.append(f"{name}: sidecar without its snapshot (an interrupted command, or "
+                            "a snapshot removed by hand); the next promote, rollback or prune "
+                            "moves it to quarantine/")
+    chain = check_history(directory)
+    problems.extend(chain.problems)
+    fixes.extend(REPAIR_FIX for _ in chain.problems)
+    warnings.extend(chain.warnings)
+    if not chain.exists and not chain.problems and files:
+        problems.append(f"{HISTORY} does not exist although the directory holds {len(files)} "
+                        "snapshot(s): the history was deleted, or the first promote was "
+                        "interrupted")
+        fixes.append(REPAIR_FIX)
     last = mismatch(directory)
     if last:
         warnings.append(last)
+    quarantine = directory / QUARANTINE
+    kept = sorted(os.listdir(quarantine)) if quarantine.is_dir() else []
     return {"dir": str(directory), "ok": not problems, "files": files, "latest": latest,
-            "problems": problems, "warnings": warnings}
+            "problems": problems, "fixes": fixes, "warnings": warnings,
+            "quarantine": kept}
