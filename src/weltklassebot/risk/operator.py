@@ -20,6 +20,7 @@ lock itself (no service running), writes the transition to the store directly
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 from weltklassebot.errors import RuntimeFailure, UnusableInput
 from weltklassebot.filelock import HeldLock, flock_exclusive, read_note, write_note
-from weltklassebot.fsutil import fsync_dir
+from weltklassebot.fsutil import adopt_directory_owner, fsync_dir
 from weltklassebot.risk.engine import RiskEngine
 from weltklassebot.risk.state import RiskState
 
@@ -145,6 +146,51 @@ class ServiceLockHeld(RuntimeFailure):
         )
 
 
+class StateDirUnwritable(RuntimeFailure):
+    """A file or folder of the state directory could not be created or written.
+
+    Exit 2 when this user lacks the permission (run it as the service user), else 3 (full disk,
+    read-only file system, I/O error). ``operation``, ``path`` and ``errno`` let a caller say in
+    its own words what that meant for its command.
+    """
+
+    def __init__(self, operation: str, path: Path, exc: OSError, *, written: bool = False) -> None:
+        self.operation = operation
+        self.path = path
+        self.written = written
+        """True when ``path`` is complete under its final name and only its durability failed."""
+        self.errno = exc.errno
+        self.strerror = exc.strerror or str(exc)
+        if is_permission_error(exc.errno):
+            self.exit_code = 2
+        super().__init__(
+            f"state directory {path.parent}: could not {operation} {path.name}: "
+            f"{errno_name(exc.errno)} ({self.strerror}). {write_fix(exc.errno, path.parent)}"
+        )
+
+
+def is_permission_error(code: int | None) -> bool:
+    """EACCES / EPERM: the user, not the disk, is the problem (exit 2)."""
+    return code in (errno.EACCES, errno.EPERM)
+
+
+def errno_name(code: int | None) -> str:
+    return errno.errorcode.get(code or 0, "EUNKNOWN")
+
+
+def write_fix(code: int | None, directory: Path) -> str:
+    """What an operator does about a failed write in ``directory``, by errno."""
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"Free space on the volume holding {directory} (`df -h {directory}`)."
+    if code == errno.EROFS:
+        return (f"The file system holding {directory} is read-only: check `dmesg` for disk "
+                "errors and remount it read-write.")
+    if is_permission_error(code):
+        return (f"This user may not write there: run the command as the owner of {directory} "
+                f"(`ls -ld {directory}`), e.g. with `sudo -u <owner>`, or as root.")
+    return f"Check the disk holding {directory} (`dmesg`)."
+
+
 class ServiceLock(HeldLock):
     """An exclusive ``flock`` on ``DIR/service.lock``, held until :meth:`release`."""
 
@@ -158,14 +204,13 @@ def acquire_service_lock(
 
     Retries for ``timeout_s`` seconds, then raises :class:`ServiceLockHeld` naming the holder.
     Raises :class:`~weltklassebot.errors.UnusableInput` when the directory is missing (and not
-    ``create``) or not writable.
+    ``create``), :class:`StateDirUnwritable` when the lock file cannot be created or opened for
+    writing. Whatever it creates gets the owner of the directory that holds it (root acting on
+    a service user's directory).
     """
     directory = Path(directory)
     if create:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _unusable(directory, exc) from None
+        _make_dirs(directory)
     elif not directory.is_dir():
         raise UnusableInput(
             f"state directory {directory} does not exist. Pass the service's --state-dir "
@@ -175,12 +220,13 @@ def acquire_service_lock(
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise _unusable(directory, exc) from None
+        raise StateDirUnwritable("create" if not path.exists() else "open", path, exc) from None
     try:
+        adopt_directory_owner(path)
         acquired = flock_exclusive(fd, max(0.0, timeout_s))
     except OSError as exc:
         os.close(fd)
-        raise _unusable(directory, exc) from None
+        raise StateDirUnwritable("lock", path, exc) from None
     if not acquired:
         holder = _read_pid(fd)
         os.close(fd)
@@ -191,7 +237,7 @@ def acquire_service_lock(
         # The service owns the hand-off folders, so it can always remove what it has read.
         for name in (COMMANDS_DIR, ACKS_DIR):
             with contextlib.suppress(OSError):
-                (directory / name).mkdir(exist_ok=True)
+                _make_dirs(directory / name)
     return ServiceLock(path, fd)
 
 
@@ -218,43 +264,78 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _unusable(directory: Path, exc: OSError) -> UnusableInput:
-    return UnusableInput(
-        f"state directory {directory} cannot be used: {exc.strerror or exc}. Check that it "
-        "exists and that this user may write it (`ls -ld` shows owner and mode)."
-    )
+def _make_dirs(directory: Path) -> None:
+    """``mkdir -p`` whose new folders take the owner of the folder that holds them."""
+    missing = [directory, *(p for p in directory.parents if not p.exists())]
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise StateDirUnwritable("create the folder", path, exc) from None
+        try:
+            adopt_directory_owner(path)
+        except OSError as exc:
+            raise StateDirUnwritable("give the owner of its parent to", path, exc) from None
 
 
 # --- command and ack files ---------------------------------------------------------------------
 
 
 def _write_atomic(directory: Path, name: str, payload: Mapping[str, Any]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Temporary file, fsync, rename, fsync the folder; on failure nothing is left behind.
+
+    Raises :class:`StateDirUnwritable` naming the step that failed. The file takes the owner of
+    its folder before it gets its final name, so the service can always remove it.
+    """
+    _make_dirs(directory)
     target = directory / name
     tmp = directory / f".{name}.{os.getpid()}.tmp"
     data = (json.dumps(payload, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    operation, path = "create", tmp
+    fd: int | None = None
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        operation = "write"
+        adopt_directory_owner(tmp)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
-    finally:
         os.close(fd)
-    try:
+        fd = None
+        operation, path = "rename the temporary file to", target
         os.rename(tmp, target)
-    except OSError:
+    except OSError as exc:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
-    fsync_dir(directory)
+        raise StateDirUnwritable(operation, path, exc) from None
+    try:
+        fsync_dir(directory)
+    except OSError as exc:
+        # The file is complete under its name; only the durability of the name is in doubt.
+        raise StateDirUnwritable("sync the folder after writing", target, exc,
+                                 written=True) from None
     return target
 
 
 def write_command(directory: Path | str, command: OperatorCommand) -> Path:
-    """Drop ``command`` into ``DIR/commands/`` atomically (temporary file + rename)."""
+    """Drop ``command`` into ``DIR/commands/`` atomically (temporary file + rename).
+
+    Raises :class:`StateDirUnwritable`; then no command file (nor temporary) is left, except
+    when only the final folder fsync failed (the file is there; ``path`` names it).
+    """
     return _write_atomic(Path(directory) / COMMANDS_DIR, f"{command.command_id}.json",
                          command.to_payload())
+
+
+def is_queued(directory: Path | str, command_id: str) -> bool:
+    """Whether ``command_id`` still waits in ``DIR/commands/`` (not yet taken by a service)."""
+    return (Path(directory) / COMMANDS_DIR / f"{command_id}.json").exists()
 
 
 def pending_commands(directory: Path | str) -> list[str]:
@@ -321,12 +402,15 @@ def _not_applied(verb: str, path: Path, exc: OSError) -> str:
 def _refuse(directory: Path, command_id: str, error: str) -> None:
     """Answer a command that will not be applied, once; never let answering fail the poll."""
     if read_ack(directory, command_id) is None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, StateDirUnwritable):
             ack(directory, command_id, {"ok": False, "error": error})
 
 
 def ack(directory: Path | str, command_id: str, result: Mapping[str, Any]) -> Path:
-    """Answer command ``command_id`` with ``result`` in ``DIR/acks/`` (atomically)."""
+    """Answer command ``command_id`` with ``result`` in ``DIR/acks/`` (atomically).
+
+    Raises :class:`StateDirUnwritable` when the answer cannot be written.
+    """
     folder = Path(directory) / ACKS_DIR
     payload = {"schema": COMMAND_SCHEMA, "command_id": command_id, **result}
     path = _write_atomic(folder, f"{command_id}.json", payload)
@@ -372,12 +456,20 @@ def iter_command_ids(directory: Path | str) -> Iterator[str]:
 
 
 def apply_operator_command(
-    engine: RiskEngine, command: OperatorCommand, ts_ns: int, *, cursor: int | None
+    engine: RiskEngine,
+    command: OperatorCommand,
+    ts_ns: int,
+    *,
+    cursor: int | None,
+    wall_ns: int | None = None,
 ) -> dict[str, Any]:
     """Apply ``command`` at event time ``ts_ns`` / ``cursor``; returns the ack and record body.
 
-    The engine persists the transition before it takes effect; if that raises, the exception
-    propagates (the state is unchanged) and the caller answers the command as failed.
+    ``wall_ns`` is the service's wall-clock time of applying it, read by the caller (this module
+    reads no clock for decisions): it is recorded for the operator's audit trail and shown by
+    ``risk status``, and decides nothing. The engine persists the transition before it takes
+    effect; if that raises, the exception propagates (the state is unchanged) and the caller
+    answers the command with :func:`failed_result`.
     """
     before = engine.state
     if command.action == "halt":
@@ -390,7 +482,8 @@ def apply_operator_command(
             ts_ns, keep_peak=command.keep_peak, reason=command.reason,
             source=command.source, cursor=cursor, user=command.user or None,
         )
-    return command_result(command, before, engine, changed=changed, ts_ns=ts_ns, cursor=cursor)
+    return command_result(command, before, engine, changed=changed, ts_ns=ts_ns, cursor=cursor,
+                          wall_ns=wall_ns)
 
 
 def command_result(
@@ -401,14 +494,9 @@ def command_result(
     changed: bool,
     ts_ns: int,
     cursor: int | None,
+    wall_ns: int | None = None,
 ) -> dict[str, Any]:
     """The ``operator_command`` record payload / ack body for an applied command."""
-    if changed:
-        message = f"{before.value} -> {engine.state.value}"
-    elif command.action == "halt":
-        message = "already HALTED; nothing changed"
-    else:
-        message = f"not HALTED (state {engine.state.value}); nothing to resume"
     return {
         "ok": True,
         "command": command.to_payload(),
@@ -417,6 +505,33 @@ def command_result(
         "state": engine.state.value,
         "ts_ns": ts_ns,
         "cursor": cursor,
-        "message": message,
+        "applied_wall_ns": wall_ns,
+        "message": outcome_message(command.action, before, engine.state, changed=changed),
         "peak_equity": engine.peak_equity,
     }
+
+
+def failed_result(
+    command: OperatorCommand, engine: RiskEngine, error: str, *, wall_ns: int | None = None
+) -> dict[str, Any]:
+    """The ack body for a command the service could not apply (e.g. its store cannot write).
+
+    It carries the engine's state after the failure, so the operator's CLI can say what holds
+    (a halt that could not be persisted still leaves the engine ``HALTED`` by the store failure).
+    """
+    return {
+        "ok": False,
+        "command": command.to_payload(),
+        "error": error,
+        "state": engine.state.value,
+        "applied_wall_ns": wall_ns,
+    }
+
+
+def outcome_message(action: Action, before: RiskState, after: RiskState, *, changed: bool) -> str:
+    """``ACTIVE -> HALTED``, or why nothing changed; shared by the service and the offline CLI."""
+    if changed:
+        return f"{before.value} -> {after.value}"
+    if action == "halt":
+        return "already HALTED; nothing changed"
+    return f"not HALTED (state {after.value}); nothing to resume"
