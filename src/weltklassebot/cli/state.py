@@ -48,13 +48,19 @@ def verify(directory: Path | None, as_json: bool, config_file: Path | None) -> N
     service drops it at its next start.
     """
     from weltklassebot.state.codec import KNOWN_KINDS
-    from weltklassebot.state.errors import StoreCorrupt, StoreIncompatible, StoreUnusable
+    from weltklassebot.state.errors import (
+        StoreCorrupt,
+        StoreIncompatible,
+        StoreUnusable,
+        repair_command,
+    )
     from weltklassebot.state.recovery import recover
 
     path = resolve_state_dir(directory, config_file)
     try:
         result = recover(path, kinds=None)
     except StoreCorrupt as exc:
+        problems = exc.problems or ()
         if as_json:
             print_json(
                 {
@@ -64,15 +70,36 @@ def verify(directory: Path | None, as_json: bool, config_file: Path | None) -> N
                     "line": exc.line,
                     "seq": exc.seq,
                     "reason": exc.reason,
-                    "repair": f"python -m cli state repair {path} --truncate-at {exc.seq}",
+                    "problems": [
+                        {"file": p.path.name, "line": p.line, "seq": p.seq, "reason": p.reason}
+                        for p in problems
+                    ],
+                    "repair": repair_command(path),
                     "error": exc.message,
                 }
             )
+        else:
+            for problem in problems[1:]:
+                click.echo(
+                    f"also: {problem.path.name} line {problem.line} (sequence {problem.seq}): "
+                    f"{problem.reason}",
+                    err=True,
+                )
         raise
     except (StoreIncompatible, StoreUnusable) as exc:
         if as_json:
             print_json({"status": "unusable", "directory": str(path), "error": exc.message})
         raise
+    if not result.segments and result.mark_seq is None and not (path / "store.mark").exists():
+        absent = StoreUnusable(
+            path,
+            "there is no state store here (no segment files and no store.mark)",
+            "Check the path (or WELTKLASSE_STATE_DIR, or [state] dir in the config); the service "
+            "creates the store on its first start",
+        )
+        if as_json:
+            print_json({"status": "absent", "directory": str(path), "error": absent.message})
+        raise absent
     report = _verify_report(path, result, KNOWN_KINDS)
     if as_json:
         print_json(report)
@@ -139,63 +166,175 @@ def tail(
 @click.option(
     "--truncate-at",
     "truncate_at",
-    required=True,
+    default=None,
     type=click.IntRange(1),
-    help="First sequence number to remove; the store then ends at SEQ - 1.",
+    help="Also remove record SEQ and every record after it (intact ones too).",
 )
+@click.option("--yes", is_flag=True, help="Apply without asking (needed without a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what the repair would do; change nothing.")
 @json_option
 @config_option
 def repair(
-    directory: Path | None, truncate_at: int, as_json: bool, config_file: Path | None
+    directory: Path | None,
+    truncate_at: int | None,
+    yes: bool,
+    dry_run: bool,
+    as_json: bool,
+    config_file: Path | None,
 ) -> None:
-    """Remove record SEQ and everything after it, keeping a backup inside DIR.
+    """Quarantine exactly the damaged or missing records of the store in DIR.
 
-    The removed bytes (a full copy of the segment that is cut, and every later segment) go to
-    DIR/repair-backup-<SEQ>-<UTC time>/ with a repair.json manifest; the store is then verified.
-    Stop the service first: the repair takes the store's lock.
+    Shows first what it will remove (sequence numbers, record kinds, loudly any risk transition
+    or operator command) and the state that results, then asks (or takes --yes). Intact records
+    stay where they are; each removed run is replaced by one `quarantined` record, and a full
+    copy of every changed segment goes to DIR/repair-backup-<SEQ>-<UTC time>/ with a
+    repair.json. Stop the service first: the repair takes the store's lock.
     """
+    from weltklassebot.errors import UsageError
     from weltklassebot.state import repair as store_repair
 
     path = resolve_state_dir(directory, config_file)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    result = store_repair.truncate_at(path, truncate_at, stamp)
+    plan = store_repair.plan_repair(path, stamp, truncate_at=truncate_at)
+    report = _plan_report(plan)
+    if not plan.needed:
+        if as_json:
+            print_json({**report, "status": "clean", "applied": False})
+        else:
+            click.echo(f"state store {path}: nothing to repair; every record verifies.")
+        return
+    if not as_json:
+        _print_plan(report)
+    if dry_run:
+        if as_json:
+            print_json({**report, "status": "planned", "applied": False})
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            if as_json:
+                print_json({**report, "status": "planned", "applied": False})
+            raise UsageError(
+                f"state store {path}: the repair above was not applied (nothing was changed): "
+                "there is no terminal to confirm on. Read the plan, then run the same command "
+                "with --yes."
+            )
+        if not click.confirm("Apply this repair?", default=False):
+            raise UsageError(f"state store {path}: repair declined; nothing was changed.")
+    result = store_repair.apply_repair(plan)
     after = result.after
     if as_json:
         print_json(
             {
+                **report,
                 "status": "repaired",
-                "directory": str(path),
-                "truncate_at": truncate_at,
-                "last_seq": after.last_seq,
-                "next_seq": after.next_seq,
-                "backup": str(result.backup),
-                "removed_lines": result.removed_lines,
-                "files": [
-                    {
-                        "name": f.name,
-                        "action": f.action,
-                        "original_bytes": f.original_bytes,
-                        "kept_bytes": f.kept_bytes,
-                        "removed_lines": f.removed_lines,
-                        "sha256": f.sha256,
-                    }
-                    for f in result.files
-                ],
+                "applied": True,
+                "backup": None if result.backup is None else str(result.backup),
+                "files": list(result.files),
                 "verified": True,
             }
         )
         return
-    click.echo(f"state store {path}: cut at sequence {truncate_at}")
-    for f in result.files:
-        click.echo(
-            f"  {f.name}: {f.action}, {f.removed_lines} line(s) removed "
-            f"({f.original_bytes - f.kept_bytes} bytes)"
-        )
     click.echo(f"backup: {result.backup}")
     click.echo(
-        f"verified: last record is sequence {after.last_seq}; the service continues at "
-        f"{after.next_seq}"
+        f"repaired and verified: the store now ends at sequence {after.last_seq}; the service "
+        f"continues at {after.next_seq}"
     )
+
+
+def _plan_report(plan: Any) -> dict[str, Any]:
+    from weltklassebot.state.repair import removal_json
+
+    before, after = plan.before.result, plan.after.result
+    return {
+        "directory": str(plan.directory),
+        "truncate_at": plan.truncate_at,
+        "problems": [
+            {"file": p.path.name, "line": p.line, "seq": p.seq, "reason": p.reason}
+            for p in plan.before.problems
+        ],
+        "removals": [removal_json(r) for r in plan.removals],
+        "attention": [removal_json(r) for r in plan.attention],
+        "backup": str(plan.directory / plan.backup_name),
+        "before": {
+            "last_seq": before.last_seq,
+            "mark_seq": plan.before.mark.seq,
+            "risk_state": _risk_state(before, corrupt=bool(plan.before.problems)),
+        },
+        "after": {
+            "last_seq": after.last_seq,
+            "next_seq": after.next_seq,
+            "mark_seq": plan.mark_seq,
+            "checkpoint_seq": after.checkpoint_seq,
+            "lost_after_checkpoint": [
+                {"first_seq": q.first_seq, "through": q.through} for q in after.lost
+            ],
+            "state_uncertain": after.state_uncertain,
+            "risk_state": _risk_state(after, corrupt=False),
+        },
+    }
+
+
+def _risk_state(result: RecoveryResult, *, corrupt: bool) -> str:
+    """The risk state a store's records give, as ``risk status`` would show it."""
+    from weltklassebot.risk.recovery import recover_risk
+
+    try:
+        recovered = recover_risk(
+            result.checkpoint, result.records, checkpoint_ts_ns=result.checkpoint_ts_ns
+        )
+    except (ValueError, KeyError, TypeError):
+        return "unknown (the risk records do not parse)"
+    state = str(recovered.state.value)
+    if result.state_uncertain and state != "HALTED":
+        # Records the state depends on were lost: the store recovers fail-safe.
+        return "HALTED"
+    if corrupt:
+        return f"{state} as far as the intact records go (the store refuses to open)"
+    return state
+
+
+def _print_plan(report: dict[str, Any]) -> None:
+    echo = click.echo
+    echo(f"state store {report['directory']}: repair plan (nothing is changed until you confirm)")
+    for problem in report["problems"]:
+        echo(f"  found: {problem['file']} line {problem['line']} (sequence {problem['seq']}): "
+             f"{problem['reason']}")
+    echo("will remove:")
+    for r in report["removals"]:
+        if r["first_seq"] is None:
+            what = f"{r['lines']} line(s), {r['bytes']} bytes, standing for no sequence number"
+        elif r["first_seq"] == r["through"]:
+            what = f"sequence {r['first_seq']} (1 record)"
+        else:
+            what = f"sequences {r['first_seq']}..{r['through']} ({r['records']} records)"
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["kinds"].items()))
+        if r["unknown_kinds"]:
+            kinds = (kinds + ", " if kinds else "") + f"{r['unknown_kinds']} of unknown kind"
+        where = r["segment"] + (f" line {r['line']}" if r["line"] else "")
+        echo(f"  - {what} in {where}: {r['reason']}; kinds: {kinds or '-'}")
+    for r in report["attention"]:
+        echo(
+            f"  !!! ATTENTION: {r['segment']} sequence {r['first_seq']}: a RISK TRANSITION or "
+            "OPERATOR COMMAND is (or may be) among the removed records"
+        )
+    before, after = report["before"], report["after"]
+    echo("after the repair:")
+    echo(f"  the store ends at sequence {after['last_seq']}; the service continues at "
+         f"{after['next_seq']} (high-water mark {before['mark_seq']} -> {after['mark_seq']})")
+    if after["checkpoint_seq"] is not None:
+        echo(f"  last checkpoint: sequence {after['checkpoint_seq']}")
+    if after["state_uncertain"]:
+        lost = ", ".join(
+            f"{q['first_seq']}..{q['through']}" for q in after["lost_after_checkpoint"]
+        )
+        echo(
+            "  !!! records the recovered state depends on are lost"
+            + (f" ({lost})" if lost else "")
+            + ": the state after them cannot be known, so risk recovers HALTED (fail safe) "
+            "until an operator checks positions and runs `risk resume`"
+        )
+    echo(f"  risk state: {after['risk_state']} (before: {before['risk_state']})")
+    echo(f"  backup of everything changed: {report['backup']}")
 
 
 def _last_seq(path: Path) -> int:
@@ -254,6 +393,19 @@ def _verify_report(path: Path, result: RecoveryResult, known: frozenset[str]) ->
             "reason": torn.reason,
         },
         "leftover_temporaries": [p.name for p in result.temporaries],
+        "mark_seq": result.mark_seq,
+        "quarantined": [
+            {
+                "first_seq": q.first_seq,
+                "through": q.through,
+                "reason": q.reason,
+                "backup": q.backup,
+                "after_checkpoint": q.after_checkpoint,
+                "checkpoint_only": q.checkpoint_only,
+            }
+            for q in result.quarantined
+        ],
+        "state_uncertain": result.state_uncertain,
         "other_files": list(result.other_files),
     }
 
@@ -298,6 +450,16 @@ def _print_verify_text(report: dict[str, Any]) -> None:
             "leftover files from an interrupted rotation (removed at the next start): "
             + ", ".join(report["leftover_temporaries"])
         )
+    for q in report["quarantined"]:
+        span = str(q["first_seq"]) if q["first_seq"] == q["through"] else (
+            f"{q['first_seq']}..{q['through']}"
+        )
+        echo(f"quarantined by an earlier repair: sequence {span}: {q['reason']} "
+             f"(backup: {q['backup']})")
+    if report["state_uncertain"]:
+        echo("note: records the recovered state depends on were lost; risk recovers HALTED "
+             "until an operator checks positions and runs `risk resume`")
+    echo(f"acknowledged up to: sequence {report['mark_seq']} (high-water mark)")
     echo(f"next sequence: {report['next_seq']}")
 
 

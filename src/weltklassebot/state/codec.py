@@ -22,9 +22,15 @@ from typing import Any, Final, NoReturn
 
 SCHEMA_VERSION: Final = 1
 CHECKPOINT_KIND: Final = "checkpoint"
+QUARANTINE_KIND: Final = "quarantined"
+"""Written only by ``state repair`` in place of records it removed; its payload names the
+sequence numbers it stands for (``seq`` .. ``payload["through"]``) and why."""
+STORE_KINDS: Final = frozenset({CHECKPOINT_KIND, QUARANTINE_KIND})
+"""Kinds only the store itself writes: ``append`` refuses them."""
 KNOWN_KINDS: Final = frozenset(
     {
         CHECKPOINT_KIND,
+        QUARANTINE_KIND,
         "risk_transition",
         "fill",
         "order",
@@ -44,6 +50,8 @@ _BODY_KEYS: Final = frozenset({"kind", "payload", "seq", "ts", "v"})
 # With sorted keys a body starts with its kind and ends with seq, ts and v: a verified line can be
 # read without parsing its payload.
 _HEAD_RE: Final = re.compile(rb'\{"kind":"([a-z][a-z0-9_]{0,63})","payload":\{')
+_APPARENT_KIND_RE: Final = re.compile(rb'"kind":"([a-z][a-z0-9_]{0,63})"')
+_APPARENT_SEQ_RE: Final = re.compile(rb'"seq":([1-9][0-9]{0,18})[,}]')
 _TAIL_RE: Final = re.compile(rb'\},"seq":([1-9][0-9]*),"ts":(0|[1-9][0-9]*),"v":([1-9][0-9]*)\}\Z')
 
 
@@ -85,10 +93,10 @@ def check_kind_name(name: str) -> str:
 
 
 def normalise_kinds(kinds: Iterable[str]) -> frozenset[str]:
-    """Return the kind registry for ``kinds``, always including ``checkpoint``."""
+    """Return the kind registry for ``kinds``, always including the store's own kinds."""
     if isinstance(kinds, str):
         raise TypeError("kinds must be a collection of names, not one string")
-    return frozenset(check_kind_name(k) for k in kinds) | {CHECKPOINT_KIND}
+    return frozenset(check_kind_name(k) for k in kinds) | STORE_KINDS
 
 
 def encode_record(seq: int, ts_ns: int, kind: str, payload: dict[str, Any]) -> bytes:
@@ -188,3 +196,17 @@ def _raise_defect(raw: bytes, reason: str) -> NoReturn:
         if type(version) is int and version > SCHEMA_VERSION:
             raise SchemaTooNew(version)
     raise LineDefect(reason)
+
+
+def apparent_fields(raw: bytes) -> tuple[str | None, int | None]:
+    """Best-effort ``(kind, seq)`` read from a damaged line, for operators' eyes only.
+
+    A damaged line cannot be trusted, so these are never used to decide anything; ``state
+    repair`` shows them so that an operator sees what was probably lost.
+    """
+    kind = _APPARENT_KIND_RE.search(raw)
+    seq = _APPARENT_SEQ_RE.search(raw)
+    return (
+        None if kind is None else kind.group(1).decode("ascii"),
+        None if seq is None else int(seq.group(1)),
+    )

@@ -17,33 +17,53 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 from pathlib import Path
+from typing import Any
 
 from weltklassebot.errors import RuntimeFailure, UnusableInput, VerdictFailed
 from weltklassebot.state.codec import SCHEMA_VERSION
 
 
-def repair_hint(directory: Path, seq: int) -> str:
-    """Return the operator's repair path for a store damaged at sequence ``seq``."""
+def repair_command(directory: Path) -> str:
+    """The exact command that quarantines a store's damaged records (docs/state-store.md)."""
+    return f"python -m cli state repair {directory}"
+
+
+def repair_hint(directory: Path) -> str:
+    """Return the operator's repair path for a damaged store."""
     return (
-        f"Inspect it with `python -m cli state verify {directory}`; to cut the store back to the "
-        f"last good record (sequence {seq - 1}), stop the service and run "
-        f"`python -m cli state repair {directory} --truncate-at {seq}`, which keeps a backup of "
-        "everything it removes inside the state directory (docs/state-store.md, Repair)."
+        f"Stop the service, then run `{repair_command(directory)}`: it shows exactly which "
+        "records it will quarantine (with a backup inside the state directory) and the state "
+        "that results, and asks before it changes anything; intact records are kept "
+        "(docs/state-store.md, Repair)."
     )
 
 
 class StoreCorrupt(VerdictFailed):
-    """A record other than the torn final one fails its checks; start-up must stop."""
+    """Acknowledged records are missing or damaged; start-up must stop."""
 
-    def __init__(self, path: Path, line: int, seq: int, reason: str) -> None:
+    def __init__(
+        self, path: Path, line: int, seq: int, reason: str, *, more: int = 0,
+        problems: tuple[Any, ...] = (),
+    ) -> None:
         self.path = path
         self.line = line
         self.seq = seq
         self.reason = reason
+        self.problems = problems
+        also = f" ({more} more problem(s): `state verify` lists them all)" if more else ""
         super().__init__(
-            f"state store {path.parent}: {path.name} line {line} (sequence {seq}) is corrupt: "
-            f"{reason}. Records from there on cannot be trusted, so the store refuses to open. "
-            + repair_hint(path.parent, seq)
+            f"state store {path.parent if path.name else path}: {path.name} line {line} "
+            f"(sequence {seq}) is corrupt: {reason}{also}. The store refuses to open rather "
+            "than run on a state it cannot vouch for. " + repair_hint(path.parent)
+        )
+
+    @classmethod
+    def of(cls, directory: Path, problems: tuple[Any, ...]) -> StoreCorrupt:
+        """The error for a survey's problems (``recovery.Problem``), naming the first."""
+        first = problems[0]
+        return cls(
+            first.path, first.line, first.seq, first.reason, more=len(problems) - 1,
+            problems=problems,
         )
 
 

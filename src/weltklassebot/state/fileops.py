@@ -11,6 +11,8 @@ import errno
 import os
 from pathlib import Path
 
+from weltklassebot.fsutil import adopt_directory_owner
+
 
 class FileOps:
     """POSIX file operations used by the store for everything that changes the disk."""
@@ -24,6 +26,19 @@ class FileOps:
         return os.open(
             path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode
         )
+
+    def open_mark(self, path: Path, mode: int) -> int:
+        """Open (creating if needed) the high-water mark file for in-place rewrites."""
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+
+    def write_mark(self, fd: int, data: bytes) -> None:
+        """Overwrite the mark file with ``data`` from offset 0 (it never changes size)."""
+        if os.pwrite(fd, data, 0) != len(data):
+            raise OSError(errno.EIO, "short write of the high-water mark")
+
+    def adopt_owner(self, path: Path, directory: Path) -> None:
+        """Give a file root created the owner of the state directory (see fsutil)."""
+        adopt_directory_owner(path, directory)
 
     def write(self, fd: int, data: bytes) -> int:
         """Write some of ``data``; return how many bytes the kernel took."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from weltklassebot.core.clock import Clock
+from weltklassebot.fsutil import adopt_directory_owner
 from weltklassebot.state.codec import CHECKPOINT_KIND, KNOWN_KINDS, Record, encode_record
 from weltklassebot.state.config import StoreConfig
 from weltklassebot.state.errors import (
@@ -40,6 +41,7 @@ from weltklassebot.state.errors import (
 )
 from weltklassebot.state.fileops import FileOps
 from weltklassebot.state.lock import StoreLock
+from weltklassebot.state.mark import MARK_NAME, encode_mark
 from weltklassebot.state.recovery import RecoveryResult, recover
 from weltklassebot.state.segment import TEMPORARY_SUFFIX, list_directory, segment_name
 
@@ -89,6 +91,7 @@ class JsonlStore:
         self.write_errors = 0
         self.prune_errors = 0
         self.rotations = 0
+        self.mark_errors = 0
         self.open_error: StoreWriteError | None = None
         self._provider = checkpoint
         self._clock = clock
@@ -98,6 +101,8 @@ class JsonlStore:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._fd: int | None = None
+        self._mark_fd: int | None = None
+        self._marked = -1
         self._active: Path | None = None
         self._active_first_seq = 0
         self._active_birth_ns = 0
@@ -258,7 +263,7 @@ class JsonlStore:
             or len(self._pending) + 1 >= config.batch_records
             or self._pending_bytes + len(line) >= config.batch_bytes
         ):
-            self._write([*self._pending, line], seq)
+            self._write([*self._pending, line], seq, seq)
             self._pending.clear()
             self._pending_bytes = 0
         else:
@@ -284,7 +289,7 @@ class JsonlStore:
         if not self._pending:
             return
         self._prepare()
-        self._write(self._pending, None)
+        self._write(self._pending, None, self._next_seq - 1)
         self._pending.clear()
         self._pending_bytes = 0
 
@@ -305,6 +310,12 @@ class JsonlStore:
             if self._fd is not None:
                 fd, self._fd = self._fd, None
                 with contextlib.suppress(OSError):  # data is synced, or the failure reported
+                    self._ops.close(fd)
+            if self._mark_fd is not None:
+                fd, self._mark_fd = self._mark_fd, None
+                with contextlib.suppress(OSError):  # a lagging mark is safe (mark.py)
+                    self._ops.fsync(fd)
+                with contextlib.suppress(OSError):
                     self._ops.close(fd)
             self._lock.release()
         if failure is not None:
@@ -337,6 +348,12 @@ class JsonlStore:
                 self._ops.unlink(self._drop)
                 self._ops.fsync_dir(self.directory)
                 self._drop = None
+            if self._mark_fd is None:
+                operation, path = "open", self.directory / MARK_NAME
+                mark_path = self.directory / MARK_NAME
+                self._mark_fd = self._ops.open_mark(mark_path, self.config.file_mode)
+                self._ops.adopt_owner(mark_path, self.directory)
+                self._marked = -1
             if self._active is not None:
                 operation, path = "open", self._active
                 if self._fd is None:
@@ -346,10 +363,37 @@ class JsonlStore:
                     self._ops.truncate(self._fd, self._cut_to)
                     self._ops.fsync(self._fd)
                     self._cut_to = None
+            if self._marked != self._next_seq - 1:
+                operation, path = "write", self.directory / MARK_NAME
+                self._ops.write_mark(self._mark_fd, encode_mark(self._next_seq - 1))
+                self._ops.fsync(self._mark_fd)
+                self._marked = self._next_seq - 1
             self._remove_temporaries()
         except OSError as exc:
             raise self._failed(operation, path or self.directory, exc, None) from exc
         self._ready = True
+
+    def _mark(self, seq: int, *, sync: bool = False) -> None:
+        # After the data it names is synced, never before: the mark must not run ahead of the
+        # data. A failure leaves the mark behind, which is safe; it is counted and retried.
+        fd = self._mark_fd
+        if fd is None or seq <= self._marked:
+            return
+        try:
+            self._ops.write_mark(fd, encode_mark(seq))
+            if sync:
+                self._ops.fsync(fd)
+        except OSError as exc:
+            self.mark_errors += 1
+            _logger().warning(
+                "state_mark_write_failed",
+                directory=str(self.directory),
+                seq=seq,
+                error=describe_os_error(exc),
+                mark_errors=self.mark_errors,
+            )
+            return
+        self._marked = seq
 
     def _remove_temporaries(self) -> None:
         temporaries, self._temporaries = self._temporaries, ()
@@ -376,7 +420,7 @@ class JsonlStore:
         now = self._clock.now_ns() if self._clock is not None else ts_ns
         return now - self._active_birth_ns >= max_age
 
-    def _write(self, lines: list[bytes], seq: int | None) -> None:
+    def _write(self, lines: list[bytes], seq: int | None, last_seq: int) -> None:
         data = b"".join(lines)
         fd, path = self._fd, self._active
         assert fd is not None, "writing before a segment exists"
@@ -392,10 +436,11 @@ class JsonlStore:
                 self._ready = False
             raise self._failed("append to", path, exc, seq) from exc
         self._size += len(data)
+        self._mark(last_seq)
 
     def _rotate(self, ts_ns: int, seq: int) -> None:
         if self._pending:
-            self._write(self._pending, seq)
+            self._write(self._pending, seq, self._next_seq - 1)
             self._pending.clear()
             self._pending_bytes = 0
         state = self._provider()
@@ -410,6 +455,7 @@ class JsonlStore:
         operation, path = "create", temporary
         try:
             fd = ops.open_new(temporary, self.config.file_mode)
+            ops.adopt_owner(temporary, self.directory)
             operation = "write"
             ops.write_all(fd, line)
             operation = "sync"
@@ -433,6 +479,7 @@ class JsonlStore:
                 _discard(ops, fd, None)
             raise self._failed("sync the directory after creating", final, exc, seq) from exc
         self._switch(final, fd, first_seq, ts_ns, len(line))
+        self._mark(first_seq, sync=True)
         _logger().info(
             "state_segment_rotated",
             directory=str(self.directory),
@@ -509,6 +556,7 @@ def _ensure_directory(directory: Path, mode: int) -> None:
     try:
         for path in reversed(missing):  # outermost first, each with the store's mode
             os.mkdir(path, mode)
+            adopt_directory_owner(path)
     except FileExistsError:
         if not directory.is_dir():
             raise StoreUnusable(

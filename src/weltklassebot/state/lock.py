@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from weltklassebot.filelock import HeldLock, flock_exclusive, read_note, write_note
+from weltklassebot.fsutil import adopt_directory_owner
 from weltklassebot.state.errors import StoreLocked, StoreUnusable, describe_os_error
 from weltklassebot.state.segment import LOCK_NAME
 
@@ -38,6 +39,8 @@ class StoreLock(HeldLock):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
             writable = True
+            with contextlib.suppress(OSError):  # only root changes owners; see fsutil
+                adopt_directory_owner(path)
         except OSError as exc:
             if exc.errno not in _READ_ONLY_ERRNOS:
                 raise StoreUnusable(
