@@ -51,10 +51,11 @@ def make_bars(path: Path, n: int = 50, *, start_ns: int = 1_700_000_000 * 10**9,
     from weltklassebot.data.schema import META_KEY, SnapshotMeta
 
     rng = np.random.default_rng(seed)
-    close = 100 + np.cumsum(rng.normal(0, 0.5, n))
+    # Prices in whole cents (the metadata's price_increment), as a real feed quotes them.
+    close = np.round(100 + np.cumsum(rng.normal(0, 0.5, n)), 2)
     open_ = np.concatenate(([100.0], close[:-1]))
-    high = np.maximum(open_, close) + rng.random(n)
-    low = np.minimum(open_, close) - rng.random(n)
+    high = np.round(np.maximum(open_, close) + rng.random(n), 2)
+    low = np.round(np.minimum(open_, close) - rng.random(n), 2)
     if bad_high_at is not None:
         high[bad_high_at] = min(open_[bad_high_at], close[bad_high_at]) - 1
     ts = start_ns + step_ns * np.arange(n, dtype=np.int64)
@@ -63,6 +64,7 @@ def make_bars(path: Path, n: int = 50, *, start_ns: int = 1_700_000_000 * 10**9,
         "open": open_, "high": high, "low": low, "close": close,
         "volume": rng.random(n) * 10,
     })
-    meta = SnapshotMeta(symbol="TEST", bar_interval_ns=step_ns, source="test", name=path.stem)
+    meta = SnapshotMeta(symbol="TEST", price_increment="0.01", bar_interval_ns=step_ns,
+                        source="test", name=path.stem)
     pq.write_table(table.replace_schema_metadata({META_KEY: meta.to_json()}), path)
     return path

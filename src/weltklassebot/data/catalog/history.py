@@ -131,11 +131,17 @@ def read_head(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
         head = json.loads(text)
     except json.JSONDecodeError:
         head = None
-    if (not isinstance(head, dict) or not isinstance(head.get("seq"), int)
-            or isinstance(head.get("seq"), bool) or head["seq"] < 0
-            or not (head.get("sha256") is None or isinstance(head.get("sha256"), str))):
+    # Only the exact bytes this program writes are accepted, so any change to the head shows.
+    if (not isinstance(head, dict) or set(head) != {"schema_version", "seq", "sha256"}
+            or not isinstance(head["seq"], int) or isinstance(head["seq"], bool)
+            or head["seq"] < 0 or _head_text(head["seq"], head["sha256"]) != text):
         return None, f"{HEAD} is damaged (it does not hold the history's last seq and SHA-256)"
     return head, None
+
+
+def _head_text(seq: int, sha: object) -> str:
+    return json.dumps({"schema_version": HEAD_SCHEMA_VERSION, "seq": seq, "sha256": sha},
+                      sort_keys=True) + "\n"
 
 
 @dataclass
@@ -146,6 +152,8 @@ class HistoryCheck:
     warnings: list[str] = field(default_factory=list)
     lines: int = 0
     exists: bool = False
+    torn: str | None = None
+    """The torn-tail problem, if any (also in ``problems``)."""
 
 
 def check_history(directory: Path) -> HistoryCheck:
@@ -185,11 +193,12 @@ def check_history(directory: Path) -> HistoryCheck:
                                        "lines were removed or inserted before it")
         previous = line
     if scan.torn:
-        result.problems.append(
+        result.torn = (
             f"{HISTORY} ends in {len(scan.torn)} byte(s) after its last complete line (a torn "
             "final line: a command was interrupted while appending, or the file was cut); the "
             "next promote, rollback or prune, or `snapshot repair`, moves them to quarantine/"
         )
+        result.problems.append(result.torn)
     count = len(scan.lines)
     if head is None:
         if head_problem is None and versioned:
@@ -232,7 +241,9 @@ def repair_history(directory: Path, *, clock: Clock) -> tuple[list[str], list[Qu
     notes: list[str] = []
     moved: list[Quarantined] = []
     scan = _scan(path)
-    if scan is not None and scan.torn:
+    check = check_history(directory)
+    if scan is not None and scan.torn and check.problems == [check.torn]:
+        # Only the tail is torn: everything acknowledged is intact, the torn bytes are not.
         if _completes_chain(scan):
             _append_bytes(directory, b"\n")
             notes.append(f"{HISTORY}: its last record lacked only its newline; completed it")
@@ -251,7 +262,7 @@ def repair_history(directory: Path, *, clock: Clock) -> tuple[list[str], list[Qu
                 os.close(fd)
             moved.append(kept)
             notes.append(f"{HISTORY} ended in a torn line: {kept.describe()}, then cut it")
-    check = check_history(directory)
+        check = check_history(directory)
     if not check.problems:
         return notes, moved, None
     restart: dict[str, Any] = {"problems": check.problems, "lines": check.lines}
@@ -298,12 +309,11 @@ def _append_bytes(directory: Path, data: bytes) -> None:
 
 def _write_head(directory: Path, seq: int, last: bytes | None) -> None:
     """Replace ``history.head`` atomically: written, fsync'd, renamed, directory fsync'd."""
-    head = {"schema_version": HEAD_SCHEMA_VERSION, "seq": seq,
-            "sha256": _sha(last) if last is not None else None}
+    text = _head_text(seq, _sha(last) if last is not None else None)
     tmp = directory / f"{TMP_PREFIX}{HEAD}.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, (json.dumps(head, sort_keys=True) + "\n").encode())
+        os.write(fd, text.encode())
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -84,16 +84,20 @@ def is_orphan_sidecar(directory: Path, name: str) -> bool:
 
 
 def read_sidecar(path: Path) -> str | None:
-    """The hex digest from ``<file>.sha256`` (``sha256sum`` format), or ``None`` if absent."""
+    """The hex digest from ``<file>.sha256`` (``sha256sum`` format); ``None`` if absent, ``""``
+    if it holds no SHA-256 (garbled or unreadable)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
         return None
+    except OSError:  # a directory or unreadable file in its place holds no SHA-256
+        return ""
     token = text.strip().split()[0] if text.strip() else ""
     return token.lower() if re.fullmatch(r"[0-9a-fA-F]{64}", token) else ""
 
 
 def write_sidecar(path: Path, sha: str, file: str) -> None:
+    """Write a new sidecar (under a temporary name: the caller renames it into place)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
     try:
         os.write(fd, f"{sha}  {file}\n".encode())
