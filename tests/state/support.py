@@ -159,3 +159,10 @@ class FaultyOps(FileOps):
 
     def unlink(self, path: Path) -> None:
         self._wrap("unlink", lambda: super(FaultyOps, self).unlink(path))
+
+
+def set_mark(directory: Path, seq: int) -> None:
+    """Rewrite ``store.mark`` as a writer that acknowledged only up to ``seq`` leaves it."""
+    from weltklassebot.state.mark import MARK_NAME, encode_mark
+
+    (directory / MARK_NAME).write_bytes(encode_mark(seq))

@@ -173,7 +173,7 @@ def test_check_kind_name_with_invalid_name_raises(name: str) -> None:
         check_kind_name(name)
 
 
-def test_normalise_kinds_with_any_registry_includes_checkpoint() -> None:
-    assert normalise_kinds(["fill"]) == frozenset({"fill", "checkpoint"})
+def test_normalise_kinds_with_any_registry_includes_the_store_kinds() -> None:
+    assert normalise_kinds(["fill"]) == frozenset({"fill", "checkpoint", "quarantined"})
     with pytest.raises(TypeError):
         normalise_kinds("fill")

@@ -26,7 +26,16 @@ from weltklassebot.state.jsonl_store import (
 )
 from weltklassebot.state.segment import segment_name
 
-from .support import CountingState, config, fill_records, open_store, payload, segment_files, ts_for
+from .support import (
+    CountingState,
+    config,
+    fill_records,
+    open_store,
+    payload,
+    segment_files,
+    set_mark,
+    ts_for,
+)
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:
@@ -301,7 +310,7 @@ def test_open_with_hand_edited_middle_line_raises_corrupt_naming_file_line_seq(
     assert (error.path, error.line, error.seq) == (segment, 3, 3)
     assert segment.name in error.message
     assert "line 3" in error.message
-    assert f"state repair {store_dir} --truncate-at 3" in error.message
+    assert f"`python -m cli state repair {store_dir}`" in error.message
     assert "\n" not in error.message
     # the store was not touched and is not locked by the failed open
     assert segment.read_bytes() == data
@@ -351,8 +360,9 @@ def test_open_with_missing_middle_segment_raises_corrupt(store_dir: Path) -> Non
     store.close()
     segments = segment_files(store_dir)
     segments[1].unlink()
-    with pytest.raises(StoreCorrupt, match="a segment is missing"):
+    with pytest.raises(StoreCorrupt, match="a segment was removed") as caught:
         open_store(store_dir)
+    assert caught.value.seq == int(segments[1].name[8:28])
 
 
 def test_open_with_duplicated_line_raises_corrupt(store_dir: Path) -> None:
@@ -362,7 +372,7 @@ def test_open_with_duplicated_line_raises_corrupt(store_dir: Path) -> None:
     segment = segment_files(store_dir)[0]
     lines = segment.read_bytes().splitlines(keepends=True)
     segment.write_bytes(b"".join([*lines[:3], lines[2], *lines[3:]]))
-    with pytest.raises(StoreCorrupt, match="sequence number 3 found where 4 was expected"):
+    with pytest.raises(StoreCorrupt, match="sequence number 3 repeats or goes back"):
         open_store(store_dir)
 
 
@@ -376,7 +386,7 @@ def test_open_with_segment_not_starting_with_checkpoint_raises_corrupt(store_dir
 def test_open_with_renamed_segment_raises_corrupt(store_dir: Path) -> None:
     store_dir.mkdir()
     (store_dir / segment_name(5)).write_bytes(encode_record(1, 0, "checkpoint", {}))
-    with pytest.raises(StoreCorrupt, match="sequence number 1 found where 5 was expected"):
+    with pytest.raises(StoreCorrupt, match="sequence number 1 repeats or goes back"):
         recover(store_dir)
 
 
@@ -405,7 +415,9 @@ def test_open_with_torn_last_line_drops_counts_and_cuts_it(
     )
 
 
-def test_open_with_complete_but_damaged_last_line_treats_it_as_torn(store_dir: Path) -> None:
+def test_open_with_complete_but_damaged_last_line_is_damage_when_acknowledged(
+    store_dir: Path,
+) -> None:
     store, state = open_store(store_dir, cfg=config(max_segment_bytes=1 << 20))
     fill_records(store, state, 3)
     store.close()
@@ -413,6 +425,10 @@ def test_open_with_complete_but_damaged_last_line_treats_it_as_torn(store_dir: P
     data = bytearray(segment.read_bytes())
     data[-10] = ord("0") if data[-10] != ord("0") else ord("1")
     segment.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt, match="acknowledged record missing or damaged") as caught:
+        recover(store_dir)
+    assert caught.value.seq == 4
+    set_mark(store_dir, 3)  # had the writer died before acknowledging it: a torn write
     result = recover(store_dir)
     assert result.torn_dropped == 1
     assert result.next_seq == 4

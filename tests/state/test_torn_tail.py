@@ -8,7 +8,7 @@ import pytest
 
 from weltklassebot.state.jsonl_store import StoreCorrupt, recover
 
-from .support import CountingState, config, fill_records, open_store, segment_files
+from .support import CountingState, config, fill_records, open_store, segment_files, set_mark
 
 CFG = config(max_segment_bytes=700, retain_segments=5)
 
@@ -25,36 +25,48 @@ def build_store(directory: Path) -> tuple[Path, bytes, list[int], CountingState]
     return newest, data, ends, state
 
 
-def test_recover_with_newest_segment_cut_at_every_offset_drops_only_torn_tail(
+def test_recover_with_unacknowledged_tail_cut_at_every_offset_drops_only_torn_tail(
     store_dir: Path,
 ) -> None:
     newest, data, ends, _ = build_store(store_dir)
     first_seq = int(newest.name[8:28])
-    for offset in range(len(data) + 1):
+    acknowledged = first_seq + len(ends) - 3  # the last two records were still being written
+    set_mark(store_dir, acknowledged)
+    for offset in range(ends[-3], len(data) + 1):
         newest.write_bytes(data[:offset])
         result = recover(store_dir)
         complete = sum(1 for end in ends if end <= offset)
-        at_boundary = offset == 0 or offset in ends
+        at_boundary = offset in ends
         assert result.torn_dropped == (0 if at_boundary else 1), offset
         assert result.next_seq == first_seq + complete, offset
         if result.torn is not None:
-            assert result.torn.offset == (max([e for e in ends if e <= offset], default=0))
+            assert result.torn.offset == max(e for e in ends if e <= offset)
             assert result.torn.dropped_bytes == offset - result.torn.offset
-        if complete == 0:  # the newest segment lost its checkpoint: the previous one serves
-            assert result.checkpoint_seq is not None
-            assert result.checkpoint_seq < first_seq
-        else:
-            assert result.checkpoint_seq == first_seq
-            assert len(result.records) == complete - 1
+        assert result.checkpoint_seq == first_seq
+        assert len(result.records) == complete - 1
 
 
-def test_open_with_newest_segment_cut_at_every_offset_of_last_records_appends_cleanly(
+def test_recover_with_acknowledged_records_cut_at_every_offset_raises_corrupt(
+    store_dir: Path,
+) -> None:
+    newest, data, _ends, _ = build_store(store_dir)
+    for offset in range(len(data)):  # 0 and 10 bytes included: nothing acknowledged may vanish
+        newest.write_bytes(data[:offset])
+        with pytest.raises(StoreCorrupt, match="acknowledged") as caught:
+            recover(store_dir)
+        assert f"state repair {store_dir}" in caught.value.message, offset
+    newest.write_bytes(data)
+    assert recover(store_dir).torn_dropped == 0
+
+
+def test_open_with_unacknowledged_tail_cut_at_every_offset_appends_cleanly(
     store_dir: Path,
 ) -> None:
     newest, data, ends, state = build_store(store_dir)
-    start = ends[-3]  # every byte of the last two records
-    for offset in range(start, len(data) + 1):
+    first_seq = int(newest.name[8:28])
+    for offset in range(ends[-3], len(data) + 1):
         newest.write_bytes(data[:offset])
+        set_mark(store_dir, first_seq + len(ends) - 3)
         kept = max(e for e in ends if e <= offset)
         store, _ = open_store(store_dir, CountingState(state.count, state.last), cfg=CFG)
         assert store.recovery.torn_dropped == (0 if offset == kept else 1)
@@ -63,16 +75,23 @@ def test_open_with_newest_segment_cut_at_every_offset_of_last_records_appends_cl
         store.close()
         assert seq == store.recovery.next_seq
         after = recover(store_dir)
-        assert (after.torn_dropped, after.next_seq) == (0, seq + 1)
+        assert (after.torn_dropped, after.next_seq, after.mark_seq) == (0, seq + 1, seq)
         assert after.records[-1].payload == {"after": offset}
 
 
-def test_recover_with_damaged_byte_in_last_line_treats_it_as_torn(store_dir: Path) -> None:
+def test_recover_with_damaged_byte_in_last_line_tells_torn_from_damaged_by_the_mark(
+    store_dir: Path,
+) -> None:
     newest, data, ends, _ = build_store(store_dir)
+    last_seq = int(newest.name[8:28]) + len(ends) - 1
     for position in range(ends[-2], ends[-1] - 1):  # every byte of the last line but its newline
         damaged = bytearray(data)
         damaged[position] ^= 0x01
         newest.write_bytes(bytes(damaged))
+        set_mark(store_dir, last_seq)  # acknowledged: damage, never a torn tail
+        with pytest.raises(StoreCorrupt, match="acknowledged"):
+            recover(store_dir)
+        set_mark(store_dir, last_seq - 1)  # not yet acknowledged: a torn write
         result = recover(store_dir)
         assert result.torn_dropped == 1, position
         assert result.torn is not None
