@@ -24,6 +24,8 @@ from weltklassebot.risk.state import RiskState, RiskTransition, TransitionReason
 
 RISK_TRANSITION_KIND = "risk_transition"
 OPERATOR_COMMAND_KIND = "operator_command"
+QUARANTINED_KIND = "quarantined"
+"""Written by ``state repair`` in place of records it removed (docs/state-store.md)."""
 CHECKPOINT_RISK_KEY = "risk"
 OFFLINE_SOURCE = "operator-cli"
 """``applied_by`` of an offline audit record and ``origin`` of the checkpoint the offline CLI writes
@@ -261,6 +263,11 @@ def recover_risk(
             transitions.append(transition)
             pairable, since_command = transition, None
             borrowed = transition.source == OFFLINE_SOURCE and transition.cursor is None
+        elif record.kind == QUARANTINED_KIND:
+            lost = _lost_records_halt(record, transitions, snapshot, checkpoint is not None)
+            if lost is not None:
+                transitions.append(lost)
+                pairable, since_command = lost, None
         elif record.kind == OPERATOR_COMMAND_KIND:
             command = OperatorRecord.from_payload(record.payload, record.ts_ns)
             last_command = command
@@ -273,6 +280,40 @@ def recover_risk(
             last_event = record.ts_ns
     return RecoveredRisk(snapshot, tuple(transitions), last_ts, last_event, since_command,
                          last_command)
+
+
+def _lost_records_halt(
+    record: StoredRecord,
+    transitions: list[RiskTransition],
+    snapshot: Mapping[str, Any] | None,
+    has_checkpoint: bool,
+) -> RiskTransition | None:
+    """The fail-safe halt a quarantined run of records implies, or ``None`` if it costs nothing.
+
+    ``state repair`` replaces records it had to remove with one ``quarantined`` record. Only a
+    lost checkpoint with an earlier checkpoint still in place loses nothing (it summarised
+    records that are all still there); any other loss leaves the state after it unknown, so the
+    kill switch is assumed thrown until an operator checks and resumes.
+    """
+    payload = record.payload
+    if payload.get("checkpoint_only") is True and has_checkpoint:
+        return None
+    if transitions:
+        state = transitions[-1].to_state
+    elif snapshot is not None:
+        state = RiskState(snapshot["state"])
+    else:
+        state = RiskState.ACTIVE
+    through = payload.get("through")
+    seq = getattr(record, "seq", None)
+    span = f"{seq}..{through}" if seq is not None and through != seq else str(through)
+    return RiskTransition(
+        ts_ns=record.ts_ns, from_state=state, to_state=RiskState.HALTED,
+        reason=TransitionReason.store_records_lost.value,
+        detail=f"state store records {span} were quarantined by a repair "
+        f"({payload.get('reason', 'damaged')}); the state after them is not known",
+        source="state-store",
+    )
 
 
 def restore_engine(

@@ -53,6 +53,8 @@ class TransitionReason(StrEnum):
     drawdown_cap = "drawdown_cap"
     kill_switch = "kill_switch"
     store_write_failed = "store_write_failed"
+    store_records_lost = "store_records_lost"
+    """``state repair`` quarantined records the recovered state depends on: fail safe."""
     operator_resume = "operator_resume"
 
 
