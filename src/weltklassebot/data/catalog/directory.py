@@ -297,23 +297,23 @@ class Catalog:
         self.require_dir(writable=True)
         with self.locked(timeout_s):
             before = self.latest()
+            if to is None and before.entry is None and not (
+                    before.kind == MISSING and before.target is not None
+                    and SNAPSHOT_RE.match(os.path.basename(before.target))):
+                raise UsageError(
+                    f"{before.describe()}, so there is no 'previous' snapshot; nothing was "
+                    "changed. Name the one to serve with --to FILE (see `python -m cli "
+                    "snapshot verify` for the intact ones)."
+                )
+            if to is not None:
+                self.resolve_file(to)  # refuse an unknown name before changing anything
             notes, moved = self._start(clear_latest=True)
             state = self.latest()
             if to is not None:
                 target = self.resolve_file(to)
             else:
-                if state.entry is not None:
-                    current = state.entry.file
-                elif state.kind == MISSING and state.target is not None \
-                        and SNAPSHOT_RE.match(os.path.basename(state.target)):
-                    current = os.path.basename(state.target)
-                else:
-                    kept = "".join(f" ({item.describe()})" for item in moved
-                                   if item.file == LATEST)
-                    raise UsageError(
-                        f"{before.describe()}{kept}, so there is no 'previous' snapshot; name "
-                        "the one to serve with --to FILE (see `python -m cli snapshot list`)."
-                    )
+                current = (state.entry.file if state.entry is not None
+                           else os.path.basename(str(state.target)))
                 older = [e for e in self.entries() if e.file < current]
                 if not older:
                     raise UsageError(
@@ -353,10 +353,11 @@ class Catalog:
             state = self.latest()
             if state.entry is None:
                 fix = ("Promote a snapshot or roll back to one (`python -m cli snapshot rollback "
-                       "--to FILE`) first." if not state.broken else
+                       "--to FILE`) first." if not state.exists else
                        "Repair it with `python -m cli snapshot rollback` (to the previous "
-                       "snapshot) or `rollback --to FILE`.")
-                error = UsageError if not state.broken else VerdictFailed
+                       "snapshot) or `rollback --to FILE`; anything found in its place is "
+                       "moved to quarantine/, not deleted.")
+                error = UsageError if not state.exists else VerdictFailed
                 raise error(f"{state.describe()}, so prune cannot tell which snapshots are in "
                             f"use; nothing was deleted. {fix}")
             current = check_entry(state.entry)
