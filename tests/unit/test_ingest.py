@@ -7,12 +7,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from support.bars import HOUR, T0, bars_table, read_rows, timed, write_snapshot, write_table
 from weltklassebot.data.reader import open_snapshot
 from weltklassebot.engine.ingest import iter_chunks
-from weltklassebot.errors import UnusableInput
+from weltklassebot.errors import InvalidSnapshot
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
 
 USD = MoneySpec("USD", DEFAULT_INCREMENT)
@@ -38,17 +39,44 @@ def test_prices_become_exact_ticks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("increment", "price", "ticks"),
-                         [("0.01", 100.125, 10012), ("0.01", 100.135, 10014),
-                          ("0.25", 100.3, 401), ("5", 12.5, 2), ("1", 2.5, 2)])
+                         [("0.01", 100.13, 10013), ("0.01", 0.01, 1), ("0.25", 100.25, 401),
+                          ("5", 15.0, 3), ("1", 3.0, 3), ("0.03", 0.09, 3),
+                          ("0.01", 100.12999999999998, 10013)])
 def test_other_increments(tmp_path: Path, increment: str, price: float, ticks: int) -> None:
     path = write_snapshot(tmp_path / "p.parquet", timed([(price, price, price, price, 1)]))
     (chunk,) = iter_chunks(open_snapshot(path), {"X": inst(price=increment)}, "X")
     assert chunk.close.tolist() == [ticks]
 
 
+@pytest.mark.parametrize(("increment", "price", "problem"),
+                         [("0.01", 100.125, "not a multiple of the price_increment 0.01"),
+                          ("0.25", 100.3, "not a multiple of the price_increment 0.25"),
+                          ("5", 12.5, "not a multiple of the price_increment 5"),
+                          ("0.01", 0.004, r"below one price_increment \(0.01\)"),
+                          ("0.00000001", 1e-9, "would become 0 ticks")])
+def test_prices_that_do_not_survive_conversion_are_refused(tmp_path: Path, increment: str,
+                                                           price: float, problem: str) -> None:
+    # Never rounded to a neighbouring tick or to 0: the run stops naming the row (exit 1).
+    rows = timed([(10, 10, 10, 10, 1), (price, price, price, price, 1)])
+    path = write_snapshot(tmp_path / "p.parquet", rows)
+    with pytest.raises(InvalidSnapshot, match=rf"open at row 1 \(ts .*\) is .*{problem}"):
+        list(iter_chunks(open_snapshot(path), {"X": inst(price=increment)}, "X"))
+
+
 def test_too_large_for_exact_ticks_is_refused(tmp_path: Path) -> None:
     path = write_snapshot(tmp_path / "big.parquet", timed([(1e9, 1e9, 1e9, 1e9, 1)] * 2))
-    with pytest.raises(UnusableInput, match=r"open at row 0 .* price_increment"):
+    with pytest.raises(InvalidSnapshot, match=r"open at row 0 .* coarser price_increment"):
+        list(iter_chunks(open_snapshot(path), {"X": inst()}, "X"))
+
+
+def test_float32_prices_are_judged_at_float32_precision(tmp_path: Path) -> None:
+    # 2461.99 as float32 is 2461.989990234375: on the cent grid within float32's rounding, but
+    # float32 cannot tell ticks of 1e-8 apart at that price.
+    rows = timed([(2461.99, 2461.99, 2461.99, 2461.99, 1)])
+    path = write_table(tmp_path / "f32.parquet", bars_table(rows, prices_as=pa.float32()))
+    (chunk,) = iter_chunks(open_snapshot(path), {"X": inst(price="0.01")}, "X")
+    assert chunk.close.tolist() == [246199]
+    with pytest.raises(InvalidSnapshot, match="coarser price_increment"):
         list(iter_chunks(open_snapshot(path), {"X": inst()}, "X"))
 
 

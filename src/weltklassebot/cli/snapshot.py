@@ -215,16 +215,18 @@ def validate(path: str | None, gap_intervals: int, max_examples: int,
                 for k, v in sorted(report.interval_ns.items())))
         for violation in report.violations:
             click.echo(f"  VIOLATION {violation.rule}: {violation.description}: "
-                       f"{violation.count:,} row(s); first: "
-                       + ", ".join(e.describe() for e in violation.examples))
+                       f"{violation.counted()}; first: {violation.where()}")
         for warning in report.warnings:
             click.echo(f"  warning: {warning}")
+        if report.facts.get("metadata_unknown_keys"):
+            click.echo("  metadata keys not read (kept as provenance): "
+                       + ", ".join(report.facts["metadata_unknown_keys"]))
     if not report.ok:
         first = report.violations[0]
         raise InvalidSnapshot(
             f"snapshot {target} is invalid: {len(report.violations)} rule(s) broken, first "
-            f"'{first.rule}' ({first.description}) in {first.count:,} row(s). Fix the source and "
-            "re-import it with `python -m cli snapshot import`."
+            f"'{first.rule}' ({first.description}) in {first.counted()}, at {first.where(1)}. "
+            "Fix the source and re-import it with `python -m cli snapshot import`."
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from weltklassebot.core.timeutil import parse_duration
+from weltklassebot.data.schema import parse_increment
 from weltklassebot.risk.config import RiskConfig
 
 
@@ -81,9 +82,10 @@ class InstrumentConfig(_Frozen):
     @field_validator("price_increment", "quantity_increment")
     @classmethod
     def _positive(cls, value: Decimal | None) -> Decimal | None:
+        # The rule snapshot metadata follows too: one range for an increment wherever it is set.
         if value is not None and value <= 0:
             raise ValueError("must be > 0")
-        return value
+        return None if value is None else parse_increment(value)
 
     @field_validator("bar_interval", mode="before")
     @classmethod

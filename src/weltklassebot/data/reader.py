@@ -7,8 +7,11 @@ while streaming becomes the same error naming the row group.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +24,9 @@ from weltklassebot.data.schema import (
     KIND_BARS,
     KIND_TRADES,
     TRADE_COLUMNS,
+    MetaCheck,
     SnapshotMeta,
-    meta_from_schema_metadata,
+    check_schema_metadata,
 )
 from weltklassebot.errors import UnusableInput
 
@@ -41,6 +45,8 @@ class SnapshotFile:
     meta: SnapshotMeta | None
     num_rows: int
     ts_zone: str
+    meta_check: MetaCheck = field(default_factory=lambda: MetaCheck(None))
+    """The metadata record key by key: validation reports its problems as violations."""
 
     def iter_batches(
         self, columns: list[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
@@ -93,8 +99,23 @@ def open_snapshot(path: Path | str) -> SnapshotFile:
             "truncated or in another format: CSV files are turned into snapshots with "
             "`python -m cli snapshot import`."
         ) from exc
-    schema = parquet.schema_arrow
-    meta = meta_from_schema_metadata(schema.metadata)
+    try:
+        schema = parquet.schema_arrow
+    except (OSError, pa.ArrowException) as exc:
+        raise UnusableInput(
+            f"snapshot {path} has a Parquet footer whose column types cannot be read "
+            f"({_one_line(exc)}). Re-import it with `python -m cli snapshot import`."
+        ) from exc
+    repeated = sorted(n for n, count in Counter(schema.names).items() if count > 1)
+    if repeated:
+        raise UnusableInput(
+            f"snapshot {path} has more than one column named {', '.join(repeated)}, so which "
+            "one holds the data is ambiguous. Rename or drop the extra column(s) and write the "
+            "file again."
+        )
+    meta_check = check_schema_metadata(schema.metadata)
+    # The valid part of the record decides the kind; its problems are validation violations.
+    meta = meta_check.meta
     names = set(schema.names)
     declared_trades = meta is not None and meta.kind == KIND_TRADES
     looks_like_trades = "open" not in names and {"price", "size"} <= names
@@ -147,20 +168,48 @@ def open_snapshot(path: Path | str) -> SnapshotFile:
         meta=meta,
         num_rows=parquet.metadata.num_rows,
         ts_zone=str(ts_type.tz),
+        meta_check=meta_check,
     )
 
 
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def ts_ns_checked(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A timestamp column as int64 ns since the epoch, and a mask of the rows whose instant
+    lies outside the int64-nanosecond range (about 1677..2262; their ns are set to 0).
+
+    The stored integers are read in their own unit and scaled here, so a ``timestamp[s]`` in
+    the year 9999 is a row to name, not an Arrow overflow error. Nulls read as 0.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    unit = column.type.unit
+    raw = pc.fill_null(column.cast(pa.int64()), 0)
+    values = np.asarray(raw.to_numpy(zero_copy_only=False), dtype=np.int64)
+    scale = _NS_PER_UNIT[unit]
+    if scale == 1:
+        return values, np.zeros(values.size, dtype=bool)
+    outside = (values < INT64_MIN // scale + 1) | (values > INT64_MAX // scale)
+    return np.where(outside, 0, values) * scale, outside
+
+
 def ts_ns_array(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A timestamp column as int64 nanoseconds since the epoch (UTC instants)."""
-    as_ns = pc.cast(column, pa.timestamp("ns", tz="UTC"), safe=True)
-    if isinstance(as_ns, pa.ChunkedArray):
-        as_ns = as_ns.combine_chunks()
-    return np.asarray(as_ns.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    """A timestamp column as int64 nanoseconds since the epoch (UTC instants).
+
+    Rows outside the int64-ns range read as 0; validation refuses such files first.
+    """
+    return ts_ns_checked(column)[0]
 
 
 def float_array(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A numeric column as float64 (nulls become NaN so validation can see them)."""
-    as_float = pc.cast(column, pa.float64())
+    """A numeric column as float64 (nulls become NaN so validation can see them).
+
+    Integers beyond 2**53 and wide decimals become the nearest float64: the tick and range
+    rules judge the value, the cast never refuses it.
+    """
+    as_float = pc.cast(column, pa.float64(), safe=False)
     if isinstance(as_float, pa.ChunkedArray):
         as_float = as_float.combine_chunks()
     return np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -169,3 +218,88 @@ def float_array(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def symbol_list(column: pa.Array | pa.ChunkedArray) -> list[str | None]:
     """Distinct symbols of a column, in first-seen order."""
     return [s for s in pc.unique(column).to_pylist()]
+
+
+# ---- prices -> ticks: the one rule validation checks and ingest applies -------------------------
+
+TICK_TOLERANCE = 0.01
+"""How far (in increments) a price may sit from a multiple of the increment, beyond the rounding
+of its column's number type: 1% of an increment."""
+
+_UNIT_ROUNDOFF_FLOAT64 = 2.0 ** -53
+# Conversion error on top of the stored value's own rounding: the multiply or divide, and the
+# float form of a non-power-of-ten increment (a few float64 roundings, bounded generously).
+_CONVERSION_ERROR = 2.0 ** -51
+
+
+def unit_roundoff(column_type: pa.DataType) -> float:
+    """Relative rounding of the values of ``column_type`` once read as float64."""
+    if pa.types.is_float16(column_type):
+        return 2.0 ** -11
+    if pa.types.is_float32(column_type):
+        return 2.0 ** -24
+    return _UNIT_ROUNDOFF_FLOAT64
+
+
+@dataclass(frozen=True)
+class TickConversion:
+    """Prices as integer ticks, and the rows whose price does not survive the conversion."""
+
+    ticks: np.ndarray
+    below_one: np.ndarray
+    """Rounds to 0 ticks: the price is below one increment."""
+    off_grid: np.ndarray
+    """More than ``TICK_TOLERANCE`` of an increment off a multiple of it."""
+    unresolved: np.ndarray
+    """The column's number type cannot tell neighbouring ticks apart at this price."""
+
+    @property
+    def bad(self) -> np.ndarray:
+        return np.asarray(self.below_one | self.off_grid | self.unresolved, dtype=bool)
+
+
+def tick_scaler(increment: Decimal) -> tuple[float, bool]:
+    """(factor, multiply?): ticks = rint(price * factor) or rint(price / factor)."""
+    inverse = 1 / Fraction(increment)
+    if inverse.denominator == 1:
+        return float(inverse.numerator), True
+    return float(increment), False
+
+
+def to_ticks(values: np.ndarray, increment: Decimal, column_type: pa.DataType) -> TickConversion:
+    """Convert finite positive prices to ticks of ``increment`` (``rint``, half-even on the
+    float's value) and flag every row whose price does not survive: below one increment, off
+    the increment's grid by more than the tolerance, or beyond what the column type resolves.
+    Rows that are not finite positive numbers are the price rule's business and not flagged.
+    """
+    factor, multiply = tick_scaler(increment)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = values * factor if multiply else values / factor
+        usable = np.isfinite(values) & (values > 0)
+        magnitude = np.where(usable & np.isfinite(scaled), np.abs(scaled), 0.0)
+        nearest = np.rint(magnitude)
+        bound = magnitude * (unit_roundoff(column_type) + _CONVERSION_ERROR)
+        unresolved = usable & ~((bound < 0.5) & (magnitude < 2.0 ** 53))
+        below_one = usable & ~unresolved & (nearest < 1)
+        off_grid = usable & ~unresolved & ~below_one & (
+            np.abs(magnitude - nearest) > TICK_TOLERANCE + bound)
+        ticks = np.where(usable & ~unresolved, nearest, 0.0).astype(np.int64)
+    return TickConversion(ticks, below_one, off_grid, unresolved)
+
+
+def tick_problem(conversion: TickConversion, row: int, increment: Decimal) -> str:
+    """Why the price at ``row`` does not survive conversion to ticks of ``increment``."""
+    if conversion.unresolved[row]:
+        return (f"too large to be represented exactly in ticks of the price_increment "
+                f"{increment} by its column's number type; use a coarser price_increment")
+    if conversion.below_one[row]:
+        return f"below one price_increment ({increment}) and would become 0 ticks"
+    return (f"not a multiple of the price_increment {increment} (within "
+            f"{TICK_TOLERANCE:g} of an increment)")
+
+
+def volume_too_large(values: np.ndarray, quantity_increment: Decimal) -> np.ndarray:
+    """Rows whose volume, in quantity ticks, is beyond int64 (the engine's quantity range)."""
+    limit = float(Fraction(INT64_MAX) * Fraction(quantity_increment))
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.isfinite(values) & (values >= limit), dtype=bool)

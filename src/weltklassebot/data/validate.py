@@ -3,23 +3,51 @@
 ``inspect_snapshot`` reports all violations (for ``snapshot validate``); ``require_valid`` turns
 the first one into an ``InvalidSnapshot`` for commands that must not start on bad data (the
 runbook's refresh procedure runs ``backtest`` as the validation step).
+
+This is the one acceptance rule: ``validate``, ``promote`` and every command that reads bars call
+it, and it checks everything the engine needs of the data (metadata keys, time range, symbols,
+prices that survive conversion to ticks, volumes in quantity range, a known bar interval), so a
+file it accepts runs, and a file that could not run is refused here, naming the row or key.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import format_duration, ns_to_iso
-from weltklassebot.data.reader import SnapshotFile, float_array, open_snapshot, ts_ns_array
-from weltklassebot.data.schema import KIND_BARS, KIND_TRADES, PRICE_COLUMNS
+from weltklassebot.data.reader import (
+    TICK_TOLERANCE,
+    SnapshotFile,
+    float_array,
+    open_snapshot,
+    tick_problem,
+    to_ticks,
+    ts_ns_array,
+    ts_ns_checked,
+    volume_too_large,
+)
+from weltklassebot.data.schema import (
+    KIND_BARS,
+    KIND_TRADES,
+    PRICE_COLUMNS,
+    SnapshotMeta,
+    meta_interval_ns,
+)
 from weltklassebot.errors import InvalidSnapshot, UnusableInput
+
+if TYPE_CHECKING:
+    from weltklassebot.config.model import DataConfig
+
+DEFAULT_INCREMENT = Decimal("0.00000001")  # the engine's default (model.instrument)
+DEFAULT_SYMBOL = "default"  # a single-instrument file's name when nothing names it
 
 
 @dataclass(frozen=True)
@@ -47,21 +75,54 @@ class RowRef:
 
 
 @dataclass(frozen=True)
+class KeyRef:
+    """One offending metadata key and what is wrong with its value."""
+
+    key: str
+    problem: str
+
+    def describe(self) -> str:
+        return f"metadata key {self.key} ({self.problem})"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "problem": self.problem}
+
+
+@dataclass(frozen=True)
 class Violation:
-    """One broken rule: how many rows break it and the first few of them."""
+    """One broken rule: how many rows (or metadata keys) break it and the first few of them."""
 
     rule: str
     description: str
     count: int
     examples: tuple[RowRef, ...]
+    keys: tuple[KeyRef, ...] = ()
+    detail: str | None = None
+    """What is wrong at the first example, when the rule alone does not say (e.g. which price)."""
+
+    def where(self, limit: int | None = None) -> str:
+        """The first offending rows or keys (at most ``limit``), as text."""
+        refs = [k.describe() for k in self.keys] or [e.describe() for e in self.examples]
+        refs = refs[:limit]
+        text = ", ".join(refs) if refs else "the file as a whole"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def counted(self) -> str:
+        """``3 row(s)`` or ``2 metadata key(s)``."""
+        return f"{self.count:,} {'metadata key' if self.keys else 'row'}(s)"
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "rule": self.rule,
             "description": self.description,
             "count": self.count,
             "examples": [e.to_json_dict() for e in self.examples],
         }
+        if self.detail:
+            document["detail"] = self.detail
+        if self.keys:
+            document["keys"] = [k.to_json_dict() for k in self.keys]
+        return document
 
 
 @dataclass(frozen=True)
@@ -102,44 +163,104 @@ class ValidationReport:
 
 # Rule names and their human wording, in report order.
 RULES: dict[str, str] = {
+    "metadata_valid": "weltklassebot metadata keys of the right type and range",
     "non_empty": "at least one row",
     "not_null": "no missing values in required columns",
+    "symbol_not_empty": "symbol names not empty",
+    "ts_range": "timestamps from 1970-01-01T00:00:00Z to 2262-04-11T23:47:16Z",
     "ts_sorted": "timestamps sorted ascending per symbol",
     "ts_unique": "no duplicate (ts, symbol)",
     "price_finite_positive": "prices finite and > 0",
+    "price_ticks": (f"prices whole multiples of the price increment (within {TICK_TOLERANCE:g} "
+                    "of an increment, at least one increment)"),
     "high_ge_open_close": "high >= max(open, close)",
     "low_le_open_close": "low <= min(open, close)",
     "volume_non_negative": "volume finite and >= 0",
+    "volume_in_range": "volume below 2**63 quantity increments",
     "size_positive": "trade size finite and > 0",
+    "bar_interval_known": "a bar interval per symbol (metadata, config, or two bars to infer it)",
 }
+
+
+class InstrumentFacts:
+    """Price and quantity increments and the stated bar interval of each symbol, resolved as a
+    backtest resolves them: config per symbol > config [data] > snapshot metadata > default."""
+
+    def __init__(self, meta: SnapshotMeta | None, data: DataConfig | None,
+                 has_symbol: bool) -> None:
+        self.meta = meta
+        self.data = data
+        self.has_symbol = has_symbol
+        self._meta_price = Decimal(meta.price_increment) if meta and meta.price_increment \
+            else None
+        self._meta_qty = Decimal(meta.quantity_increment) if meta and meta.quantity_increment \
+            else None
+        self._meta_interval = meta_interval_ns(meta)
+
+    def file_symbol(self) -> str:
+        """The instrument name of a file without a symbol column."""
+        meta = self.meta
+        name = (self.data.symbol if self.data else None) or (meta.symbol if meta else None)
+        if not name and meta is not None and isinstance(meta.extra.get("instrument"), str):
+            name = str(meta.extra["instrument"])
+        return name or DEFAULT_SYMBOL
+
+    def _name(self, symbol: str) -> str:
+        return symbol if self.has_symbol else self.file_symbol()
+
+    def price_increment(self, symbol: str) -> Decimal:
+        own = self.data.instruments.get(self._name(symbol)) if self.data else None
+        return ((own.price_increment if own else None)
+                or (self.data.price_increment if self.data else None)
+                or self._meta_price or DEFAULT_INCREMENT)
+
+    def quantity_increment(self, symbol: str) -> Decimal:
+        own = self.data.instruments.get(self._name(symbol)) if self.data else None
+        return ((own.quantity_increment if own else None)
+                or (self.data.quantity_increment if self.data else None)
+                or self._meta_qty or DEFAULT_INCREMENT)
+
+    def stated_interval(self, symbol: str) -> int | None:
+        own = self.data.instruments.get(self._name(symbol)) if self.data else None
+        return ((own.bar_interval if own else None)
+                or (self.data.bar_interval if self.data else None)
+                or self._meta_interval)
 
 NO_SYMBOL = ""
 
 
 class _RuleTally:
-    __slots__ = ("count", "examples", "limit")
+    __slots__ = ("count", "detail", "examples", "limit")
 
     def __init__(self, limit: int) -> None:
         self.count = 0
         self.examples: list[RowRef] = []
         self.limit = limit
+        self.detail: str | None = None
 
     def add(self, positions: np.ndarray, offset: int, ts: np.ndarray | None,
-            symbols: np.ndarray | None, names: list[str]) -> None:
+            symbols: np.ndarray | None, names: list[str],
+            ts_known: np.ndarray | None = None) -> None:
         self.count += int(positions.size)
         room = self.limit - len(self.examples)
         for pos in positions[: max(room, 0)].tolist():
             symbol = names[int(symbols[pos])] if symbols is not None else None
+            known = ts is not None and (ts_known is None or bool(ts_known[pos]))
             self.examples.append(
-                RowRef(offset + pos, None if ts is None else int(ts[pos]), symbol or None)
+                RowRef(offset + pos, int(ts[pos]) if known and ts is not None else None,
+                       symbol or None)
             )
 
 
 class _Inspector:
     """Streaming state across batches: per-symbol last timestamp, spacing histograms, tallies."""
 
-    def __init__(self, kind: str, max_examples: int) -> None:
+    def __init__(self, kind: str, max_examples: int, facts: InstrumentFacts,
+                 price_types: dict[str, pa.DataType]) -> None:
         self.kind = kind
+        self.facts = facts
+        self.price_types = price_types
+        self.first_row: dict[int, RowRef] = {}
         self.tallies: dict[str, _RuleTally] = {r: _RuleTally(max_examples) for r in RULES}
         self.symbol_codes: dict[str, int] = {}
         self.symbol_names: list[str] = []
@@ -170,13 +291,13 @@ class _Inspector:
                 self.symbol_names.append(name)
             mapping[i] = self.symbol_codes[name]
         indices = encoded.indices.to_numpy(zero_copy_only=False)
-        return mapping[np.asarray(indices, dtype=np.int64)]
+        return np.asarray(mapping[np.asarray(indices, dtype=np.int64)], dtype=np.int32)
 
     def tally(self, rule: str, mask: np.ndarray, offset: int, ts: np.ndarray | None,
-              codes: np.ndarray | None) -> None:
+              codes: np.ndarray | None, ts_known: np.ndarray | None = None) -> None:
         positions = np.flatnonzero(mask)
         if positions.size:
-            self.tallies[rule].add(positions, offset, ts, codes, self.symbol_names)
+            self.tallies[rule].add(positions, offset, ts, codes, self.symbol_names, ts_known)
 
     def feed(self, batch: pa.RecordBatch, offset: int) -> None:
         n = batch.num_rows
@@ -191,17 +312,25 @@ class _Inspector:
             if col.null_count:
                 null_mask |= np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         symbol_col = batch.column(names.index("symbol")) if "symbol" in names else None
+        if symbol_col is not None and pa.types.is_dictionary(symbol_col.type):
+            symbol_col = symbol_col.dictionary_decode()
         if symbol_col is not None and symbol_col.null_count:
             null_mask |= np.asarray(symbol_col.is_null().to_numpy(zero_copy_only=False),
                                     dtype=bool)
             symbol_col = pc.fill_null(symbol_col, "?")
-        ts_col = batch.column(names.index("ts"))
-        if ts_col.null_count:
-            ts_col = pc.fill_null(ts_col, pa.scalar(0, type=ts_col.type))
-        ts = ts_ns_array(ts_col)
+        ts, outside = ts_ns_checked(batch.column(names.index("ts")))
         codes = self.codes_for(symbol_col, n)
         self.tally("not_null", null_mask, offset, ts, codes)
-        valid = ~null_mask
+        if symbol_col is not None:
+            # An empty name cannot key an instrument (nor be told apart from "no symbol").
+            empty = np.asarray(pc.equal(pc.utf8_trim_whitespace(symbol_col), "")
+                               .to_numpy(zero_copy_only=False), dtype=bool) & ~null_mask
+            self.tally("symbol_not_empty", empty, offset, ts, codes)
+        # Before the epoch the engine's event clock cannot start; beyond int64 ns nothing can
+        # hold the instant. Such rows take no part in the order and spacing rules.
+        out_of_range = ~null_mask & (outside | (ts < 0))
+        self.tally("ts_range", out_of_range, offset, ts, codes, ts_known=~outside)
+        valid = ~null_mask & ~out_of_range
         if valid.any():
             lo, hi = int(ts[valid].min()), int(ts[valid].max())
             self.ts_min = lo if self.ts_min is None else min(self.ts_min, lo)
@@ -239,6 +368,10 @@ class _Inspector:
             code = int(sorted_codes[start])
             series = ts[idx]
             prev = self.last_ts.get(code)
+            if code not in self.first_row:
+                first = int(idx[0])
+                self.first_row[code] = RowRef(offset + first, int(ts[first]),
+                                              self.symbol_names[code] or None)
             self.rows_per_symbol[code] += int(idx.size)
             if prev is not None:
                 deltas = np.diff(series, prepend=np.int64(prev))
@@ -276,6 +409,7 @@ class _Inspector:
             bad_price &= valid
             self.tally("price_finite_positive", bad_price, offset, ts, codes)
             ok = valid & ~bad_price
+            self._check_ticks((o, h, lo, c), v, codes, ok, valid, ts, offset)
             self.tally("high_ge_open_close", ok & (h < np.maximum(o, c)), offset, ts, codes)
             self.tally("low_le_open_close", ok & (lo > np.minimum(o, c)), offset, ts, codes)
             bad_volume = valid & (~np.isfinite(v) | (v < 0))
@@ -286,6 +420,41 @@ class _Inspector:
             self.zero_volume_rows.append(
                 RowRef(offset + pos, int(ts[pos]), self.symbol_names[int(codes[pos])] or None)
             )
+
+    def _check_ticks(self, prices: tuple[np.ndarray, ...], volume: np.ndarray,
+                     codes: np.ndarray, ok: np.ndarray, valid: np.ndarray, ts: np.ndarray,
+                     offset: int) -> None:
+        """Prices in ticks of each symbol's increment, volumes in its quantity range: exactly
+        the conversion ingest applies (``reader.to_ticks``), so what passes here converts."""
+        bad_ticks = np.zeros(ts.size, dtype=bool)
+        bad_volume = np.zeros(ts.size, dtype=bool)
+        # The first offending price of this batch: (row, text) for the rule's detail.
+        first: tuple[int, str] | None = None
+        for code in np.unique(codes).tolist():
+            rows = np.flatnonzero(codes == code)
+            name = self.symbol_names[code]
+            increment = self.facts.price_increment(name)
+            for column, values in zip(PRICE_COLUMNS, prices, strict=True):
+                conversion = to_ticks(values[rows], increment, self.price_types[column])
+                bad = conversion.bad & ok[rows]
+                bad_ticks[rows[bad]] = True
+                if bad.any():
+                    at = int(np.flatnonzero(bad)[0])
+                    if first is None or int(rows[at]) < first[0]:
+                        first = (int(rows[at]), f"{column} is {float(values[rows[at]])!r}, "
+                                 f"{tick_problem(conversion, at, increment)}")
+            quantity = self.facts.quantity_increment(name)
+            too_large = volume_too_large(volume[rows], quantity) & valid[rows]
+            bad_volume[rows[too_large]] = True
+            tally = self.tallies["volume_in_range"]
+            if too_large.any() and tally.detail is None:
+                at = int(rows[np.flatnonzero(too_large)[0]])
+                tally.detail = (f"volume is {float(volume[at])!r}, more than 2**63 - 1 ticks of "
+                                f"the quantity_increment {quantity}")
+        if first is not None and self.tallies["price_ticks"].detail is None:
+            self.tallies["price_ticks"].detail = first[1]
+        self.tally("price_ticks", bad_ticks, offset, ts, codes)
+        self.tally("volume_in_range", bad_volume, offset, ts, codes)
 
     def _check_trades(self, batch: pa.RecordBatch, names: list[str], ts: np.ndarray,
                       codes: np.ndarray, valid: np.ndarray, offset: int) -> None:
@@ -298,14 +467,18 @@ class _Inspector:
                        offset, ts, codes)
 
 
-def inspect_snapshot(path: Path | str, *, max_examples: int = 5,
-                     gap_intervals: int = 3) -> ValidationReport:
+def inspect_snapshot(path: Path | str, *, max_examples: int = 5, gap_intervals: int = 3,
+                     data: DataConfig | None = None) -> ValidationReport:
     """Validate ``path`` against every rule; report all violations, warnings and facts.
 
-    Raises ``UnusableInput`` when the file cannot be read at all.
+    ``data`` is a run's ``[data]`` config: its increments and bar intervals override the
+    metadata's, as they will in the run. Raises ``UnusableInput`` when the file cannot be read.
     """
     snapshot = open_snapshot(path)
-    inspector = _Inspector(snapshot.kind, max_examples)
+    instrument_facts = InstrumentFacts(snapshot.meta, data, snapshot.has_symbol)
+    price_types = {name: snapshot.schema.field(name).type for name in PRICE_COLUMNS
+                   if name in snapshot.schema.names}
+    inspector = _Inspector(snapshot.kind, max_examples, instrument_facts, price_types)
     offset = 0
     for batch in snapshot.iter_batches():
         inspector.feed(batch, offset)
@@ -317,10 +490,21 @@ def inspect_snapshot(path: Path | str, *, max_examples: int = 5,
         # Trades may share a timestamp; only going backwards is an error.
         inspector.tallies["ts_unique"].count = 0
         inspector.tallies["ts_unique"].examples.clear()
+    else:
+        unknown = inspector.tallies["bar_interval_known"]
+        for code, first in sorted(inspector.first_row.items()):
+            name = inspector.symbol_names[code]
+            if not inspector.spacing.get(code) and instrument_facts.stated_interval(name) is None:
+                unknown.count += 1
+                if len(unknown.examples) < unknown.limit:
+                    unknown.examples.append(first)
+    meta_keys = tuple(KeyRef(key, problem) for key, problem in snapshot.meta_check.problems)
     violations = tuple(
-        Violation(rule, RULES[rule], t.count, tuple(t.examples))
+        Violation(rule, RULES[rule], len(meta_keys), (), meta_keys)
+        if rule == "metadata_valid"
+        else Violation(rule, RULES[rule], t.count, tuple(t.examples), detail=t.detail)
         for rule, t in inspector.tallies.items()
-        if t.count
+        if t.count or (rule == "metadata_valid" and meta_keys)
     )
     symbols = tuple(sorted(n for n in inspector.symbol_names if n))
     interval: dict[str, int] = {}
@@ -367,7 +551,15 @@ def inspect_snapshot(path: Path | str, *, max_examples: int = 5,
         "has_symbol_column": snapshot.has_symbol,
         "time_ordered": inspector.time_ordered,
         "metadata": None if snapshot.meta is None else snapshot.meta.to_json(),
+        "metadata_unknown_keys": list(snapshot.meta_check.unknown),
     }
+    if snapshot.kind == KIND_BARS:
+        # The increments the tick rules used (a run with the same [data] config uses them too).
+        facts["increments"] = {
+            (name or "-"): {"price": str(instrument_facts.price_increment(name)),
+                            "quantity": str(instrument_facts.quantity_increment(name))}
+            for name in sorted(inspector.symbol_names[c] for c in inspector.first_row)
+        }
     return ValidationReport(
         path=snapshot.path,
         kind=snapshot.kind,
@@ -426,19 +618,41 @@ def _first_gaps(snapshot: SnapshotFile, inspector: _Inspector, thresholds: dict[
 
 
 def describe_violation(path: Path, violation: Violation) -> str:
-    """One paragraph for a person: file, rule, first offending row, count, what to do."""
+    """One paragraph for a person: file, rule, first offending row or key, count, what to do."""
+    if violation.keys:
+        return (
+            f"snapshot {path} is invalid: rule '{violation.rule}' ({violation.description}) is "
+            f"broken at {violation.where()}. Correct the JSON under the Parquet schema-metadata "
+            "key 'weltklassebot' (or re-import the source with `python -m cli snapshot import`); "
+            f"`python -m cli snapshot validate {path}` lists every violation."
+        )
     first = violation.examples[0].describe() if violation.examples else "the file as a whole"
+    if violation.detail:
+        first += f": {violation.detail}"
     more = f" ({violation.count} rows in all)" if violation.count > 1 else ""
     return (
         f"snapshot {path} is invalid: rule '{violation.rule}' ({violation.description}) is broken "
-        f"at {first}{more}. Fix the source and re-import it with `python -m cli snapshot import`; "
+        f"at {first}{more}. {_FIXES.get(violation.rule, _FIX_SOURCE)}; "
         f"`python -m cli snapshot validate {path}` lists every violation."
     )
 
 
-def require_valid(path: Path | str, *, kind: str = KIND_BARS) -> ValidationReport:
+_FIX_SOURCE = "Fix the source and re-import it with `python -m cli snapshot import`"
+_FIXES: dict[str, str] = {
+    "price_ticks": ("Set the price_increment the prices are quoted in ([data] price_increment "
+                    "in the config, or price_increment in the snapshot metadata), or correct "
+                    "the prices at the source"),
+    "volume_in_range": ("Set a coarser quantity_increment ([data] quantity_increment or the "
+                        "metadata's), or correct the volume at the source"),
+    "bar_interval_known": ("Set the interval: [data] bar_interval = \"1h\" in the config, or "
+                           "bar_interval_ns in the snapshot metadata"),
+}
+
+
+def require_valid(path: Path | str, *, kind: str = KIND_BARS,
+                  data: DataConfig | None = None) -> ValidationReport:
     """Validate and raise ``InvalidSnapshot`` on the first violation (exit status 1)."""
-    report = inspect_snapshot(path, max_examples=1)
+    report = inspect_snapshot(path, max_examples=1, data=data)
     if report.kind != kind:
         if report.kind == KIND_TRADES:
             raise UnusableInput(

@@ -1,7 +1,11 @@
 """Ingest: snapshot batches -> integer-tick column chunks in (ts, symbol) event order.
 
 Float prices are converted once, here, to integer ticks (``rint(price * 10**k)``, i.e. half-even
-on the float's value). Single-symbol files, and multi-symbol files already in time order, stream
+on the float's value) by ``data.reader.to_ticks``, the rule validation checks: a price that does
+not survive the conversion (below one increment, off the increment's grid, too fine for its
+column type) stops the run naming the row, never becomes a silent 0 or a wrong tick.
+
+Single-symbol files, and multi-symbol files already in time order, stream
 by row group, so memory stays flat however long the file; any other multi-symbol file is read
 whole and ordered by (ts, symbol name). Chunks are cut at timestamp boundaries so all bars of one
 instant are in one chunk.
@@ -11,19 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import ns_to_iso
-from weltklassebot.data.reader import SnapshotFile, float_array, ts_ns_array
-from weltklassebot.errors import UnusableInput
+from weltklassebot.data.reader import SnapshotFile, float_array, tick_problem, to_ticks, ts_ns_array
+from weltklassebot.errors import InvalidSnapshot
 from weltklassebot.model.instrument import Instrument
 
 CHUNK_ROWS = 1 << 17
-_MAX_EXACT = float(1 << 53)
 _COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 
 
@@ -50,28 +53,21 @@ class BarChunk:
                 self.close.tolist(), self.volume.tolist())
 
 
-def _scaler(instrument: Instrument) -> tuple[float, bool]:
-    """(factor, multiply?): ticks = rint(price * factor) or rint(price / factor)."""
-    inverse = 1 / Fraction(instrument.price_increment)
-    if inverse.denominator == 1:
-        return float(inverse.numerator), True
-    return float(instrument.price_increment), False
-
-
-def _to_ticks(values: np.ndarray, factor: float, multiply: bool, snapshot: SnapshotFile,
-              column: str, offset: int, ts: np.ndarray,
-              file_rows: np.ndarray | None = None) -> np.ndarray:
-    scaled = np.rint(values * factor if multiply else values / factor)
-    too_big = np.abs(scaled) >= _MAX_EXACT
-    if too_big.any():
-        row = int(np.flatnonzero(too_big)[0])
+def _to_ticks(values: np.ndarray, increment: Decimal, snapshot: SnapshotFile, column: str,
+              offset: int, ts: np.ndarray, file_rows: np.ndarray | None = None) -> np.ndarray:
+    conversion = to_ticks(values, increment, snapshot.schema.field(column).type)
+    bad = conversion.bad
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         file_row = offset + row if file_rows is None else int(file_rows[row])
-        raise UnusableInput(
-            f"snapshot {snapshot.path}: {column} at row {file_row} "
-            f"(ts {ns_to_iso(int(ts[row]))}) is too large to be represented exactly in ticks of "
-            "the configured price increment. Configure a coarser price_increment for it."
+        raise InvalidSnapshot(
+            f"snapshot {snapshot.path}: {column} at row {file_row} (ts {ns_to_iso(int(ts[row]))})"
+            f" is {float(values[row])!r}, {tick_problem(conversion, row, increment)}. Nothing was "
+            "written. Set the price_increment the prices are quoted in ([data] "
+            "price_increment in the config, or price_increment in the snapshot metadata), "
+            "or correct the price."
         )
-    return scaled.astype(np.int64)
+    return conversion.ticks
 
 
 def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
@@ -85,13 +81,12 @@ def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
     if not snapshot.has_symbol or len(instruments) == 1:
         # One instrument (with or without a symbol column): no ordering across symbols needed.
         symbol_of_file = symbol_of_file or next(iter(instruments))
-        factor, multiply = _scaler(instruments[symbol_of_file])
+        increment = instruments[symbol_of_file].price_increment
         offset = 0
         for batch in snapshot.iter_batches(_COLUMNS, batch_rows=chunk_rows):
             ts = ts_ns_array(batch.column(0))
             o, h, lo, c = (
-                _to_ticks(float_array(batch.column(i)), factor, multiply, snapshot, name,
-                          offset, ts)
+                _to_ticks(float_array(batch.column(i)), increment, snapshot, name, offset, ts)
                 for i, name in enumerate(_COLUMNS[1:5], start=1)
             )
             yield BarChunk(ts, None, o, h, lo, c, float_array(batch.column(5)))
@@ -152,14 +147,14 @@ def _multi_symbol_chunks_of(table: pa.Table, snapshot: SnapshotFile,
     order = np.lexsort((codes, ts))
     ts = ts[order]
     codes = codes[order]
-    factors = [_scaler(instruments[n]) for n in names]
+    increments = [instruments[n].price_increment for n in names]
     columns: list[np.ndarray] = []
     for name in _COLUMNS[1:5]:
         values = float_array(table.column(name))[order]
         ticks = np.empty(values.size, dtype=np.int64)
-        for code, (factor, multiply) in enumerate(factors):
+        for code, increment in enumerate(increments):
             mask = codes == code
-            ticks[mask] = _to_ticks(values[mask], factor, multiply, snapshot, name, 0, ts[mask],
+            ticks[mask] = _to_ticks(values[mask], increment, snapshot, name, 0, ts[mask],
                                     file_rows=order[mask] + row_offset)
         columns.append(ticks)
     volume = float_array(table.column("volume"))[order]

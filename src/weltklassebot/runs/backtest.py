@@ -248,7 +248,7 @@ def execute(request: RunRequest,
     config = request.config
     path = snapshot_path(config)
     catalog_sha = check_catalog_file(path)  # a catalog file must match its .sha256 sidecar
-    report = require_valid(path)
+    report = require_valid(path, data=config.data)
     resolved = path.resolve()
     snapshot_sha = catalog_sha or sha256_file(resolved)
     snapshot = open_snapshot(resolved)
