@@ -427,7 +427,6 @@ def _store_logs_to_stderr() -> None:
 
 def _hand_over(directory: Path, command_: Any, holder: int | None, *, wait_s: float,
                as_json: bool) -> None:
-    from weltklassebot.core.timeutil import ns_to_iso
     from weltklassebot.risk.operator import (
         StateDirUnwritable,
         is_permission_error,
@@ -506,9 +505,16 @@ def _hand_over(directory: Path, command_: Any, holder: int | None, *, wait_s: fl
         )
     if not as_json:
         wall = answer.get("applied_wall_ns")
-        when = f" at {ns_to_iso(wall)}" if isinstance(wall, int) and wall > 0 else ""
+        when = f" at {_wall_iso(wall)}" if isinstance(wall, int) and wall > 0 else ""
         click.echo(f"The service applied it{when}: {answer.get('message', answer.get('state'))} "
                    f"(event cursor {answer.get('cursor')}).")
+
+
+def _wall_iso(ns: int) -> str:
+    """An operator's wall-clock time: milliseconds are plenty for a person."""
+    from weltklassebot.core.timeutil import ns_to_iso
+
+    return ns_to_iso(ns - ns % 1_000_000)
 
 
 def _money(value: int | None, report: dict[str, Any]) -> str:
@@ -530,9 +536,6 @@ def _print_status(report: dict[str, Any]) -> None:
     def when(ts: int | None) -> str:
         return "-" if ts is None else ns_to_iso(ts)
 
-    def wall(ns: int) -> str:
-        return ns_to_iso(ns - ns % 1_000_000)  # a person's clock: milliseconds are plenty
-
     events = report["last_event_ts_ns"] is not None
     click.echo(f"risk state:   {report['state']}")
     if not report["store"]:
@@ -547,7 +550,7 @@ def _print_status(report: dict[str, Any]) -> None:
         if report["since_wall_ns"] is not None:
             how = ("written with no service running" if report["since_offline"]
                    else "applied by the service")
-            click.echo(f"since:        {wall(report['since_wall_ns'])} (wall clock; operator "
+            click.echo(f"since:        {_wall_iso(report['since_wall_ns'])} (wall clock; operator "
                        f"command {how})")
             click.echo(f"event clock:  {event}")
         else:
@@ -572,7 +575,7 @@ def _print_status(report: dict[str, Any]) -> None:
     last = report["last_operator_command"]
     if last is not None:
         user = f" by {last['user']}" if last["user"] else ""
-        at = f" at {wall(last['wall_ns'])}" if last["wall_ns"] is not None else ""
+        at = f" at {_wall_iso(last['wall_ns'])}" if last["wall_ns"] is not None else ""
         click.echo(f"last command: {last['action']}{user}{at}: {last['message']}")
     running = report["service_running"]
     if running:

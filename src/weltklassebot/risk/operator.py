@@ -293,7 +293,8 @@ def _write_atomic(directory: Path, name: str, payload: Mapping[str, Any]) -> Pat
     target = directory / name
     tmp = directory / f".{name}.{os.getpid()}.tmp"
     data = (json.dumps(payload, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    operation, path = "create", tmp
+    # Messages name the file the reader knows (the final name); the temporary is ours.
+    operation = "create"
     fd: int | None = None
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -305,7 +306,7 @@ def _write_atomic(directory: Path, name: str, payload: Mapping[str, Any]) -> Pat
         os.fsync(fd)
         os.close(fd)
         fd = None
-        operation, path = "rename the temporary file to", target
+        operation = "rename its temporary file to"
         os.rename(tmp, target)
     except OSError as exc:
         if fd is not None:
@@ -313,7 +314,7 @@ def _write_atomic(directory: Path, name: str, payload: Mapping[str, Any]) -> Pat
                 os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise StateDirUnwritable(operation, path, exc) from None
+        raise StateDirUnwritable(operation, target, exc) from None
     try:
         fsync_dir(directory)
     except OSError as exc:
