@@ -10,6 +10,10 @@ TOML file given by ``--config`` / ``WELTKLASSE_CONFIG``, else ``/var/lib/weltkla
   time of the store's latest record (the run's event clock). With a service running they hand the
   command over through ``DIR/commands/``; the service applies it at its next event and records it
   with that event's cursor. ``--wait SECONDS`` waits for the service's answer.
+- The operator's wall-clock time is read here (the edge) and recorded in the ``operator_command``
+  record only; ``status`` shows it beside the event clock.
+- Every message says what happened in this process: what was written (or that nothing was), what
+  the store says afterwards, and the fix. The service's own wording is never reused here.
 """
 
 from __future__ import annotations
