@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.runrecord import reseal
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.runs.backtest import RunRequest, execute
 
@@ -98,6 +99,11 @@ def test_replay_reports_first_divergence(tmp_path: Path) -> None:
     manifest_path.write_text(json.dumps(manifest))
     done = subprocess.run([sys.executable, "-m", "cli", "replay", str(run_dir), "--json"],
                           cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 2, done.stderr  # an edited manifest is not the record
+    assert "manifest_sha256" in done.stderr
+    reseal(run_dir, update_hash=False)  # a consistent record whose settings do not produce it
+    done = subprocess.run([sys.executable, "-m", "cli", "replay", str(run_dir), "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 1, done.stderr
     result = json.loads(done.stdout)
     assert result["verdict"] == "DIVERGED"
@@ -119,6 +125,7 @@ def test_replay_refuses_changed_inputs(tmp_path: Path, tamper: str) -> None:
         manifest = json.loads(manifest_path.read_text())
         manifest["strategy"]["code_hash"] = "0" * 64
         manifest_path.write_text(json.dumps(manifest))
+        reseal(run_dir, update_hash=False)  # as if the code had changed, not the record
     done = subprocess.run([sys.executable, "-m", "cli", "replay", str(run_dir)], cwd=tmp_path,
                           capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 2

@@ -1,4 +1,8 @@
-"""``replay``: re-run a recorded run and say MATCH (exit 0) or DIVERGED (exit 1)."""
+"""``replay``: verify a recorded run, re-run it and say MATCH (exit 0) or DIVERGED (exit 1).
+
+A record that does not match itself (edited, truncated or missing files) is refused with exit 2
+before any re-run; ``--force`` never bypasses that check.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,19 @@ from weltklassebot.cli.options import json_option, print_json
 @click.command("replay")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True,
-              help="Replay even when the snapshot's SHA-256 or the strategy code changed.")
+              help="Replay even when the snapshot's SHA-256 or the strategy code changed "
+                   "(never when the record itself does not verify).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the replayed run directory here (default: a temporary one).")
 @json_option
 def command(run_dir: Path, force: bool, out: Path | None, as_json: bool) -> int:
-    """Re-run RUN_DIR from its manifest and compare fills and equity with the record."""
+    """Verify RUN_DIR, re-run it from its manifest and compare with the record.
+
+    The record is checked first: the manifest's checksum, each run file's size and SHA-256, and
+    the equity hash recomputed from fills.parquet and equity.parquet. A record that does not
+    match is refused with exit 2, naming what differs. Then fills, equity points, orders and
+    events of the re-run are compared with the record.
+    """
     from weltklassebot.runs.replay import replay
 
     result = replay(run_dir, force=force, out=out)
@@ -28,6 +39,7 @@ def command(run_dir: Path, force: bool, out: Path | None, as_json: bool) -> int:
         for warning in result.warnings:
             sys.stderr.write(f"warning: {warning}\n")
         sys.stdout.write(f"{result.verdict}\n")
+        sys.stdout.write(f"record verified       {', '.join(result.checks)}\n")
         sys.stdout.write(f"recorded equity hash  {result.recorded_hash}\n")
         sys.stdout.write(f"replayed equity hash  {result.replayed_hash}\n")
         diff = result.difference

@@ -39,11 +39,11 @@ from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneyS
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
 from weltklassebot.runs.outputs import EquityWriter, fills_writer, orders_writer
-from weltklassebot.runs.rundir import RunDirectory, write_json
+from weltklassebot.runs.record import MANIFEST_SCHEMA_VERSION, file_digests, seal_manifest
+from weltklassebot.runs.rundir import RunDirectory, resolve_out, write_json
 from weltklassebot.runs.stats import EquityStats
 from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
 
-MANIFEST_SCHEMA_VERSION = 1
 SAMPLE_SNAPSHOT = Path(__file__).resolve().parent.parent / "sample" / (
     "coinbase_btcusd_1h_2017-07_2019-10.parquet"
 )
@@ -246,6 +246,22 @@ def execute(request: RunRequest,
     started = time.perf_counter()
     started_ns = time.time_ns()
     config = request.config
+    # The output is checked, and its temporary directory made, before any work.
+    final = None if request.out is None else resolve_out(request.out)
+    rundir = RunDirectory(request.runs_dir if final is None else final.parent, final,
+                          config.strategy.name)
+    try:
+        return _prepare_and_run(request, rundir, started, started_ns, progress_factory,
+                                engine_hook)
+    except BaseException:
+        rundir.discard()
+        raise
+
+
+def _prepare_and_run(request: RunRequest, rundir: RunDirectory, started: float, started_ns: int,
+                     progress_factory: Callable[[int], Callable[[int], None]] | None,
+                     engine_hook: Callable[[BacktestEngine], None] | None) -> RunOutcome:
+    config = request.config
     path = snapshot_path(config)
     catalog_sha = check_catalog_file(path)  # a catalog file must match its .sha256 sidecar
     report = require_valid(path, data=config.data)
@@ -260,17 +276,8 @@ def execute(request: RunRequest,
                             config.seed, gate=gate, strategy_file=spec.source_file)
     if engine_hook is not None:
         engine_hook(engine)
-    tag = f"{spec.name}"
-    rundir = RunDirectory(request.runs_dir if request.out is None else request.out.parent,
-                          request.out, tag)
-    try:
-        outcome = _run_into(rundir, request, engine, snapshot, report, spec, instruments,
-                            intervals, execution, path, snapshot_sha, started, progress_factory,
-                            started_ns)
-    except BaseException:
-        rundir.discard()
-        raise
-    return outcome
+    return _run_into(rundir, request, engine, snapshot, report, spec, instruments, intervals,
+                     execution, path, snapshot_sha, started, progress_factory, started_ns)
 
 
 def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
@@ -308,16 +315,18 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
     summary["denials"] = risk["denials"]
     summary["risk_state"] = risk["state"]
     summary["risk_transitions"] = risk["transitions"]
-    final = request.out or request.runs_dir / (
+    final = rundir.final or request.runs_dir / (
         f"{ns_to_basic(started_ns)}-{spec.name}-{equity_hash[:8]}"
     )
     wall = time.perf_counter() - started
     manifest = build_manifest(request, spec, path, snapshot_sha, report, instruments, intervals,
                               summary, result, wall, started_ns)
     manifest["risk"] = risk
-    summary["run_dir"] = str(final)
+    summary["run_dir"] = str(request.out or final)
     write_json(rundir.path("summary.json"), summary)
-    write_json(rundir.path("manifest.json"), manifest)
+    manifest["files"] = file_digests(rundir.tmp)
+    sealed, manifest = seal_manifest(manifest)
+    rundir.path("manifest.json").write_bytes(sealed)
     committed = rundir.commit(final)
     return RunOutcome(committed, summary, manifest)
 
@@ -366,9 +375,9 @@ def build_manifest(request: RunRequest, spec: StrategySpec, path: Path, snapshot
         "kind": "backtest",
         "argv": request.argv,
         "cwd": os.getcwd(),
-        "seed": config.seed,
+        "seed": config.seed,  # the one seed of the record: the config below carries none
         "config_file": request.config_file,
-        "config": config.model_dump(mode="json"),
+        "config": config.model_dump(mode="json", exclude={"seed"}),
         "strategy": {"name": spec.name, "version": spec.version, "ref": spec.ref,
                      "params": {k: str(v) if isinstance(v, Decimal) else v
                                 for k, v in spec.params.items()},

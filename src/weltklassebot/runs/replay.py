@@ -1,11 +1,12 @@
-"""Replay: re-run a recorded backtest from its manifest and compare, fill by fill and point by
-point, with what was recorded."""
+"""Replay: verify a recorded backtest, re-run it from its manifest and compare, fill by fill and
+point by point (then order by order and event by event), with what was recorded."""
 
 from __future__ import annotations
 
-import json
+import itertools
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from weltklassebot.config.model import BacktestConfig
 from weltklassebot.errors import UnusableInput
 from weltklassebot.fsutil import sha256_file
 from weltklassebot.runs.backtest import RunRequest, execute
+from weltklassebot.runs.record import verify_record
 from weltklassebot.strategy.loader import resolve_strategy
 
 
@@ -28,33 +30,19 @@ class ReplayResult:
     replayed_hash: str
     difference: dict[str, Any] | None
     warnings: list[str]
+    checks: list[str] = field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "recorded_equity_hash": self.recorded_hash,
                 "replayed_equity_hash": self.replayed_hash, "first_difference": self.difference,
-                "warnings": self.warnings}
-
-
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "manifest.json"
-    if not run_dir.is_dir():
-        raise UnusableInput(f"run directory {run_dir} does not exist.")
-    if not path.is_file():
-        raise UnusableInput(
-            f"{run_dir} has no manifest.json: it is not a complete run directory (a run that "
-            "failed or was interrupted leaves none)."
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UnusableInput(f"{path} cannot be read as JSON: {exc}.") from exc
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != 1:
-        raise UnusableInput(f"{path} has an unknown schema version; this build reads version 1.")
-    return manifest
+                "record_checks": self.checks, "warnings": self.warnings}
 
 
 def replay(run_dir: Path, *, force: bool = False, out: Path | None = None) -> ReplayResult:
-    manifest = load_manifest(run_dir)
+    """Verify the record (never bypassed), check the inputs (``force`` may go on), re-run and
+    compare fills, equity points, orders and events with the record."""
+    record = verify_record(run_dir)
+    manifest = record.manifest
     warnings: list[str] = []
     snapshot = Path(manifest["snapshot"]["resolved_path"])
     if not snapshot.is_file():
@@ -71,7 +59,7 @@ def replay(run_dir: Path, *, force: bool = False, out: Path | None = None) -> Re
             raise UnusableInput(message + ". Restore the recorded snapshot, or pass --force to "
                                 "replay on the changed data anyway.")
         warnings.append(message)
-    raw_config = dict(manifest["config"])
+    raw_config = dict(manifest["config"], seed=record.seed)
     raw_config["data"] = dict(raw_config.get("data") or {}, snapshot=str(snapshot))
     config = validate_config(BacktestConfig, raw_config, f"manifest {run_dir}/manifest.json")
     recorded_strategy = manifest["strategy"]
@@ -89,40 +77,73 @@ def replay(run_dir: Path, *, force: bool = False, out: Path | None = None) -> Re
                              runs_dir=target.parent)
         outcome = execute(request)
         replayed_hash = outcome.summary["equity_hash"]
-        recorded_hash = manifest["equity_hash"]
-        difference = None
-        if replayed_hash != recorded_hash:
-            difference = first_difference(run_dir, outcome.run_dir)
-    verdict = "MATCH" if replayed_hash == recorded_hash else "DIVERGED"
-    return ReplayResult(verdict, recorded_hash, replayed_hash, difference, warnings)
+        if replayed_hash != record.equity_hash:
+            difference: dict[str, Any] | None = first_difference(run_dir, outcome.run_dir)
+        else:  # same fills and equity: the orders and events must agree too
+            difference = first_other_difference(run_dir, outcome.run_dir)
+    verdict = "MATCH" if difference is None else "DIVERGED"
+    return ReplayResult(verdict, record.equity_hash, replayed_hash, difference, warnings,
+                        record.checks)
 
 
 def first_difference(recorded: Path, replayed: Path) -> dict[str, Any]:
     """The first fill, else the first equity point, that differs between two run dirs."""
-    rec_fills = pq.read_table(recorded / "fills.parquet")
-    new_fills = pq.read_table(replayed / "fills.parquet")
-    diff = _first_row_difference(rec_fills, new_fills, "fill")
-    if diff is not None:
-        return diff
-    rec_eq = pq.ParquetFile(recorded / "equity.parquet")
-    new_eq = pq.ParquetFile(replayed / "equity.parquet")
+    for name, kind, columns in (("fills.parquet", "fill", None),
+                                ("equity.parquet", "equity point", ["ts", "equity"])):
+        found = _first_parquet_difference(recorded / name, replayed / name, kind, columns)
+        if found is not None:
+            return found
+    return {"kind": "unknown", "detail": "the equity hashes differ but no fill or equity "
+                                         "point does"}
+
+
+def first_other_difference(recorded: Path, replayed: Path) -> dict[str, Any] | None:
+    """The first order, else the first ``events.jsonl`` line, that differs; None if none."""
+    found = _first_parquet_difference(recorded / "orders.parquet", replayed / "orders.parquet",
+                                      "order", None)
+    if found is not None:
+        return found
+    with ((recorded / "events.jsonl").open(encoding="utf-8") as a,
+          (replayed / "events.jsonl").open(encoding="utf-8") as b):
+        for index, (left, right) in enumerate(itertools.zip_longest(a, b)):
+            if left != right:
+                return {"kind": "event", "index": index,
+                        "recorded": None if left is None else left.rstrip("\n"),
+                        "replayed": None if right is None else right.rstrip("\n")}
+    return None
+
+
+def _first_parquet_difference(a_path: Path, b_path: Path, kind: str,
+                              columns: list[str] | None) -> dict[str, Any] | None:
+    """Stream two Parquet files in aligned chunks; the first row that differs, else None."""
     offset = 0
-    columns = ["ts", "equity"]
-    for a, b in zip(rec_eq.iter_batches(columns=columns, batch_size=1 << 16),
-                    new_eq.iter_batches(columns=columns, batch_size=1 << 16), strict=False):
-        table_a = pa.Table.from_batches([a])
-        table_b = pa.Table.from_batches([b])
-        found = _first_row_difference(table_a, table_b, "equity point", offset)
+    chunks = itertools.zip_longest(_chunks(pq.ParquetFile(a_path), columns),
+                                   _chunks(pq.ParquetFile(b_path), columns))
+    for a, b in chunks:
+        a = a if a is not None else b.slice(0, 0)
+        b = b if b is not None else a.slice(0, 0)
+        found = _first_row_difference(a, b, kind, offset)
         if found is not None:
             return found
         offset += a.num_rows
-    if rec_eq.metadata.num_rows != new_eq.metadata.num_rows:
-        return {"kind": "equity point", "index": min(rec_eq.metadata.num_rows,
-                                                     new_eq.metadata.num_rows),
-                "recorded": None if rec_eq.metadata.num_rows < new_eq.metadata.num_rows
-                else "present", "replayed": "present"
-                if rec_eq.metadata.num_rows < new_eq.metadata.num_rows else None}
-    return {"kind": "unknown", "detail": "hashes differ but no row differs"}
+    return None
+
+
+def _chunks(handle: pq.ParquetFile, columns: list[str] | None,
+            size: int = 1 << 16) -> Iterator[pa.Table]:
+    """Tables of exactly ``size`` rows (the last one shorter), whatever the row groups are."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in handle.iter_batches(columns=columns, batch_size=size):
+        pending.append(batch)
+        rows += batch.num_rows
+        while rows >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(pending)
 
 
 def _first_row_difference(a: pa.Table, b: pa.Table, kind: str,
@@ -136,7 +157,8 @@ def _first_row_difference(a: pa.Table, b: pa.Table, kind: str,
         if left.type != right.type:
             return {"kind": kind, "index": offset, "column": name,
                     "recorded": str(left.type), "replayed": str(right.type)}
-        equal = pc.fill_null(pc.equal(left, right), False)
+        both_null = pc.and_(pc.is_null(left), pc.is_null(right))
+        equal = pc.or_(pc.fill_null(pc.equal(left, right), False), both_null)
         if not pc.all(equal).as_py():
             index = int(pc.index(equal, False).as_py())
             mismatch = index if mismatch is None else min(mismatch, index)
