@@ -100,15 +100,25 @@ def test_verify_with_damaged_record_exits_one_naming_file_line_and_repair(
     message = one_paragraph(done.stderr)
     assert middle.name in message
     assert "line 2" in message
-    assert "state repair" in message
-    assert "--truncate-at" in message
+    assert f"`python -m cli state repair {store_dir}`" in message
+    assert "--truncate-at" not in message  # the default repair keeps every intact record
 
     as_json = cli("verify", str(store_dir), "--json")
     assert as_json.returncode == 1
     report = json.loads(as_json.stdout)
     assert report["status"] == "corrupt"
     assert (report["file"], report["line"]) == (middle.name, 2)
-    assert report["repair"].endswith(f"--truncate-at {report['seq']}")
+    assert report["repair"] == f"python -m cli state repair {store_dir}"
+    assert [p["file"] for p in report["problems"]] == [middle.name]
+
+
+def test_verify_on_a_directory_without_a_store_says_so(tmp_path: Path) -> None:
+    done = cli("verify", str(tmp_path))
+    assert done.returncode == 2
+    assert "there is no state store here" in one_paragraph(done.stderr)
+    assert "OK" not in done.stdout
+    as_json = cli("verify", str(tmp_path), "--json")
+    assert json.loads(as_json.stdout)["status"] == "absent"
 
 
 def test_verify_with_missing_directory_exits_two(tmp_path: Path) -> None:
@@ -205,17 +215,21 @@ def test_tail_follow_prints_new_records_across_rotation_until_interrupted(
     assert "interrupted" in err
 
 
-def test_repair_with_damaged_store_cuts_backs_up_and_verify_passes(store_dir: Path) -> None:
-    build(store_dir)
+def test_repair_with_damaged_store_quarantines_one_record_and_verify_passes(
+    store_dir: Path,
+) -> None:
+    next_seq = build(store_dir)
     middle = segment_files(store_dir)[1]
     damage_line(middle, 3)
     seq = json.loads(cli("verify", str(store_dir), "--json").stdout)["seq"]
 
-    done = cli("repair", str(store_dir), "--truncate-at", str(seq), "--json")
+    done = cli("repair", str(store_dir), "--yes", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["status"] == "repaired"
-    assert report["last_seq"] == seq - 1
+    assert [(r["first_seq"], r["through"]) for r in report["removals"]] == [(seq, seq)]
+    assert report["after"]["last_seq"] == next_seq - 1  # every later record is kept
+    assert report["after"]["risk_state"] == "ACTIVE"  # an old fill: a later checkpoint covers it
     backup = Path(report["backup"])
     assert backup.parent == store_dir
     assert backup.name.startswith(f"repair-backup-{seq}-")
@@ -224,18 +238,31 @@ def test_repair_with_damaged_store_cuts_backs_up_and_verify_passes(store_dir: Pa
 
     verified = cli("verify", str(store_dir), "--json")
     assert verified.returncode == 0
-    assert json.loads(verified.stdout)["last_seq"] == seq - 1
+    shown = json.loads(verified.stdout)
+    assert shown["last_seq"] == next_seq - 1
+    assert [(q["first_seq"], q["through"]) for q in shown["quarantined"]] == [(seq, seq)]
     store, _ = open_store(store_dir, CountingState(), cfg=CFG)
-    assert store.recovery.next_seq == seq
+    assert store.recovery.next_seq == next_seq
     store.close()
 
 
-def test_repair_text_output_names_backup(store_dir: Path) -> None:
+def test_repair_text_output_shows_plan_then_backup(store_dir: Path) -> None:
     next_seq = build(store_dir)
-    done = cli("repair", str(store_dir), "--truncate-at", str(next_seq - 1))
-    assert done.returncode == 0
+    done = cli("repair", str(store_dir), "--truncate-at", str(next_seq - 1), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "repair plan" in done.stdout
+    assert f"sequence {next_seq - 1} (1 record)" in done.stdout
     assert "backup: " in done.stdout
-    assert f"sequence {next_seq - 2}" in done.stdout
+    assert "risk recovers HALTED" in done.stdout  # an intact acknowledged record was removed
+
+
+def test_repair_of_a_clean_store_changes_nothing(store_dir: Path) -> None:
+    build(store_dir)
+    before = {p.name: p.read_bytes() for p in segment_files(store_dir)}
+    done = cli("repair", str(store_dir))
+    assert done.returncode == 0
+    assert "nothing to repair" in done.stdout
+    assert {p.name: p.read_bytes() for p in segment_files(store_dir)} == before
 
 
 def test_repair_refusals_exit_two_or_three_and_change_nothing(store_dir: Path) -> None:
@@ -244,11 +271,16 @@ def test_repair_refusals_exit_two_or_three_and_change_nothing(store_dir: Path) -
     damage_line(middle, 2)
     before = {p.name: p.read_bytes() for p in segment_files(store_dir)}
 
-    after_damage = cli("repair", str(store_dir), "--truncate-at", str(next_seq - 1))
-    assert after_damage.returncode == 2
-    assert "--truncate-at" in one_paragraph(after_damage.stderr)
-
-    assert cli("repair", str(store_dir)).returncode == 2  # --truncate-at is required
+    unconfirmed = cli("repair", str(store_dir))  # no terminal and no --yes
+    assert unconfirmed.returncode == 2
+    assert "--yes" in one_paragraph(unconfirmed.stderr)
+    assert "nothing was changed" in one_paragraph(unconfirmed.stderr)
+    assert "will remove" in unconfirmed.stdout
+    dry = cli("repair", str(store_dir), "--dry-run", "--yes")
+    assert dry.returncode == 0
+    assert "will remove" in dry.stdout
+    too_far = cli("repair", str(store_dir), "--truncate-at", str(next_seq + 5), "--yes")
+    assert too_far.returncode == 2
     assert cli("repair", str(store_dir), "--truncate-at", "0").returncode == 2
 
     damage_line(middle, 2)  # idempotent edit: restore the same damaged bytes
@@ -266,7 +298,7 @@ def test_repair_refusals_exit_two_or_three_and_change_nothing(store_dir: Path) -
     try:
         assert store_lock_holder.stdout is not None
         assert store_lock_holder.stdout.readline() == "locked\n"
-        locked = cli("repair", str(store_dir), "--truncate-at", "3")
+        locked = cli("repair", str(store_dir), "--yes")
         assert locked.returncode == 3
         assert "locked" in one_paragraph(locked.stderr)
     finally:

@@ -428,10 +428,9 @@ def test_open_with_complete_but_damaged_last_line_is_damage_when_acknowledged(
     with pytest.raises(StoreCorrupt, match="acknowledged record missing or damaged") as caught:
         recover(store_dir)
     assert caught.value.seq == 4
-    set_mark(store_dir, 3)  # had the writer died before acknowledging it: a torn write
-    result = recover(store_dir)
-    assert result.torn_dropped == 1
-    assert result.next_seq == 4
+    set_mark(store_dir, 3)  # unacknowledged, but a complete damaged line is no torn write
+    with pytest.raises(StoreCorrupt, match="damaged or foreign line"):
+        recover(store_dir)
 
 
 def test_open_with_newest_segment_holding_only_a_torn_checkpoint_replaces_it(

@@ -79,7 +79,7 @@ def test_open_with_unacknowledged_tail_cut_at_every_offset_appends_cleanly(
         assert after.records[-1].payload == {"after": offset}
 
 
-def test_recover_with_damaged_byte_in_last_line_tells_torn_from_damaged_by_the_mark(
+def test_recover_with_damaged_last_line_is_torn_only_when_unacknowledged_and_incomplete(
     store_dir: Path,
 ) -> None:
     newest, data, ends, _ = build_store(store_dir)
@@ -91,11 +91,14 @@ def test_recover_with_damaged_byte_in_last_line_tells_torn_from_damaged_by_the_m
         set_mark(store_dir, last_seq)  # acknowledged: damage, never a torn tail
         with pytest.raises(StoreCorrupt, match="acknowledged"):
             recover(store_dir)
-        set_mark(store_dir, last_seq - 1)  # not yet acknowledged: a torn write
-        result = recover(store_dir)
-        assert result.torn_dropped == 1, position
-        assert result.torn is not None
-        assert result.torn.offset == ends[-2]
+        set_mark(store_dir, last_seq - 1)  # not acknowledged, but complete: not a torn write
+        with pytest.raises(StoreCorrupt, match="damaged or foreign line"):
+            recover(store_dir)
+    newest.write_bytes(data[:-1])  # the same line without its newline: a write cut short
+    result = recover(store_dir)
+    assert result.torn_dropped == 1
+    assert result.torn is not None
+    assert result.torn.offset == ends[-2]
 
 
 def test_recover_with_damaged_byte_in_earlier_line_raises_corrupt(store_dir: Path) -> None:

@@ -192,8 +192,10 @@ def repair(
     """
     from weltklassebot.errors import UsageError
     from weltklassebot.state import repair as store_repair
+    from weltklassebot.state.lock import StoreLock
 
     path = resolve_state_dir(directory, config_file)
+    StoreLock.acquire(path, 0o640).release()  # a running service: say so before any plan
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     plan = store_repair.plan_repair(path, stamp, truncate_at=truncate_at)
     report = _plan_report(plan)

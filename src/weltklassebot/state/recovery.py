@@ -99,6 +99,8 @@ class DamagedLine:
     reason: str
     apparent_kind: str | None
     apparent_seq: int | None
+    complete: bool = True
+    """False for a final line without its newline: what a write cut short leaves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,7 +469,12 @@ class _Scan:
         newest = len(self.refs) - 1
         if self.pending:
             first = self.pending[0]
-            if mark.seq is not None and self.expected > mark.seq:
+            torn = len(self.pending) == 1 and not first.complete
+            if mark.seq is not None and self.expected > mark.seq and not torn:
+                # Complete lines cannot come from a write cut short: damage, though nothing
+                # acknowledged is lost (repair drops them without a quarantined record).
+                self._extra()
+            elif mark.seq is not None and self.expected > mark.seq:
                 ref = self.refs[first.segment]
                 self.torn = TornTail(
                     path=ref.path,
@@ -564,7 +571,9 @@ class _Scan:
 
 def _damaged(index: int, line: Line, reason: str) -> DamagedLine:
     kind, seq = apparent_fields(line.raw)
-    return DamagedLine(index, line.number, line.offset, line.end, reason, kind, seq)
+    return DamagedLine(
+        index, line.number, line.offset, line.end, reason, kind, seq, complete=line.complete
+    )
 
 
 def _decode(refs: list[SegmentRef], item: tuple[int, bytes]) -> Record:

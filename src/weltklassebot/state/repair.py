@@ -55,6 +55,7 @@ from weltklassebot.state.mark import MARK_NAME, MarkReading, encode_mark
 from weltklassebot.state.recovery import (
     DamagedLine,
     Gap,
+    LostRange,
     RecoveryResult,
     Survey,
     recover,
@@ -171,6 +172,12 @@ def plan_repair(
     builder.drop_extra_and_torn()
     builder.unknown_tail()
     plan = builder.plan(truncate_at)
+    if plan.after.result.lost and not builder.ends_with_marker():
+        # The records removed sit where they were, before later intact records (a risk
+        # transition, a resume) that were written without knowing of the loss. One more
+        # quarantined record at the end holds the recovered state fail-safe from here on.
+        builder.hold_at_end(plan.after.result.lost)
+        plan = builder.plan(truncate_at)
     if plan.after.problems:
         problem = plan.after.problems[0]
         raise UsageError(
@@ -390,6 +397,25 @@ class _Builder:
             segment=self.refs[index].path.name, line=None, first_seq=seq, through=seq,
             lines=0, bytes=0, reason=f"{mark.problem}: whether records after {seq - 1} were "
             "acknowledged and lost cannot be known", kinds={}, unknown=1, acknowledged=True,
+        ))
+        self.end = seq + 1
+
+    def ends_with_marker(self) -> bool:
+        return self.cut is not None or (
+            self.before.mark.problem is not None and bool(self.refs)
+        )
+
+    def hold_at_end(self, lost: tuple[LostRange, ...]) -> None:
+        seq = self.end
+        index = len(self.refs) - 1
+        spans = ", ".join(
+            str(q.first_seq) if q.first_seq == q.through else f"{q.first_seq}..{q.through}"
+            for q in lost
+        )
+        ts = self._ts_before(index, None)
+        self.edit(index).insert.setdefault(None, []).append(self._marker(
+            seq, seq, ts, f"records {spans} after the last checkpoint were quarantined: the "
+            "state after them is not known", checkpoint_only=False, damaged=0, kinds={},
         ))
         self.end = seq + 1
 
