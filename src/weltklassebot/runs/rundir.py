@@ -36,8 +36,10 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
                     encoding="utf-8")
 
 
-def safe_tag(name: str) -> str:
-    """A strategy reference (a name, ``module:Class`` or a file path) as a file-name part."""
+def safe_tag(ref: str) -> str:
+    """A strategy reference (a name, ``module:Class``, ``path/file.py[:Class]``) as a short
+    file-name part: the class, else the file's stem, else the name."""
+    name = ref.rpartition(":")[2] if ":" in ref else Path(ref).name.removesuffix(".py")
     return _TAG_UNSAFE.sub("_", name).strip("._")[:48] or "run"
 
 
