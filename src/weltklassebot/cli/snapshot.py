@@ -317,6 +317,9 @@ def list_(snapshot_dir: str | None, config: str | None, as_json: bool) -> None:
     elif state.exists:
         _warn(f"{state.describe()}; repair with `python -m cli snapshot rollback --to FILE` "
               "(anything found in its place is moved to quarantine/, not deleted)")
+    elif rows:
+        _warn(f"latest.parquet does not exist although {len(rows)} snapshot(s) are here; "
+              "`python -m cli snapshot rollback --to FILE` sets it")
     else:
         click.echo("latest.parquet: not set (no snapshot promoted yet)")
 

@@ -419,10 +419,12 @@ class Catalog:
         from weltklassebot.data.catalog.history import check_history
 
         chain = check_history(self.dir)
-        if chain.problems:
-            plan.append("history: cut a torn final line into quarantine/ and, if the history is "
-                        "still damaged (" + "; ".join(chain.problems) + "), move history.jsonl "
-                        "and history.head to quarantine/ and start a new history naming them")
+        if chain.problems == [chain.torn]:
+            plan.append(f"cut the torn end of history.jsonl into quarantine/ ({chain.torn})")
+        elif chain.problems:
+            plan.append("move history.jsonl and history.head to quarantine/ and start a new "
+                        "history whose first record names them (" + "; ".join(chain.problems)
+                        + ")")
         if state.kind in (REGULAR_FILE, NOT_A_FILE):
             plan.append(f"move latest.parquet to quarantine/ ({state.describe()})")
         for check in self._damaged():

@@ -68,7 +68,7 @@ class LatestState:
     def describe(self) -> str:
         """What is at ``latest.parquet``, in words an operator can act on."""
         if self.kind == ABSENT:
-            return "latest.parquet does not exist (no snapshot promoted yet)"
+            return "latest.parquet does not exist"
         if self.kind == REGULAR_FILE:
             return (f"latest.parquet is a regular file ({self.size:,} bytes), not the link to a "
                     "snapshot that the catalog manages; no sidecar vouches for its bytes")

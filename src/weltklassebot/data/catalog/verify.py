@@ -34,13 +34,17 @@ def verify(catalog: Catalog) -> dict[str, Any]:
     fixes: list[str] = []
     files: list[dict[str, Any]] = []
     state = catalog.latest()
+    checks = {entry.file: check_entry(entry) for entry in catalog.entries()}
+    intact = [file for file, check in checks.items() if check.ok]
+    rollback_fix = (f"python -m cli snapshot rollback --dir {directory} --to {intact[-1]}"
+                    if intact else ROLLBACK_FIX)
     for entry in catalog.entries():
-        check = check_entry(entry)
+        check = checks[entry.file]
         problem = check.problem()
         if problem:
             problems.append(problem)
             in_use = state.entry is not None and state.entry.file == entry.file
-            fixes.append(ROLLBACK_FIX if in_use else REPAIR_FIX)
+            fixes.append(rollback_fix if in_use else REPAIR_FIX)
         mode = stat.S_IMODE(entry.path.stat().st_mode)
         if mode & 0o222:
             warnings.append(f"{entry.file} is writable (mode {mode:o}); snapshots should be "
@@ -53,12 +57,14 @@ def verify(catalog: Catalog) -> dict[str, Any]:
         latest["ok"] = None
         if files:
             problems.append(f"{state.describe()}, although the directory holds "
-                            f"{len(files)} snapshot(s); `{ROLLBACK_FIX}` sets it")
-            fixes.append(ROLLBACK_FIX)
+                            f"{len(files)} snapshot(s)")
+            fixes.append(rollback_fix)
+        else:
+            warnings.append(f"{state.describe()} (no snapshot promoted yet)")
     elif state.kind != SNAPSHOT:
-        problems.append(f"{state.describe()}; repair with `{ROLLBACK_FIX}` (anything found in "
-                        "its place is moved to quarantine/, not deleted)")
-        fixes.append(ROLLBACK_FIX)
+        problems.append(f"{state.describe()} (rollback moves anything found in its place to "
+                        "quarantine/, never deletes it)")
+        fixes.append(rollback_fix)
     elif not state.relative:
         warnings.append(f"latest.parquet is an absolute link ({state.target}); it breaks if "
                         "the directory is moved or mounted elsewhere. The next promote or "
