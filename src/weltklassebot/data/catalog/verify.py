@@ -36,6 +36,7 @@ def verify(catalog: Catalog) -> dict[str, Any]:
     state = catalog.latest()
     checks = {entry.file: check_entry(entry) for entry in catalog.entries()}
     intact = [file for file, check in checks.items() if check.ok]
+    repair_fix = f"{REPAIR_FIX} --dir {directory} --yes"
     rollback_fix = (f"python -m cli snapshot rollback --dir {directory} --to {intact[-1]}"
                     if intact else ROLLBACK_FIX)
     for entry in catalog.entries():
@@ -44,7 +45,7 @@ def verify(catalog: Catalog) -> dict[str, Any]:
         if problem:
             problems.append(problem)
             in_use = state.entry is not None and state.entry.file == entry.file
-            fixes.append(rollback_fix if in_use else REPAIR_FIX)
+            fixes.append(rollback_fix if in_use else repair_fix)
         mode = stat.S_IMODE(entry.path.stat().st_mode)
         if mode & 0o222:
             warnings.append(f"{entry.file} is writable (mode {mode:o}); snapshots should be "
@@ -80,13 +81,13 @@ def verify(catalog: Catalog) -> dict[str, Any]:
                             "moves it to quarantine/")
     chain = check_history(directory)
     problems.extend(chain.problems)
-    fixes.extend(REPAIR_FIX for _ in chain.problems)
+    fixes.extend(repair_fix for _ in chain.problems)
     warnings.extend(chain.warnings)
     if not chain.exists and not chain.problems and files:
         problems.append(f"{HISTORY} does not exist although the directory holds {len(files)} "
                         "snapshot(s): the history was deleted, or the first promote was "
                         "interrupted")
-        fixes.append(REPAIR_FIX)
+        fixes.append(repair_fix)
     last = mismatch(directory)
     if last:
         warnings.append(last)
