@@ -145,6 +145,15 @@ def test_a_committed_run_holds_only_its_files(tmp_path: Path, msft_daily: Path) 
     assert _incomplete(tmp_path) == []
 
 
+def test_a_failed_run_leaves_no_directory_it_made(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    for out in (None, tmp_path / "runs" / "deep" / "run"):
+        with pytest.raises(UsageError):
+            _execute(out, bad, tmp_path / "runs" / "default")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet"]
+
+
 def _execute(out: Path | None, snapshot: Path, runs: Path) -> Path:
     config = BacktestConfig.model_validate({"data": {"snapshot": str(snapshot)}})
     request = RunRequest(config=config, config_file=None, argv=["test"], out=out, runs_dir=runs)

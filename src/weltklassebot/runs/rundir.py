@@ -84,8 +84,9 @@ def resolve_out(out: Path) -> Path:
     return out
 
 
-def make_dirs(path: Path) -> None:
-    """``mkdir -p`` that gives every directory it creates the owner of the one holding it."""
+def make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p`` that gives every directory it creates the owner of the one holding it;
+    returns the directories it created, outermost first."""
     missing = []
     probe = path
     while not probe.exists():
@@ -93,12 +94,21 @@ def make_dirs(path: Path) -> None:
         if probe.parent == probe:
             break
         probe = probe.parent
-    for directory in reversed(missing):
-        try:
-            directory.mkdir()
-        except FileExistsError:
-            continue
-        adopt_directory_owner(directory)
+    created: list[Path] = []
+    try:
+        for directory in reversed(missing):
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                continue
+            created.append(directory)
+            adopt_directory_owner(directory)
+    except OSError:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    return created
 
 
 class RunDirectory:
@@ -109,8 +119,10 @@ class RunDirectory:
         self.final = final
         if final is not None:
             refuse_non_empty(final)
+        self._lock_fd: int | None = None
+        self._created: list[Path] = []
         try:
-            make_dirs(parent)
+            self._created = make_dirs(parent)
         except OSError as exc:
             raise UsageError(
                 f"cannot create the runs directory {parent}: {exc.strerror}. Choose another "
@@ -120,7 +132,6 @@ class RunDirectory:
         self.tmp = parent / f"{INCOMPLETE_PREFIX}{safe_tag(tag)}-{os.getpid()}"
         if self.tmp.exists():  # named after this process: its earlier owner of this pid is gone
             shutil.rmtree(self.tmp)
-        self._lock_fd: int | None = None
         try:
             self.tmp.mkdir()
             adopt_directory_owner(self.tmp)
@@ -155,9 +166,16 @@ class RunDirectory:
         return final
 
     def discard(self) -> None:
+        """Remove the temporary directory, and the directories made for it if still empty: a
+        failed run leaves the file system as it found it."""
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.tmp)
         self._release()
+        for directory in reversed(self._created):
+            try:
+                directory.rmdir()
+            except OSError:
+                break  # not empty (another run uses it) or not ours to remove
 
     def _release(self) -> None:
         if self._lock_fd is not None:
@@ -194,7 +212,6 @@ def remove_stale(parent: Path) -> list[Path]:
     only when no process has the pid in its name; otherwise it is left alone, as any directory we
     cannot prove abandoned is. Never follows symlinks; a failure to remove is a warning only.
     """
-    log = get_logger("weltklassebot.backtest")
     removed: list[Path] = []
     try:
         entries = [e for e in parent.iterdir() if e.name.startswith(INCOMPLETE_PREFIX)]
@@ -212,15 +229,16 @@ def remove_stale(parent: Path) -> list[Path]:
         except FileNotFoundError:
             continue  # another run removed it first
         except OSError as exc:
-            log.warning("stale_run_directory_kept", path=str(entry),
-                        reason=f"cannot remove it: {exc.strerror}",
-                        fix=f"remove it by hand: rm -r {entry}")
+            get_logger("weltklassebot.backtest").warning(
+                "stale_run_directory_kept", path=str(entry),
+                reason=f"cannot remove it: {exc.strerror}", fix=f"remove it by hand: rm -r {entry}")
             continue
         finally:
             if fd >= 0:
                 os.close(fd)
-        log.warning("stale_run_directory_removed", path=str(entry), bytes=size,
-                    reason="left by a run that was killed; its process is gone")
+        get_logger("weltklassebot.backtest").warning(
+            "stale_run_directory_removed", path=str(entry), bytes=size,
+            reason="left by a run that was killed; its process is gone")
         removed.append(entry)
     return removed
 
