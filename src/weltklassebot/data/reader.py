@@ -246,16 +246,25 @@ class TickConversion:
     """Prices as integer ticks, and the rows whose price does not survive the conversion."""
 
     ticks: np.ndarray
-    below_one: np.ndarray
-    """Rounds to 0 ticks: the price is below one increment."""
-    off_grid: np.ndarray
-    """More than ``TICK_TOLERANCE`` of an increment off a multiple of it."""
-    unresolved: np.ndarray
-    """The column's number type cannot tell neighbouring ticks apart at this price."""
+    """``rint(price / increment)``; 0 where the price is bad or not a finite positive number."""
+    bad: np.ndarray
+    """Below one increment, off its grid by more than the tolerance, or beyond what the
+    column's number type resolves (``problem`` says which)."""
+    scaled: np.ndarray
+    limit: float
+    increment: Decimal
 
-    @property
-    def bad(self) -> np.ndarray:
-        return np.asarray(self.below_one | self.off_grid | self.unresolved, dtype=bool)
+    def problem(self, row: int) -> str:
+        """Why the price at ``row`` does not survive conversion to ticks of the increment."""
+        scaled = float(self.scaled[row])
+        if not scaled < self.limit:
+            return (f"too large to be represented exactly in ticks of the price_increment "
+                    f"{self.increment} by its column's number type; use a coarser "
+                    "price_increment")
+        if round(scaled) < 1:
+            return f"below one price_increment ({self.increment}) and would become 0 ticks"
+        return (f"not a multiple of the price_increment {self.increment} (within "
+                f"{TICK_TOLERANCE:g} of an increment)")
 
 
 def tick_scaler(increment: Decimal) -> tuple[float, bool]:
@@ -266,36 +275,35 @@ def tick_scaler(increment: Decimal) -> tuple[float, bool]:
     return float(increment), False
 
 
-def to_ticks(values: np.ndarray, increment: Decimal, column_type: pa.DataType) -> TickConversion:
-    """Convert finite positive prices to ticks of ``increment`` (``rint``, half-even on the
-    float's value) and flag every row whose price does not survive: below one increment, off
-    the increment's grid by more than the tolerance, or beyond what the column type resolves.
-    Rows that are not finite positive numbers are the price rule's business and not flagged.
+def to_ticks(values: np.ndarray, increment: Decimal, column_type: pa.DataType,
+             *, with_ticks: bool = True) -> TickConversion:
+    """Convert prices to ticks of ``increment`` (``rint``, half-even on the float's value) and
+    flag every row whose price does not survive: below one increment, off the increment's grid
+    by more than the tolerance, or beyond what the column type resolves. Rows that are not
+    finite positive numbers are the price rule's business and not flagged.
+
+    ``with_ticks=False`` skips building the int64 ticks (validation needs only the verdict).
     """
     factor, multiply = tick_scaler(increment)
+    roundoff = unit_roundoff(column_type) + _CONVERSION_ERROR
+    # Beyond this many ticks the type's rounding reaches half a tick (or floats stop being
+    # exact integers): neighbouring ticks cannot be told apart.
+    limit = min(0.5 / roundoff, 2.0 ** 53)
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = values * factor if multiply else values / factor
-        usable = np.isfinite(values) & (values > 0)
-        magnitude = np.where(usable & np.isfinite(scaled), np.abs(scaled), 0.0)
-        nearest = np.rint(magnitude)
-        bound = magnitude * (unit_roundoff(column_type) + _CONVERSION_ERROR)
-        unresolved = usable & ~((bound < 0.5) & (magnitude < 2.0 ** 53))
-        below_one = usable & ~unresolved & (nearest < 1)
-        off_grid = usable & ~unresolved & ~below_one & (
-            np.abs(magnitude - nearest) > TICK_TOLERANCE + bound)
-        ticks = np.where(usable & ~unresolved, nearest, 0.0).astype(np.int64)
-    return TickConversion(ticks, below_one, off_grid, unresolved)
-
-
-def tick_problem(conversion: TickConversion, row: int, increment: Decimal) -> str:
-    """Why the price at ``row`` does not survive conversion to ticks of ``increment``."""
-    if conversion.unresolved[row]:
-        return (f"too large to be represented exactly in ticks of the price_increment "
-                f"{increment} by its column's number type; use a coarser price_increment")
-    if conversion.below_one[row]:
-        return f"below one price_increment ({increment}) and would become 0 ticks"
-    return (f"not a multiple of the price_increment {increment} (within "
-            f"{TICK_TOLERANCE:g} of an increment)")
+        nearest = np.rint(scaled)
+        usable = (values > 0) & (values < np.inf)
+        # Off the grid: |scaled - nearest| > tolerance + the rounding the type allows.
+        off = np.subtract(scaled, nearest)
+        np.abs(off, out=off)
+        off -= scaled * roundoff
+        bad = (off > TICK_TOLERANCE) | (nearest < 1) | ~(scaled < limit)
+        bad &= usable
+        if with_ticks:
+            ticks = np.where(usable & ~bad, nearest, 0.0).astype(np.int64)
+        else:
+            ticks = np.empty(0, dtype=np.int64)
+    return TickConversion(ticks, bad, scaled, limit, increment)
 
 
 def volume_too_large(values: np.ndarray, quantity_increment: Decimal) -> np.ndarray:

@@ -28,7 +28,6 @@ from weltklassebot.data.reader import (
     SnapshotFile,
     float_array,
     open_snapshot,
-    tick_problem,
     to_ticks,
     ts_ns_array,
     ts_ns_checked,
@@ -430,27 +429,33 @@ class _Inspector:
         bad_volume = np.zeros(ts.size, dtype=bool)
         # The first offending price of this batch: (row, text) for the rule's detail.
         first: tuple[int, str] | None = None
-        for code in np.unique(codes).tolist():
-            rows = np.flatnonzero(codes == code)
+        single = bool(codes.size) and int(codes.min()) == int(codes.max())
+        for code in ([int(codes[0])] if single else np.unique(codes).tolist()):
+            # One symbol per batch is the common case: whole columns, no gathering.
+            rows = np.arange(ts.size) if single else np.flatnonzero(codes == code)
             name = self.symbol_names[code]
             increment = self.facts.price_increment(name)
             for column, values in zip(PRICE_COLUMNS, prices, strict=True):
-                conversion = to_ticks(values[rows], increment, self.price_types[column])
-                bad = conversion.bad & ok[rows]
+                conversion = to_ticks(values if single else values[rows], increment,
+                                      self.price_types[column], with_ticks=False)
+                bad = conversion.bad & (ok if single else ok[rows])
+                if not bad.any():
+                    continue
                 bad_ticks[rows[bad]] = True
-                if bad.any():
-                    at = int(np.flatnonzero(bad)[0])
-                    if first is None or int(rows[at]) < first[0]:
-                        first = (int(rows[at]), f"{column} is {float(values[rows[at]])!r}, "
-                                 f"{tick_problem(conversion, at, increment)}")
+                at = int(np.flatnonzero(bad)[0])
+                if first is None or int(rows[at]) < first[0]:
+                    first = (int(rows[at]), f"{column} is {float(values[rows[at]])!r}, "
+                             f"{conversion.problem(at)}")
             quantity = self.facts.quantity_increment(name)
-            too_large = volume_too_large(volume[rows], quantity) & valid[rows]
-            bad_volume[rows[too_large]] = True
-            tally = self.tallies["volume_in_range"]
-            if too_large.any() and tally.detail is None:
-                at = int(rows[np.flatnonzero(too_large)[0]])
-                tally.detail = (f"volume is {float(volume[at])!r}, more than 2**63 - 1 ticks of "
-                                f"the quantity_increment {quantity}")
+            too_large = volume_too_large(volume if single else volume[rows], quantity) & (
+                valid if single else valid[rows])
+            if too_large.any():
+                bad_volume[rows[too_large]] = True
+                tally = self.tallies["volume_in_range"]
+                if tally.detail is None:
+                    at = int(rows[np.flatnonzero(too_large)[0]])
+                    tally.detail = (f"volume is {float(volume[at])!r}, more than 2**63 - 1 "
+                                    f"ticks of the quantity_increment {quantity}")
         if first is not None and self.tallies["price_ticks"].detail is None:
             self.tallies["price_ticks"].detail = first[1]
         self.tally("price_ticks", bad_ticks, offset, ts, codes)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import ns_to_iso
-from weltklassebot.data.reader import SnapshotFile, float_array, tick_problem, to_ticks, ts_ns_array
+from weltklassebot.data.reader import SnapshotFile, float_array, to_ticks, ts_ns_array
 from weltklassebot.errors import InvalidSnapshot
 from weltklassebot.model.instrument import Instrument
 
@@ -62,7 +62,7 @@ def _to_ticks(values: np.ndarray, increment: Decimal, snapshot: SnapshotFile, co
         file_row = offset + row if file_rows is None else int(file_rows[row])
         raise InvalidSnapshot(
             f"snapshot {snapshot.path}: {column} at row {file_row} (ts {ns_to_iso(int(ts[row]))})"
-            f" is {float(values[row])!r}, {tick_problem(conversion, row, increment)}. Nothing was "
+            f" is {float(values[row])!r}, {conversion.problem(row)}. Nothing was "
             "written. Set the price_increment the prices are quoted in ([data] "
             "price_increment in the config, or price_increment in the snapshot metadata), "
             "or correct the price."
