@@ -262,11 +262,16 @@ def run_inprocess(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tupl
 
 
 @pytest.fixture
-def quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def quiet_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Logging is configured once per process, by whichever test logs first: capture the store's
+    # log events here so that only the command's own words reach stdout and stderr.
+    from structlog.testing import capture_logs
+
     for name in list(os.environ):
         if name.startswith("WELTKLASSE_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("WELTKLASSE_LOG_LEVEL", "CRITICAL")
+    with capture_logs():
+        yield
 
 
 @pytest.mark.usefixtures("quiet_env")

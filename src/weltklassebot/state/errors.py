@@ -126,6 +126,7 @@ class StoreLocked(RuntimeFailure):
 
     def __init__(self, directory: Path, holder: str) -> None:
         self.directory = directory
+        self.holder = holder
         super().__init__(
             f"state store {directory}: the store is locked by {holder}. Only one process may "
             "write a state directory: stop the other process (e.g. `systemctl stop weltklassebot`) "
