@@ -203,16 +203,16 @@ def snapshot_tables(draw: st.DrawFn) -> pa.Table:
                                                    "dictionary", "large"]))
     if symbols != "none":
         names = {"one": ["BTC"], "two": ["BTC", "ETH"], "empty": [""], "nulls": [None, "A"],
-                 "int": [1], "dictionary": ["A", "B"], "large": ["X"]}[symbols]
+                 "int": [1], "dictionary": ["A", "B"], "large": ["X", "Y"]}[symbols]
         picked = [names[draw(st.integers(0, len(names) - 1))] for _ in range(n)]
         if symbols == "int":
             sym = pa.array(picked, type=pa.int64())
-        elif symbols == "dictionary":
-            sym = pa.array(picked, type=pa.string()).dictionary_encode()
-        elif symbols == "large":
-            sym = pa.array(picked, type=pa.large_string())
         else:
-            sym = pa.array(picked, type=pa.string())
+            text_type = pa.large_string() if symbols == "large" else draw(
+                st.sampled_from([pa.string(), pa.string(), pa.large_string()]))
+            sym = pa.array(picked, type=text_type)
+            if symbols == "dictionary" or draw(st.integers(0, 4)) == 0:
+                sym = sym.dictionary_encode()
         columns.append(("symbol", sym))
     layout = draw(st.sampled_from(["bars"] * 12 + ["drop", "duplicate", "extra", "trades"]))
     if layout == "drop":
