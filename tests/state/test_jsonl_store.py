@@ -425,7 +425,7 @@ def test_open_with_complete_but_damaged_last_line_is_damage_when_acknowledged(
     data = bytearray(segment.read_bytes())
     data[-10] = ord("0") if data[-10] != ord("0") else ord("1")
     segment.write_bytes(bytes(data))
-    with pytest.raises(StoreCorrupt, match="acknowledged record missing or damaged") as caught:
+    with pytest.raises(StoreCorrupt, match="acknowledged record 4 damaged") as caught:
         recover(store_dir)
     assert caught.value.seq == 4
     set_mark(store_dir, 3)  # unacknowledged, but a complete damaged line is no torn write

@@ -313,7 +313,8 @@ def _print_plan(report: dict[str, Any]) -> None:
         if r["unknown_kinds"]:
             kinds = (kinds + ", " if kinds else "") + f"{r['unknown_kinds']} of unknown kind"
         where = r["segment"] + (f" line {r['line']}" if r["line"] else "")
-        echo(f"  - {what} in {where}: {r['reason']}; kinds: {kinds or '-'}")
+        label = "kinds" if r["kinds_verified"] or not kinds else "kinds as read (unverified)"
+        echo(f"  - {what} in {where}: {r['reason']}; {label}: {kinds or '-'}")
     for r in report["attention"]:
         echo(
             f"  !!! ATTENTION: {r['segment']} sequence {r['first_seq']}: a RISK TRANSITION or "

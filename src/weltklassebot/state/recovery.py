@@ -328,7 +328,7 @@ class _Scan:
             at_start = records == 0 and not self.pending
             if seq > self.expected:
                 self._gap(self.expected, seq - 1, index, line.offset, at_start=at_start,
-                          reason="records are missing or damaged here")
+                          reason="the lines holding them are damaged or were removed")
             elif self.pending:
                 self._extra()
             if seq == ref.first_seq and kind not in (CHECKPOINT_KIND, QUARANTINE_KIND):
@@ -427,11 +427,14 @@ class _Scan:
         )
         path = (ref or self.refs[-1]).path if self.refs else self.directory / "store.mark"
         line = damaged[0].line if damaged else 1
-        what = "record" if first == through else f"records {first}..{through}"
-        detail = f"; {damaged[0].reason}" if damaged else ""
-        span = f"sequence {first}" if first == through else f"sequences {first}..{through}"
-        self._problem_at(path, line, first, f"acknowledged {what} missing or damaged ({span}: "
-                         f"{reason}{detail})")
+        what = f"record {first}" if first == through else f"records {first}..{through}"
+        if damaged:
+            text = f"acknowledged {what} damaged: {damaged[0].reason}"
+            if len(damaged) > 1:
+                text += f" ({len(damaged)} damaged lines)"
+        else:
+            text = f"acknowledged {what} missing: {reason}"
+        self._problem_at(path, line, first, text)
         self.expected = through + 1
 
     def _extra(self) -> None:

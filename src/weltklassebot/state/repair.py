@@ -92,6 +92,8 @@ class Removal:
     """Records whose kind cannot be told (their bytes are gone or unreadable)."""
     acknowledged: bool
     torn: bool = False
+    kinds_verified: bool = False
+    """True when ``kinds`` come from intact records; else as read from damaged bytes."""
 
     @property
     def records(self) -> int:
@@ -322,6 +324,7 @@ class _Builder:
             lines=lines, bytes=size, reason=f"--truncate-at {seq}: intact records removed "
             "on the operator's request", kinds=dict(kinds),
             unknown=max(0, through - seq + 1 - sum(kinds.values())), acknowledged=True,
+            kinds_verified=True,
         ))
         self.end = through + 1
 
@@ -666,6 +669,7 @@ def _removal_json(removal: Removal) -> dict[str, Any]:
         "unknown_kinds": removal.unknown,
         "acknowledged": removal.acknowledged,
         "torn": removal.torn,
+        "kinds_verified": removal.kinds_verified,
         "attention": removal.attention,
     }
 
