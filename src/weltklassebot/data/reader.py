@@ -7,6 +7,7 @@ while streaming becomes the same error naming the row group.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,9 +73,14 @@ def open_snapshot(path: Path | str) -> SnapshotFile:
     """Open ``path`` and check what can be checked from the footer: kind, columns, ts type."""
     path = Path(path)
     if not path.exists():
-        hint = " (a dangling symlink)" if path.is_symlink() else ""
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise UnusableInput(
+                f"snapshot {path} is a symbolic link to {target}, which does not exist. Point "
+                "it at an existing file, or list snapshots with `python -m cli snapshot list`."
+            )
         raise UnusableInput(
-            f"snapshot {path} does not exist{hint}. Check the path, or list snapshots with "
+            f"snapshot {path} does not exist. Check the path, or list snapshots with "
             "`python -m cli snapshot list`."
         )
     if path.is_dir():
