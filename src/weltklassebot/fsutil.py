@@ -22,6 +22,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_and_sync(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (looping over short writes), then ``fsync`` it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
 def fsync_file(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())

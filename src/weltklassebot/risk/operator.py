@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from weltklassebot.errors import RuntimeFailure, UnusableInput
 from weltklassebot.filelock import HeldLock, flock_exclusive, read_note, write_note
-from weltklassebot.fsutil import adopt_directory_owner, fsync_dir
+from weltklassebot.fsutil import adopt_directory_owner, fsync_dir, write_and_sync
 from weltklassebot.risk.engine import RiskEngine
 from weltklassebot.risk.state import RiskState
 
@@ -300,10 +300,7 @@ def _write_atomic(directory: Path, name: str, payload: Mapping[str, Any]) -> Pat
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         operation = "write"
         adopt_directory_owner(tmp)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        write_and_sync(fd, data)
         os.close(fd)
         fd = None
         operation = "rename its temporary file to"

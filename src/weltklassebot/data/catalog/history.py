@@ -39,7 +39,7 @@ from weltklassebot.data.catalog.quarantine import (
     move_to_quarantine,
     write_to_quarantine,
 )
-from weltklassebot.fsutil import adopt_directory_owner, fsync_dir
+from weltklassebot.fsutil import adopt_directory_owner, fsync_dir, write_and_sync
 
 HISTORY = "history.jsonl"
 HEAD = "history.head"
@@ -296,10 +296,7 @@ def _append_bytes(directory: Path, data: bytes) -> None:
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        write_and_sync(fd, data)
     finally:
         os.close(fd)
     if created:

@@ -17,7 +17,7 @@ from typing import Any
 
 from weltklassebot.core.clock import Clock
 from weltklassebot.core.timeutil import ns_to_basic
-from weltklassebot.fsutil import adopt_directory_owner, fsync_dir
+from weltklassebot.fsutil import adopt_directory_owner, fsync_dir, write_and_sync
 
 QUARANTINE = "quarantine"
 
@@ -74,10 +74,7 @@ def write_to_quarantine(directory: Path, name: str, data: bytes, what: str, reas
     destination = _free_name(place, f"{ns_to_basic(clock.now_ns())}_{name}")
     fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        write_and_sync(fd, data)
     finally:
         os.close(fd)
     adopt_directory_owner(destination, place)
