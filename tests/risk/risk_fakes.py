@@ -20,6 +20,9 @@ class FakeView:
     cash: int = 1_000_000
     money_scale: int = 2
 
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.positions, *self.prices}))
+
     def position(self, symbol: str) -> int:
         return self.positions.get(symbol, 0)
 

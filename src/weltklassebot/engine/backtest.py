@@ -32,8 +32,10 @@ from weltklassebot.engine.venue import SimulatedVenue
 from weltklassebot.errors import StrategyError
 from weltklassebot.model.enums import OrderStatus, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument, MoneySpec
+from weltklassebot.model.intents import OrderIntent
 from weltklassebot.model.records import Denial, Fill, Order
 from weltklassebot.portfolio.ledger import Ledger
+from weltklassebot.portfolio.view import LedgerView, PortfolioView
 from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 from weltklassebot.strategy.series import Series, SeriesSet
 
@@ -58,14 +60,18 @@ class ExecutionSettings:
 
 
 class OrderGate(Protocol):
-    """Pre-trade risk: returns the quantity allowed (0 = denied) and a reason label."""
+    """Pre-trade risk: returns the quantity allowed (0 = denied) and a reason label.
 
-    def check_order(self, order: Order, engine: BacktestEngine) -> tuple[int, str | None, str]:
+    The gate sees the portfolio through a read-only view and never calls the engine: orders it
+    wants placed come back from ``on_equity`` as intents, which the engine places at once.
+    """
+
+    def check_order(self, order: Order, view: PortfolioView) -> tuple[int, str | None, str]:
         ...
 
-    def on_fill(self, fill: Fill, realised_net: int, engine: BacktestEngine) -> None: ...
+    def on_fill(self, fill: Fill, realised_net: int, view: PortfolioView) -> None: ...
 
-    def on_equity(self, ts_ns: int, equity: int, engine: BacktestEngine) -> None: ...
+    def on_equity(self, ts_ns: int, equity: int, view: PortfolioView) -> list[OrderIntent]: ...
 
     def on_engine_denial(self, reason: str, ts_ns: int, detail: str) -> None: ...
 
@@ -161,6 +167,7 @@ class BacktestEngine:
         self.latency = LatencyModel(execution.latency_ns, execution.jitter_ns,
                                     self.streams.stream("latency") if execution.jitter_ns else None)
         self.venue = SimulatedVenue(self.instruments, execution.fees, slippage, self._on_fill)
+        self.portfolio_view = LedgerView(self.ledger, self.venue, execution.money.scale)
         self.fills: list[Fill] = []
         self.denials: list[Denial] = []
         self.denial_counts: Counter[str] = Counter()
@@ -192,7 +199,7 @@ class BacktestEngine:
         order = Order(order_id, symbol, side, order_type, qty, limit, stop, tif, now, now,
                       tag=tag, reduce_only=reduce_only)
         if self.gate is not None:
-            allowed, reason, detail = self.gate.check_order(order, self)
+            allowed, reason, detail = self.gate.check_order(order, self.portfolio_view)
             if allowed <= 0:
                 self._deny(order, reason or "denied", detail)
                 return None
@@ -207,6 +214,12 @@ class BacktestEngine:
             order = replace(order, active_from_ns=now + delay)
         self.venue.accept(order)
         return order_id
+
+    def _place(self, intents: list[OrderIntent]) -> None:
+        """Place the gate's orders (flatten on halt) now, in order, through the normal path."""
+        for i in intents:
+            self.submit(i.symbol, i.side, i.qty, i.order_type, i.limit, i.stop, i.tif, i.tag,
+                        i.reduce_only)
 
     def _deny(self, order: Order, reason: str, detail: str) -> None:
         now = self.clock.now_ns()
@@ -278,7 +291,7 @@ class BacktestEngine:
         if self.gate is not None:
             net = realised - fill.fee
             # Risk counts whole money units; a fractional remainder rounds down (toward a loss).
-            self.gate.on_fill(fill, net.numerator // net.denominator, self)
+            self.gate.on_fill(fill, net.numerator // net.denominator, self.portfolio_view)
         slot = self._slot_by_symbol[fill.symbol]
         slot.strategy.on_fill(slot.ctx, fill)
 
@@ -459,7 +472,9 @@ class BacktestEngine:
             eq_cash.append(cash)
             if gate is not None:
                 # Risk runs on the event clock: this equity is known at the bar's close event.
-                gate.on_equity(ts + slot.interval, equity, self)
+                intents = gate.on_equity(ts + slot.interval, equity, self.portfolio_view)
+                if intents:
+                    self._place(intents)
         return eq_ts, eq_val, eq_cash
 
     def _run_wake_chunk(self, chunk: BarChunk, slot: _SymbolSlot,

@@ -1,52 +1,20 @@
-"""Connects the risk engine to the backtest engine: the order gate, fills, equity, flattening.
+"""Connects the risk engine to the engine's order path: the order gate, fills, equity, flattening.
 
-The same ``RiskEngine`` runs in backtests and in the live service; this adapter gives it a
-read-only view of the portfolio (``EngineView``) and routes the engine's events to it.
+The same ``RiskEngine`` runs in backtests and in the live service. The gate reads the portfolio
+only through the read-only view the engine hands in (``PortfolioView``) and never calls the
+engine: what risk wants done (close every position on a halt) comes back as ``OrderIntent``
+records that the engine places like any other order.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import TYPE_CHECKING
-
 from weltklassebot.model.enums import OrderType, TimeInForce
+from weltklassebot.model.intents import OrderIntent
 from weltklassebot.model.records import Fill, Order
+from weltklassebot.portfolio.view import PortfolioView
 from weltklassebot.risk import DenialReason, OrderProposal, RiskEngine
 
-if TYPE_CHECKING:
-    from weltklassebot.engine.backtest import BacktestEngine
-
-
-class EngineView:
-    """Read-only portfolio view for the risk engine (DESIGN: risk sees a facade, not the ledger)."""
-
-    def __init__(self, engine: BacktestEngine) -> None:
-        self._engine = engine
-        self.money_scale = engine.execution.money.scale
-
-    def position(self, symbol: str) -> int:
-        return self._engine.ledger.positions[symbol].qty
-
-    def open_qty(self, symbol: str, side: int) -> int:
-        return self._engine.venue.open_qty(symbol, side)
-
-    def last_price(self, symbol: str) -> int | None:
-        return self._engine.ledger.positions[symbol].last_price
-
-    def notional(self, symbol: str, qty: int, price: int) -> int:
-        return self._engine.instruments[symbol].notional(abs(qty), price)
-
-    def qty_ticks(self, symbol: str, qty: Decimal) -> int:
-        return self._engine.instruments[symbol].qty_ticks(qty)
-
-    def price_ticks(self, symbol: str, price: Decimal) -> int:
-        return self._engine.instruments[symbol].price_ticks(price)
-
-    def gross_exposure(self) -> int:
-        return self._engine.ledger.gross_exposure()
-
-    def equity(self) -> int:
-        return self._engine.ledger.equity()
+FLATTEN_TAG = "risk_flatten"
 
 
 class RiskGate:
@@ -54,16 +22,8 @@ class RiskGate:
 
     def __init__(self, risk: RiskEngine) -> None:
         self.risk = risk
-        self._view: EngineView | None = None
-        self._flattening = False
 
-    def view(self, engine: BacktestEngine) -> EngineView:
-        if self._view is None:
-            self._view = EngineView(engine)
-        return self._view
-
-    def check_order(self, order: Order, engine: BacktestEngine) -> tuple[int, str | None, str]:
-        view = self.view(engine)
+    def check_order(self, order: Order, view: PortfolioView) -> tuple[int, str | None, str]:
         prices = [p for p in (order.limit, order.stop) if p is not None]
         reference = max(prices) if prices else (view.last_price(order.symbol) or 0)
         proposal = OrderProposal(order.order_id, order.symbol, order.side, order.qty, reference,
@@ -75,20 +35,22 @@ class RiskGate:
     def on_engine_denial(self, reason: str, ts_ns: int, detail: str) -> None:
         self.risk.record_denial(DenialReason(reason), ts_ns, detail)
 
-    def on_fill(self, fill: Fill, realised_net: int, engine: BacktestEngine) -> None:
+    def on_fill(self, fill: Fill, realised_net: int, view: PortfolioView) -> None:
         self.risk.on_fill(fill.symbol, fill.side, fill.qty, fill.price, realised_net,
-                          fill.ts_ns, self.view(engine))
+                          fill.ts_ns, view)
 
-    def on_equity(self, ts_ns: int, equity: int, engine: BacktestEngine) -> None:
+    def on_equity(self, ts_ns: int, equity: int, view: PortfolioView) -> list[OrderIntent]:
+        """Feed the equity point to risk; the orders the engine must place now (usually none).
+
+        "Reduce positions, halt trading": when HALTED was just entered with flatten_on_halt,
+        reducing market orders that close every position, filled from the next bar's open. The
+        quantities are worked out from the view before any is placed, as risk asks for them.
+        """
         self.risk.on_equity(ts_ns, equity)
-        if self.risk.wants_flatten and not self._flattening:
-            # "Reduce positions, halt trading": reducing market orders, at the next bar's open.
-            self._flattening = True
-            try:
-                for symbol, side, qty in self.risk.flatten_orders(engine.symbols,
-                                                                  self.view(engine)):
-                    engine.submit(symbol, side, qty, OrderType.MARKET, None, None,
-                                  TimeInForce.GTC, "risk_flatten", True)
-                self.risk.clear_flatten()
-            finally:
-                self._flattening = False
+        if not self.risk.wants_flatten:
+            return []
+        intents = [OrderIntent(symbol, side, qty, OrderType.MARKET, None, None, TimeInForce.GTC,
+                               FLATTEN_TAG, True)
+                   for symbol, side, qty in self.risk.flatten_orders(view.symbols(), view)]
+        self.risk.clear_flatten()  # handed over: the engine places them before its next event
+        return intents

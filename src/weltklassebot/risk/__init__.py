@@ -6,9 +6,10 @@ hands operator commands (``risk halt`` / ``risk resume``) to a running service t
 state directory. See docs/risk.md.
 """
 
+from weltklassebot.portfolio.view import PortfolioView
 from weltklassebot.risk.config import RiskConfig
 from weltklassebot.risk.engine import SNAPSHOT_SCHEMA, Persist, RiskEngine
-from weltklassebot.risk.rules import OrderProposal, PortfolioView, RiskDecision, split_exposure
+from weltklassebot.risk.rules import OrderProposal, RiskDecision, split_exposure
 from weltklassebot.risk.state import DenialReason, RiskState, RiskTransition, TransitionReason
 
 __all__ = [

@@ -21,10 +21,10 @@ from typing import Any
 
 from weltklassebot.core.decimal import format_scaled
 from weltklassebot.core.timeutil import NS_PER_MINUTE, NS_PER_SECOND, format_duration
+from weltklassebot.portfolio.view import PortfolioView
 from weltklassebot.risk.config import RiskConfig
 from weltklassebot.risk.rules import (
     OrderProposal,
-    PortfolioView,
     RateWindow,
     RiskDecision,
     money_units,

@@ -1,7 +1,8 @@
-"""Pre-trade checks: the order proposal, the decision, the portfolio view and each rule.
+"""Pre-trade checks: the order proposal, the decision and each rule.
 
 Everything here is pure integer arithmetic. Quantities are qty ticks, prices price ticks, money
-is money units (``10**-money_scale`` of the quote currency); the :class:`PortfolioView` converts.
+is money units (``10**-money_scale`` of the quote currency); the portfolio view
+(:class:`weltklassebot.portfolio.view.PortfolioView`) converts.
 
 Every limit rule compares with a strict ``>``: a value equal to its limit passes. Money limits
 given in ``Decimal`` are floored to money units once; for an integer ``x``, ``x > floor(L)``
@@ -16,49 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Protocol
 
 from weltklassebot.risk.state import DenialReason
 
 BPS = 10_000
-
-
-class PortfolioView(Protocol):
-    """What the risk engine may ask of the portfolio (implemented by the engine's portfolio)."""
-
-    money_scale: int
-
-    def position(self, symbol: str) -> int:
-        """Signed position, qty ticks."""
-        ...
-
-    def open_qty(self, symbol: str, side: int) -> int:
-        """Remaining qty ticks of open orders on ``side`` (+1 buy, -1 sell); never negative."""
-        ...
-
-    def last_price(self, symbol: str) -> int | None:
-        """Last close, price ticks; ``None`` before the first bar."""
-        ...
-
-    def notional(self, symbol: str, qty: int, price: int) -> int:
-        """``|qty| x price`` in money units, exact."""
-        ...
-
-    def qty_ticks(self, symbol: str, qty: Decimal) -> int:
-        """Human quantity to qty ticks (for config limits)."""
-        ...
-
-    def price_ticks(self, symbol: str, price: Decimal) -> int:
-        """Human price to price ticks."""
-        ...
-
-    def gross_exposure(self) -> int:
-        """Sum over symbols of ``|position| x last price``, money units."""
-        ...
-
-    def equity(self) -> int:
-        """Equity, money units."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
