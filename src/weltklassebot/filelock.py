@@ -1,7 +1,7 @@
 """Exclusive advisory locks: ``flock(2)`` with a time-out, and a note naming the holder.
 
 Three edges let one process at a time change a directory: the snapshot directory
-(``data.catalog.lock``), a service's state directory (``risk.operator``) and the state store
+(``data.catalog.lock``), a service's state directory (``service.operator``) and the state store
 (``state.lock``). They take the lock the same way, by non-blocking attempts until a deadline, and
 the holder leaves a note in the lock file that the messages of whoever waits quote; each caller
 keeps its own lock file, note format, error types and wording. The kernel drops the lock when its

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
-from weltklassebot.risk.operator import (
+from weltklassebot.risk.recovery import OperatorRecord, recover_risk
+from weltklassebot.service.operator import (
     OperatorCommand,
     StateDirUnwritable,
     apply_operator_command,
     failed_result,
     write_command,
 )
-from weltklassebot.risk.recovery import OperatorRecord, recover_risk
 
 WALL = 1_790_000_000_000_000_000
 

@@ -416,7 +416,7 @@ def test_corrupt_store_halt_says_nothing_was_written_with_exit_1(
 @pytest.fixture
 def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_env: None) -> Path:
     """A state directory whose service lock is 'held' by pid 4242 (seam, no process)."""
-    from weltklassebot.risk import operator
+    from weltklassebot.service import operator
 
     def acquire(directory: Path, **_: Any) -> Any:
         raise operator.ServiceLockHeld(Path(directory), 4242)
@@ -427,7 +427,7 @@ def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_env: None) -> Pa
 
 def test_time_out_while_the_command_still_waits(
         held: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from weltklassebot.risk import operator
+    from weltklassebot.service import operator
 
     monkeypatch.setattr(operator, "service_holder", lambda _d: 4242)
     code, out, err = run_inprocess(capsys, "halt", "--reason", "x", "--state-dir", held,
@@ -448,7 +448,7 @@ def test_time_out_while_the_command_still_waits(
 
 def test_time_out_after_the_service_went_away(
         held: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from weltklassebot.risk import operator
+    from weltklassebot.service import operator
 
     monkeypatch.setattr(operator, "service_holder", lambda _d: None)
     code, _, err = run_inprocess(capsys, "resume", "--state-dir", held, "--wait", "0.1")
@@ -461,7 +461,7 @@ def test_time_out_after_the_service_went_away(
 
 def test_time_out_after_the_service_took_the_command(
         held: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from weltklassebot.risk import operator
+    from weltklassebot.service import operator
 
     monkeypatch.setattr(operator, "service_holder", lambda _d: 4242)
     monkeypatch.setattr(operator, "wait_for_ack", _taking_ack(held, None))
@@ -481,7 +481,7 @@ def _taking_ack(directory: Path, answer: dict[str, Any] | None) -> Any:
 
 def test_refused_command_reports_the_services_state(
         held: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from weltklassebot.risk import operator
+    from weltklassebot.service import operator
 
     answer = {"ok": False, "error": "state store cannot write: ENOSPC.", "state": "HALTED"}
     monkeypatch.setattr(operator, "wait_for_ack", _taking_ack(held, answer))
@@ -498,7 +498,7 @@ def test_refused_command_reports_the_services_state(
 
 def test_applied_command_reports_the_services_wall_time(
         held: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from weltklassebot.risk import operator
+    from weltklassebot.service import operator
 
     answer = {"ok": True, "message": "ACTIVE -> HALTED", "cursor": 17,
               "applied_wall_ns": 1_790_000_000_123_456_789}
@@ -515,7 +515,7 @@ def test_applied_command_reports_the_services_wall_time(
 HOLDING_SERVICE = """
 import sys, time
 from pathlib import Path
-from weltklassebot.risk.operator import acquire_service_lock
+from weltklassebot.service.operator import acquire_service_lock
 directory = Path(sys.argv[1])
 lock = acquire_service_lock(directory)
 print("ready", flush=True)

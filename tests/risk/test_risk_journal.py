@@ -14,8 +14,8 @@ import pytest
 
 from support.tmpfs import mounted_tmpfs
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskState
-from weltklassebot.risk.journal import RiskJournal
 from weltklassebot.risk.recovery import recover_risk
+from weltklassebot.service.risk_journal import RiskJournal
 from weltklassebot.state.config import StoreConfig
 from weltklassebot.state.jsonl_store import JsonlStore, StoreWriteError
 

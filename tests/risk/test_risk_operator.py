@@ -12,7 +12,8 @@ import pytest
 
 from weltklassebot.errors import UnusableInput
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskState, RiskTransition
-from weltklassebot.risk.operator import (
+from weltklassebot.risk.recovery import operator_transition, recover_risk, restore_engine
+from weltklassebot.service.operator import (
     ACKS_KEPT,
     OperatorCommand,
     ServiceLockHeld,
@@ -27,7 +28,6 @@ from weltklassebot.risk.operator import (
     wait_for_ack,
     write_command,
 )
-from weltklassebot.risk.recovery import operator_transition, recover_risk, restore_engine
 
 
 def test_default_state_dir(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,7 +74,7 @@ SERVICE = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from weltklassebot.risk import RiskConfig, RiskEngine
-    from weltklassebot.risk.operator import (
+    from weltklassebot.service.operator import (
         ack, acquire_service_lock, apply_operator_command, poll_operator_commands)
 
     directory, mode = Path(sys.argv[1]), sys.argv[2]

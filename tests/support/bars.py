@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from weltklassebot.core.timeutil import NS_PER_HOUR
-from weltklassebot.engine.ingest import BarChunk
+from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.instrument import Instrument
 
 Number = str | int | float | Decimal

@@ -1,4 +1,4 @@
-"""engine/ingest.py: floats -> integer ticks once, event order, chunking, streaming."""
+"""data/ingest.py: floats -> integer ticks once, event order, chunking, streaming."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from support.bars import HOUR, T0, bars_table, read_rows, timed, write_snapshot, write_table
+from weltklassebot.data.ingest import iter_chunks
 from weltklassebot.data.reader import open_snapshot
-from weltklassebot.engine.ingest import iter_chunks
 from weltklassebot.errors import InvalidSnapshot
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
 

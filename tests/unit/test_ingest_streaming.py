@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from weltklassebot.config.model import BacktestConfig
+from weltklassebot.data.ingest import iter_chunks
 from weltklassebot.data.reader import open_snapshot
 from weltklassebot.data.validate import inspect_snapshot
-from weltklassebot.engine.ingest import iter_chunks
 from weltklassebot.runs.backtest import RunRequest, execute, resolve_instruments
 
 REPO = Path(__file__).resolve().parents[2]

@@ -44,7 +44,7 @@ def print_json(payload: Any) -> None:
 def resolve_state_dir(flag: Path | None, config_file: Path | None) -> Path:
     """Flag > ``WELTKLASSE_STATE_DIR`` > ``[state] dir`` in the TOML config > default."""
     from weltklassebot.errors import ConfigError
-    from weltklassebot.risk.operator import STATE_DIR_ENV, default_state_dir
+    from weltklassebot.service.operator import STATE_DIR_ENV, default_state_dir
 
     if flag is not None:
         return flag

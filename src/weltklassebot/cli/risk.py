@@ -56,7 +56,7 @@ def command() -> None:
 @json_option
 def status(state_dir: Path | None, config_file: Path | None, as_json: bool) -> None:
     """Show the risk state recorded in the state directory (reads only; safe while running)."""
-    from weltklassebot.risk.operator import pending_commands, service_holder
+    from weltklassebot.service.operator import pending_commands, service_holder
 
     directory = resolve_state_dir(state_dir, config_file)
     _require_dir(directory)
@@ -162,7 +162,7 @@ def _operate(action: Literal["halt", "resume"], directory: Path, *, reason: str,
              keep_peak: bool, wait_s: float, as_json: bool) -> None:
     import time
 
-    from weltklassebot.risk.operator import (
+    from weltklassebot.service.operator import (
         OperatorCommand,
         ServiceLockHeld,
         StateDirUnwritable,
@@ -232,13 +232,13 @@ def _write_offline(directory: Path, command_: Any, *, wall_ns: int) -> dict[str,
     nothing was written. When the transition was written but its audit record was not, returns
     the report with ``error`` set: the state did change, and the caller must say so.
     """
-    from weltklassebot.risk.operator import outcome_message, pending_commands
     from weltklassebot.risk.recovery import (
         OFFLINE_SOURCE,
         OPERATOR_COMMAND_KIND,
         RISK_TRANSITION_KIND,
         operator_transition,
     )
+    from weltklassebot.service.operator import outcome_message, pending_commands
     from weltklassebot.state.codec import KNOWN_KINDS
     from weltklassebot.state.errors import StoreLocked, StoreWriteError
     from weltklassebot.state.jsonl_store import JsonlStore, StoreConfig
@@ -362,14 +362,14 @@ _NO_SERVICE = "No service is running on this directory."
 
 
 def _io_cause(operation: str, path: Path, code: int | None) -> str:
-    from weltklassebot.risk.operator import errno_name
+    from weltklassebot.service.operator import errno_name
 
     detail = os.strerror(code) if code else "unknown error"
     return f"could not {operation} {path.name}: {errno_name(code)} ({detail})"
 
 
 def _write_fix(code: int | None, directory: Path) -> str:
-    from weltklassebot.risk.operator import write_fix
+    from weltklassebot.service.operator import write_fix
 
     return write_fix(code, directory)
 
@@ -390,7 +390,7 @@ def _says(action: str, state: str | None) -> str:
 
 def _nothing_written(action: str, directory: Path, cause: str, code: int | None, *,
                      says: str, service: str) -> CommandFailed:
-    from weltklassebot.risk.operator import is_permission_error
+    from weltklassebot.service.operator import is_permission_error
 
     return CommandFailed(
         f"risk {action}: nothing was written to the state store at {directory}: {cause}. "
@@ -414,7 +414,7 @@ def _stored_says(action: str, directory: Path) -> str:
 
 
 def _service_note(directory: Path) -> str:
-    from weltklassebot.risk.operator import service_holder
+    from weltklassebot.service.operator import service_holder
 
     holder = service_holder(directory)
     if holder is None:
@@ -431,7 +431,7 @@ def _store_logs_to_stderr() -> None:
 
 def _hand_over(directory: Path, command_: Any, holder: int | None, *, wait_s: float,
                as_json: bool) -> None:
-    from weltklassebot.risk.operator import (
+    from weltklassebot.service.operator import (
         StateDirUnwritable,
         is_permission_error,
         is_queued,

@@ -27,9 +27,9 @@ from weltklassebot.engine.costs import (
     SlippageModel,
     StochasticSlippage,
 )
-from weltklassebot.engine.ingest import BarChunk
 from weltklassebot.engine.venue import SimulatedVenue
 from weltklassebot.errors import StrategyError
+from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.enums import OrderStatus, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.intents import OrderIntent

@@ -1,9 +1,9 @@
 """Risk: pre-trade checks and the ``ACTIVE`` / ``COOL`` / ``HALTED`` state machine.
 
 The engine (``engine``, ``rules``, ``state``, ``config``) is pure and deterministic: integers
-only, time from the event clock passed in by the caller, no I/O. ``operator`` is the edge that
-hands operator commands (``risk halt`` / ``risk resume``) to a running service through its
-state directory. See docs/risk.md.
+only, time from the event clock passed in by the caller, no I/O. It reads the portfolio through
+``weltklassebot.portfolio.view.PortfolioView``. The edges that touch files live in
+``weltklassebot.service`` (operator commands, the risk journal). See docs/risk.md.
 """
 
 from weltklassebot.portfolio.view import PortfolioView

@@ -19,6 +19,7 @@ from weltklassebot import __version__
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.core.timeutil import format_duration, ns_to_basic, ns_to_iso, parse_duration
 from weltklassebot.data.catalog.integrity import check_catalog_file
+from weltklassebot.data.ingest import iter_chunks
 from weltklassebot.data.reader import SnapshotFile, open_snapshot
 from weltklassebot.data.validate import ValidationReport, require_valid
 from weltklassebot.engine.backtest import (
@@ -29,7 +30,6 @@ from weltklassebot.engine.backtest import (
 )
 from weltklassebot.engine.costs import FeeModel
 from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_lines_text
-from weltklassebot.engine.ingest import iter_chunks
 from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
 from weltklassebot.fsutil import sha256_file

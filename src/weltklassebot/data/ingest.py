@@ -1,4 +1,6 @@
-"""Ingest: snapshot batches -> integer-tick column chunks in (ts, symbol) event order.
+"""Ingest: snapshot batches -> integer-tick column chunks (``model.bars.BarChunk``) in
+(ts, symbol) event order. It reads files, so it sits at the data edge; the engine only takes
+the chunks.
 
 Float prices are converted once, here, to integer ticks (``rint(price * 10**k)``, i.e. half-even
 on the float's value) by ``data.reader.to_ticks``, the rule validation checks: a price that does
@@ -14,7 +16,6 @@ instant are in one chunk.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -24,33 +25,11 @@ import pyarrow.compute as pc
 from weltklassebot.core.timeutil import ns_to_iso
 from weltklassebot.data.reader import SnapshotFile, float_array, to_ticks, ts_ns_array
 from weltklassebot.errors import InvalidSnapshot
+from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.instrument import Instrument
 
 CHUNK_ROWS = 1 << 17
 _COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
-
-
-@dataclass(frozen=True, slots=True)
-class BarChunk:
-    """Consecutive events: bar start times, symbol codes and integer-tick prices."""
-
-    ts: np.ndarray
-    codes: np.ndarray | None
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ts.size)
-
-    def as_lists(self) -> tuple[list[int], list[int], list[int], list[int], list[int],
-                                list[float]]:
-        """ts, open, high, low, close, volume as Python lists: the per-bar loops index them
-        far faster than NumPy scalars."""
-        return (self.ts.tolist(), self.open.tolist(), self.high.tolist(), self.low.tolist(),
-                self.close.tolist(), self.volume.tolist())
 
 
 def _to_ticks(values: np.ndarray, increment: Decimal, snapshot: SnapshotFile, column: str,
