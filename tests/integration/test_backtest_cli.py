@@ -28,7 +28,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from support.bars import HOUR, T0, bars_table, read_rows, timed, write_snapshot, write_table
+from support.bars import (
+    HOUR,
+    T0,
+    Row,
+    bars_table,
+    read_rows,
+    timed,
+    write_snapshot,
+    write_table,
+)
 from support.cli import REPO, cli_env, leftovers, run_cli
 from weltklassebot.core.timeutil import ns_to_iso
 
@@ -39,7 +48,10 @@ SAMPLE = REPO / "src" / "weltklassebot" / "sample" / "coinbase_btcusd_1h_2017-07
 SUMMARY_LABELS = ("Total return", "Max drawdown", "Sharpe", "Fills", "Fees paid", "Equity hash")
 
 
-def bad_rows(index: int, bar: tuple[float, ...]) -> list[tuple]:
+Bar = tuple[float, float, float, float, float]  # open, high, low, close, volume
+
+
+def bad_rows(index: int, bar: Bar) -> list[Row]:
     rows = timed(GOOD)
     rows[index] = (rows[index][0], *bar)
     return rows
@@ -60,7 +72,7 @@ def assert_clean_failure(proc: subprocess.CompletedProcess[str], status: int, tm
 
 # -- part 1: bad input -------------------------------------------------------------------------
 
-RULE_CASES: list[tuple[str, int, tuple[float, ...]]] = [
+RULE_CASES: list[tuple[str, int, Bar]] = [
     ("price_finite_positive", 3, (math.nan, 101, 99, 100, 10)),
     ("price_finite_positive", 4, (100, math.inf, 99, 100, 10)),
     ("price_finite_positive", 2, (100, 101, 99, -math.inf, 10)),
@@ -77,7 +89,7 @@ RULE_CASES: list[tuple[str, int, tuple[float, ...]]] = [
 @pytest.mark.parametrize(("rule", "index", "bar"), RULE_CASES,
                          ids=[f"{r}-row{i}" for r, i, _ in RULE_CASES])
 def test_each_value_rule_is_refused_with_exit_1(tmp_path: Path, rule: str, index: int,
-                                                bar: tuple[float, ...]) -> None:
+                                                bar: Bar) -> None:
     path = write_snapshot(tmp_path / "bad.parquet", bad_rows(index, bar))
     proc = run_cli("backtest", "--data-snapshot", path, "--out", tmp_path / "out")
     assert_clean_failure(proc, 1, tmp_path, str(path), f"rule '{rule}'",

@@ -38,7 +38,9 @@ def test_tight_drawdown_cap_halts_and_reports_where_and_why(tmp_path: Path) -> N
     assert (halt["from"], halt["to"], halt["reason"]) == ("ACTIVE", "HALTED", "drawdown_cap")
     assert "reached the cap 0.1 %" in halt["detail"]
     # After the halt only reducing orders pass: risk-increasing ones are denied as `halted`.
-    assert capped["denials"].get("halted", 0) > 0  # type: ignore[union-attr]
+    denials = capped["denials"]
+    assert isinstance(denials, dict)
+    assert denials.get("halted", 0) > 0
     manifest = json.loads((tmp_path / "capped" / "manifest.json").read_text())
     assert manifest["risk"]["transitions"] == transitions
     assert manifest["config"]["risk"]["drawdown_cap"] == "0.001"

@@ -124,8 +124,8 @@ def test_offline_commands_use_the_run_event_clock_and_reset_peak(state_dir: Path
     from weltklassebot.state.jsonl_store import JsonlStore, StoreConfig
 
     written: list[RiskTransition] = []
-    engine = RiskEngine(RiskConfig(drawdown_cap="0.1"), initial_equity=10_000, money_scale=2,
-                        persist=written.append)
+    engine = RiskEngine(RiskConfig.model_validate({"drawdown_cap": "0.1"}), initial_equity=10_000,
+                        money_scale=2, persist=written.append)
     store = JsonlStore.open(state_dir, StoreConfig(), lambda: {"risk": engine.snapshot()})
     store.append("cursor", {"n": 1}, 1_000)
     engine.on_equity(2_000, 12_000)

@@ -42,9 +42,9 @@ def test_transition_is_persisted_before_it_takes_effect_and_survives_restart(
     journal = RiskJournal(store)
     risk = box["risk"] = _engine(journal)
     journal.guard(risk, 10, lambda: risk.on_equity(10, 95_000))
-    assert risk.state is RiskState.ACTIVE
+    before = risk.state
     journal.guard(risk, 20, lambda: risk.on_equity(20, 90_000))  # 10 % down: the cap
-    assert risk.state is RiskState.HALTED
+    assert (before, risk.state) == (RiskState.ACTIVE, RiskState.HALTED)
     store.close()
 
     reopened = _open(tmp_path, {})

@@ -145,7 +145,7 @@ class Rec:
 
 def test_recover_risk_from_checkpoint_and_later_records() -> None:
     seen: list[RiskTransition] = []
-    config = RiskConfig(drawdown_cap="0.1")
+    config = RiskConfig.model_validate({"drawdown_cap": "0.1"})
     engine = RiskEngine(config, initial_equity=1_000, money_scale=2, persist=seen.append)
     engine.on_equity(10, 1_200)
     checkpoint = {"risk": json.loads(json.dumps(engine.snapshot())), "other": 1}

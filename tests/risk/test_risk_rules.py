@@ -243,4 +243,4 @@ def test_config_refuses_unknown_keys_and_bad_values() -> None:
     with pytest.raises(ConfigError, match="--drawdown-cap"):
         config.with_drawdown_cap(2)
     with pytest.raises(ValueError, match="frozen"):
-        config.cooldown = 1  # type: ignore[misc]
+        config.cooldown = 1

@@ -371,10 +371,10 @@ def test_store_failure_halts_at_once_and_is_persisted_later_in_order() -> None:
 
 
 def test_snapshot_restore_round_trip_is_exact() -> None:
-    config = RiskConfig(
+    config = RiskConfig.model_validate(dict(
         max_denials=3, max_consecutive_losses=2, max_window_loss=50, max_orders_per_second=2,
         max_orders_per_minute=5, max_order_qty=4, drawdown_cap="0.2", flatten_on_halt=True,
-    )
+    ))
     risk = RiskEngine(config, initial_equity=100_000, money_scale=2)
     view = FakeView(positions={"BTC": 1}, prices={"BTC": 100})
     risk.check(proposal(qty=9, ts_ns=1), view)
@@ -413,7 +413,8 @@ def test_replay_recorded_transitions_reproduces_state() -> None:
     risk.record_denial(DenialReason.insufficient_buying_power, 4)
     payloads = [json.loads(json.dumps(t.to_payload())) for t in rec.records]
     # replay into an engine whose config has another cooldown: the record decides
-    other = RiskEngine(RiskConfig(cooldown="1h"), initial_equity=100_000, money_scale=2)
+    other = RiskEngine(RiskConfig.model_validate({"cooldown": "1h"}), initial_equity=100_000,
+                       money_scale=2)
     for payload in payloads:
         other.replay_transition(RiskTransition.from_payload(payload))
     assert other.state is COOL

@@ -19,6 +19,7 @@ Run a longer soak with ``.venv/bin/python -m tests.state.faults --seeds 200``.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import shutil
 from collections import Counter
@@ -249,6 +250,10 @@ def trial(built: Built, work: Path, name: str, damage: Callable[[Path], str], ta
     assert (result.backup / "repair.json").exists(), what
 
 
+def _apply(fault: Fault, rng: random.Random, directory: Path) -> str:
+    return fault(directory, rng)
+
+
 def run(base: Path, seeds: range, tally: Tally, *, faults_per_class: int = 2) -> None:
     """Build one store per seed and try every fault class on copies of it."""
     for seed in seeds:
@@ -257,7 +262,8 @@ def run(base: Path, seeds: range, tally: Tally, *, faults_per_class: int = 2) ->
         for name, fault in FAULTS.items():
             for attempt in range(faults_per_class):
                 trial_rng = random.Random(f"{seed}-{name}-{attempt}")
-                trial(built, base / "work", name, lambda d, f=fault, r=trial_rng: f(d, r), tally)
+                trial(built, base / "work", name, functools.partial(_apply, fault, trial_rng),
+                      tally)
 
 
 def last_records_exhaustive(base: Path, tally: Tally) -> None:

@@ -118,6 +118,7 @@ def run_multi(
 def _run(instruments: dict[str, Instrument], intervals: dict[str, int], chunks: list[Any],
          strategy: Any, seed: int, execution: ExecutionSettings) -> Run:
     created: list[Strategy] = []
+    make: Callable[[], Strategy]
     if callable(strategy):
         make = strategy
     else:

@@ -6,6 +6,7 @@ would: such a record passes verification, and only the re-run can catch it.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import shutil
@@ -68,12 +69,12 @@ def generated_tampers(run_dir: Path, rng: random.Random, flips: int) -> Iterator
                 yield Tamper(name, "flip", _flip(name, at, mask))
             for length in sorted({0, 1, size // 2, size - 1, rng.randrange(size)}):
                 yield Tamper(name, "truncate", _truncate(name, length))
-        yield Tamper(name, "delete", lambda d, n=name: (d / n).unlink())
+        yield Tamper(name, "delete", functools.partial(_delete, name))
         garbage = rng.randbytes(max(size, 1))
-        yield Tamper(name, "garbage", lambda d, n=name, g=garbage: (d / n).write_bytes(g))
+        yield Tamper(name, "garbage", functools.partial(_overwrite, name, garbage))
         other = rng.randbytes(rng.randrange(1, 4096))
-        yield Tamper(name, "garbage", lambda d, n=name, g=other: (d / n).write_bytes(g))
-        yield Tamper(name, "append", lambda d, n=name: _append(d / n))
+        yield Tamper(name, "garbage", functools.partial(_overwrite, name, other))
+        yield Tamper(name, "append", functools.partial(_append_to, name))
 
 
 def _flip(name: str, at: int, mask: int) -> Callable[[Path], None]:
@@ -89,6 +90,18 @@ def _truncate(name: str, length: int) -> Callable[[Path], None]:
         with (run_dir / name).open("r+b") as handle:
             handle.truncate(length)
     return apply
+
+
+def _delete(name: str, run_dir: Path) -> None:
+    (run_dir / name).unlink()
+
+
+def _overwrite(name: str, data: bytes, run_dir: Path) -> None:
+    (run_dir / name).write_bytes(data)
+
+
+def _append_to(name: str, run_dir: Path) -> None:
+    _append(run_dir / name)
 
 
 def _append(path: Path) -> None:

@@ -71,10 +71,8 @@ class ScriptedStrategy(Strategy):
 
     def on_start(self, ctx: StrategyContext) -> None:
         self.started += 1
-        if self.per_symbol:
-            self.script = self.script_source.get(ctx.symbol, {})  # type: ignore[assignment]
-        else:
-            self.script = self.script_source  # type: ignore[assignment]
+        source: Any = self.script_source  # a Script, or a Script per symbol when per_symbol
+        self.script = source.get(ctx.symbol, {}) if self.per_symbol else source
 
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
         router = ctx._router
