@@ -263,7 +263,7 @@ class JsonlStore:
             or len(self._pending) + 1 >= config.batch_records
             or self._pending_bytes + len(line) >= config.batch_bytes
         ):
-            self._write([*self._pending, line], seq, seq)
+            self._write([*self._pending, line], seq, seq if durable else None)
             self._pending.clear()
             self._pending_bytes = 0
         else:
@@ -289,7 +289,7 @@ class JsonlStore:
         if not self._pending:
             return
         self._prepare()
-        self._write(self._pending, None, self._next_seq - 1)
+        self._write(self._pending, None, self._next_seq - 1)  # the caller waits: acknowledged
         self._pending.clear()
         self._pending_bytes = 0
 
@@ -420,7 +420,10 @@ class JsonlStore:
         now = self._clock.now_ns() if self._clock is not None else ts_ns
         return now - self._active_birth_ns >= max_age
 
-    def _write(self, lines: list[bytes], seq: int | None, last_seq: int) -> None:
+    def _write(self, lines: list[bytes], seq: int | None, acknowledged: int | None) -> None:
+        # ``acknowledged``: the sequence number a caller waits for (a durable append, flush);
+        # None for a batch written because it grew full, which nobody waits for: its records
+        # stay above the mark until the next acknowledgement, and a crash may drop them.
         data = b"".join(lines)
         fd, path = self._fd, self._active
         assert fd is not None, "writing before a segment exists"
@@ -436,11 +439,12 @@ class JsonlStore:
                 self._ready = False
             raise self._failed("append to", path, exc, seq) from exc
         self._size += len(data)
-        self._mark(last_seq)
+        if acknowledged is not None:
+            self._mark(acknowledged)
 
     def _rotate(self, ts_ns: int, seq: int) -> None:
         if self._pending:
-            self._write(self._pending, seq, self._next_seq - 1)
+            self._write(self._pending, seq, None)
             self._pending.clear()
             self._pending_bytes = 0
         state = self._provider()

@@ -582,7 +582,7 @@ def _damaged(index: int, line: Line, reason: str) -> DamagedLine:
 def _decode(refs: list[SegmentRef], item: tuple[int, bytes]) -> Record:
     seq, raw = item
     try:
-        return decode_line(raw)
+        return decode_line(raw, checksum_verified=True)
     except LineDefect as defect:  # verified before: only a payload the layout check skipped
         ref = next((r for r in reversed(refs) if r.first_seq <= seq), refs[0])
         raise StoreCorrupt(ref.path, 0, seq, defect.reason) from None
