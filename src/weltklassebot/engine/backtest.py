@@ -7,6 +7,7 @@ Orders pass strategy -> risk (optional gate) -> buying-power check -> latency ->
 
 from __future__ import annotations
 
+import heapq
 import sys
 import traceback
 from collections import Counter
@@ -186,6 +187,11 @@ class BacktestEngine:
         self._first_ts: int | None = None
         self._last_ts: int | None = None
         self._batch_sink: BatchSink | None = None
+        # Several symbols: close events wait here, by (event time, symbol, sequence), until no
+        # bar of an earlier instant is still to be matched (see _run_instants).
+        self._closes: list[tuple[int, int, int, tuple[Any, ...]]] = []
+        self._close_seq = 0
+        self._open_instant: int | None = None
         self._fill_count = 0
         self._order_count = 0
 
@@ -324,6 +330,8 @@ class BacktestEngine:
                 progress(len(chunk))
         if not started:
             self.start()
+        if self._closes or self._open_instant is not None:
+            self._guard(self._drain_instants, equity_sink)
         return self.finish()
 
     def finish(self) -> EngineResult:
@@ -383,7 +391,10 @@ class BacktestEngine:
             eq_val, eq_cash = self._run_wake_chunk(chunk, slot, evaluated, wake)
             eq_ts = chunk.ts
         else:
-            eq_ts_list, eq_list, cash_list = self._run_every_bar_chunk(chunk)
+            if chunk.codes is None:
+                eq_ts_list, eq_list, cash_list = self._run_every_bar_chunk(chunk)
+            else:
+                eq_ts_list, eq_list, cash_list = self._run_instants(chunk)
             eq_ts = np.asarray(eq_ts_list, dtype=np.int64)
             eq_val, eq_cash = _int_array(eq_list), _int_array(cash_list)
         self._where = None
@@ -417,12 +428,11 @@ class BacktestEngine:
         return per_slot
 
     def _run_every_bar_chunk(self, chunk: BarChunk) -> tuple[list[int], list[int], list[int]]:
+        """One symbol, every bar: match at ``ts``, close event at ``ts + interval``, equity."""
         n = len(chunk)
         ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
-        codes = chunk.codes.tolist() if chunk.codes is not None else None
-        slots = self._slots
-        series_by_slot = self._series_lists(chunk)
-        single = slots[0] if codes is None else None
+        slot = self._slots[0]
+        series_values = self._series_lists(chunk)[0]
         venue = self.venue
         ledger = self.ledger
         clock = self.clock
@@ -431,22 +441,18 @@ class BacktestEngine:
         eq_ts: list[int] = []
         eq_val: list[int] = []
         eq_cash: list[int] = []
-        positions = [s.position for s in slots]
-        code = 0
+        position = slot.position
+        symbol = slot.symbol
+        interval = slot.interval
+        bar = slot.bar
         for i in range(n):
             ts = ts_l[i]
-            if single is not None:
-                slot = single
-            else:
-                code = codes[i]  # type: ignore[index]
-                slot = slots[code]
-            self._where = (slot.symbol, ts)
+            self._where = (symbol, ts)
             if venue.open_count:
                 cap = None if participation is None else _volume_cap(v_l[i], participation, slot)
                 clock._now = ts  # fills happen inside the bar; on_fill acts at its start
-                venue.process_bar(slot.symbol, ts, o_l[i], h_l[i], l_l[i], cap)
-            clock._now = ts + slot.interval  # close event of this bar
-            bar = slot.bar
+                venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
+            clock._now = ts + interval  # close event of this bar
             bar.index = slot.bars_seen
             slot.bars_seen += 1
             bar.ts_ns = ts
@@ -455,27 +461,123 @@ class BacktestEngine:
             bar.low = l_l[i]
             bar.close = c_l[i]
             bar.volume = v_l[i]
-            slot.position.last_price = c_l[i]
-            for series, values, ready in series_by_slot[code]:
+            position.last_price = c_l[i]
+            for series, values, ready in series_values:
                 series.value = values[i]
                 series.ready = ready[i]
             slot.on_bar(slot.ctx, bar)
-            if codes is not None and i + 1 < n and ts_l[i + 1] == ts:
-                continue  # more bars of this instant: one equity point per timestamp
             cash = ledger.cash
-            equity = cash
-            for pos in positions:
-                if pos.qty:
-                    equity += pos.mark()
+            equity = cash + position.mark() if position.qty else cash
             eq_ts.append(ts)
             eq_val.append(equity)
             eq_cash.append(cash)
             if gate is not None:
                 # Risk runs on the event clock: this equity is known at the bar's close event.
-                intents = gate.on_equity(ts + slot.interval, equity, self.portfolio_view)
+                intents = gate.on_equity(ts + interval, equity, self.portfolio_view)
                 if intents:
                     self._place(intents)
         return eq_ts, eq_val, eq_cash
+
+    def _run_instants(self, chunk: BarChunk) -> tuple[list[int], list[int], list[int]]:
+        """Several symbols, in event-time order: events run by (event time, symbol, sequence).
+
+        At an instant every symbol's bar is matched (fills at ``ts``) before any close event
+        (the strategy's ``on_bar`` at ``ts + interval``); a close event runs once no bar
+        starting before its time is left to match, so the event clock never goes back, also
+        when symbols have different intervals. The equity point of an instant is taken when
+        the next instant starts (or the data ends), after every close event due by then.
+        """
+        codes_arr = chunk.codes
+        assert codes_arr is not None
+        n = len(chunk)
+        ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
+        codes = codes_arr.tolist()
+        slots = self._slots
+        series_by_slot = self._series_lists(chunk)
+        venue = self.venue
+        clock = self.clock
+        participation = self.execution.participation
+        closes = self._closes
+        eq: tuple[list[int], list[int], list[int]] = ([], [], [])
+        i = 0
+        while i < n:
+            ts = ts_l[i]
+            self._close_instant(ts, eq)
+            if ts < clock._now:
+                raise AssertionError(f"event clock would go back from {clock._now} to {ts}")
+            j = i
+            while j < n and ts_l[j] == ts:
+                j += 1
+            clock._now = ts  # fills happen inside the bars; on_fill acts at their start
+            for k in range(i, j):
+                slot = slots[codes[k]]
+                if venue.open_count:
+                    self._where = (slot.symbol, ts)
+                    cap = None if participation is None else _volume_cap(v_l[k], participation,
+                                                                          slot)
+                    venue.process_bar(slot.symbol, ts, o_l[k], h_l[k], l_l[k], cap)
+                values = tuple((series, values[k], ready[k])
+                               for series, values, ready in series_by_slot[codes[k]])
+                self._close_seq += 1
+                heapq.heappush(closes, (ts + slot.interval, codes[k], self._close_seq,
+                                        (ts, o_l[k], h_l[k], l_l[k], c_l[k], v_l[k], values)))
+            self._open_instant = ts
+            i = j
+        return eq
+
+    def _drain_instants(self, equity_sink: EquitySink) -> None:
+        """At the end of the data: every close event still due, then the last equity point."""
+        eq: tuple[list[int], list[int], list[int]] = ([], [], [])
+        self._close_instant(None, eq)
+        self._where = None
+        self._equity_points += len(eq[0])
+        equity_sink(np.asarray(eq[0], dtype=np.int64), _int_array(eq[1]), _int_array(eq[2]))
+
+    def _close_instant(self, until: int | None,
+                       eq: tuple[list[int], list[int], list[int]]) -> None:
+        """Run close events due at or before ``until`` (all with None), then take the equity
+        point of the open instant."""
+        closes = self._closes
+        clock = self.clock
+        slots = self._slots
+        while closes and (until is None or closes[0][0] <= until):
+            close_ts, code, _seq, (ts, o, h, lo, c, v, values) = heapq.heappop(closes)
+            slot = slots[code]
+            if close_ts < clock._now:
+                raise AssertionError(f"event clock would go back from {clock._now} to {close_ts}")
+            clock._now = close_ts
+            self._where = (slot.symbol, ts)
+            bar = slot.bar
+            bar.index = slot.bars_seen
+            slot.bars_seen += 1
+            bar.ts_ns = ts
+            bar.open = o
+            bar.high = h
+            bar.low = lo
+            bar.close = c
+            bar.volume = v
+            slot.position.last_price = c
+            for series, value, ready in values:
+                series.value = value
+                series.ready = ready
+            slot.on_bar(slot.ctx, bar)
+        instant = self._open_instant
+        if instant is None:
+            return
+        self._open_instant = None
+        cash = self.ledger.cash
+        equity = cash
+        for slot in slots:
+            if slot.position.qty:
+                equity += slot.position.mark()
+        eq[0].append(instant)
+        eq[1].append(equity)
+        eq[2].append(cash)
+        if self.gate is not None:
+            # Risk runs on the event clock: this equity is known now.
+            intents = self.gate.on_equity(clock._now, equity, self.portfolio_view)
+            if intents:
+                self._place(intents)
 
     def _run_wake_chunk(self, chunk: BarChunk, slot: _SymbolSlot,
                         evaluated: list[tuple[Series, np.ndarray, np.ndarray]],
