@@ -192,6 +192,9 @@ class BacktestEngine:
         self._closes: list[tuple[int, int, int, tuple[Any, ...]]] = []
         self._close_seq = 0
         self._open_instant: int | None = None
+        self.quiet_skip = True
+        """Account for runs of quiet bars in bulk (see _run_single); off only to prove that
+        results do not depend on it."""
         self._fill_count = 0
         self._order_count = 0
 
@@ -383,18 +386,11 @@ class BacktestEngine:
             return
         if self._first_ts is None:
             self._first_ts = int(chunk.ts[0])
-        if chunk.codes is None and self.gate is None and self._slots[0].series.wake is not None:
-            slot = self._slots[0]
-            evaluated = slot.series.evaluate(_columns(chunk, None))
-            wake = slot.series.wake_indices(evaluated)
-            assert wake is not None
-            eq_val, eq_cash = self._run_wake_chunk(chunk, slot, evaluated, wake)
+        if chunk.codes is None:
+            eq_val, eq_cash = self._run_single(chunk)
             eq_ts = chunk.ts
         else:
-            if chunk.codes is None:
-                eq_ts_list, eq_list, cash_list = self._run_every_bar_chunk(chunk)
-            else:
-                eq_ts_list, eq_list, cash_list = self._run_instants(chunk)
+            eq_ts_list, eq_list, cash_list = self._run_instants(chunk)
             eq_ts = np.asarray(eq_ts_list, dtype=np.int64)
             eq_val, eq_cash = _int_array(eq_list), _int_array(cash_list)
         self._where = None
@@ -426,57 +422,6 @@ class BacktestEngine:
                 aligned.append((series, full.tolist(), full_ready.tolist()))
             per_slot.append(aligned)
         return per_slot
-
-    def _run_every_bar_chunk(self, chunk: BarChunk) -> tuple[list[int], list[int], list[int]]:
-        """One symbol, every bar: match at ``ts``, close event at ``ts + interval``, equity."""
-        n = len(chunk)
-        ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
-        slot = self._slots[0]
-        series_values = self._series_lists(chunk)[0]
-        venue = self.venue
-        ledger = self.ledger
-        clock = self.clock
-        gate = self.gate
-        participation = self.execution.participation
-        eq_ts: list[int] = []
-        eq_val: list[int] = []
-        eq_cash: list[int] = []
-        position = slot.position
-        symbol = slot.symbol
-        interval = slot.interval
-        bar = slot.bar
-        for i in range(n):
-            ts = ts_l[i]
-            self._where = (symbol, ts)
-            if venue.open_count:
-                cap = None if participation is None else _volume_cap(v_l[i], participation, slot)
-                clock._now = ts  # fills happen inside the bar; on_fill acts at its start
-                venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
-            clock._now = ts + interval  # close event of this bar
-            bar.index = slot.bars_seen
-            slot.bars_seen += 1
-            bar.ts_ns = ts
-            bar.open = o_l[i]
-            bar.high = h_l[i]
-            bar.low = l_l[i]
-            bar.close = c_l[i]
-            bar.volume = v_l[i]
-            position.last_price = c_l[i]
-            for series, values, ready in series_values:
-                series.value = values[i]
-                series.ready = ready[i]
-            slot.on_bar(slot.ctx, bar)
-            cash = ledger.cash
-            equity = cash + position.mark() if position.qty else cash
-            eq_ts.append(ts)
-            eq_val.append(equity)
-            eq_cash.append(cash)
-            if gate is not None:
-                # Risk runs on the event clock: this equity is known at the bar's close event.
-                intents = gate.on_equity(ts + interval, equity, self.portfolio_view)
-                if intents:
-                    self._place(intents)
-        return eq_ts, eq_val, eq_cash
 
     def _run_instants(self, chunk: BarChunk) -> tuple[list[int], list[int], list[int]]:
         """Several symbols, in event-time order: events run by (event time, symbol, sequence).
@@ -579,49 +524,72 @@ class BacktestEngine:
             if intents:
                 self._place(intents)
 
-    def _run_wake_chunk(self, chunk: BarChunk, slot: _SymbolSlot,
-                        evaluated: list[tuple[Series, np.ndarray, np.ndarray]],
-                        wake: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Single symbol with a wake series: bars where nothing can happen (no open order, no
-        wake) are accounted for in bulk; the others go through the full per-bar path."""
+    def _run_single(self, chunk: BarChunk) -> tuple[np.ndarray, np.ndarray]:
+        """One symbol, bar by bar: match at ``ts``, the close event at ``ts + interval``
+        (``on_bar``), the equity point, risk.
+
+        The guarded fast path: when the strategy declared a ``wake_on`` series and the skip is
+        on, a run of bars where nothing can happen (no open order, no wake bar) is accounted
+        for in bulk with vectorised marks and no strategy call; with risk limits the gate
+        still sees every bar's equity at its close event, and an intent it returns (flatten)
+        ends the run there. Results are the same with the skip off (``quiet_skip = False``).
+        """
         n = len(chunk)
         ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
-        c_arr = chunk.close
+        slot = self._slots[0]
+        evaluated = slot.series.evaluate(_columns(chunk, None)) if slot.series.items else []
+        wake = slot.series.wake_indices(evaluated) if self.quiet_skip else None
         series_lists = [(series, values.tolist(), ready.tolist())
                         for series, values, ready in evaluated]
         venue = self.venue
         ledger = self.ledger
+        clock = self.clock
+        gate = self.gate
+        view = self.portfolio_view
         pos = slot.position
+        bar = slot.bar
         symbol = slot.symbol
+        interval = slot.interval
         participation = self.execution.participation
-        eq_val = np.zeros(n, dtype=np.int64)
-        eq_cash = np.zeros(n, dtype=np.int64)
+        eq_val: list[int] = []
+        eq_cash: list[int] = []
+        every = wake is None
+        n_wake = 0 if wake is None else len(wake)
         w = 0
-        n_wake = len(wake)
+        next_wake = 0
         i = 0
         while i < n:
-            next_wake = wake[w] if w < n_wake else n
-            if i < next_wake and not venue.has_open(symbol):
-                j = next_wake
-                cash = ledger.cash
-                values = _marks(pos.qty, c_arr[i:j], slot) if pos.qty else None
-                eq_val, eq_cash = _store_segment(eq_val, eq_cash, i, j, cash, values)
-                pos.last_price = c_l[j - 1]
-                slot.bars_seen += j - i
-                i = j
-                continue
+            if not every:
+                assert wake is not None
+                next_wake = wake[w] if w < n_wake else n
+                if i < next_wake and not venue.has_open(symbol):
+                    if gate is None:
+                        j = next_wake
+                        cash = ledger.cash
+                        eq_cash.extend([cash] * (j - i))
+                        if pos.qty:
+                            eq_val.extend(_equity_values(cash, _marks(pos.qty, chunk.close[i:j],
+                                                                      slot)))
+                        else:
+                            eq_val.extend([cash] * (j - i))
+                        pos.last_price = c_l[j - 1]
+                        slot.bars_seen += j - i
+                        i = j
+                    else:
+                        i = self._quiet_with_gate(i, next_wake, ts_l, c_l, eq_val, eq_cash)
+                    continue
             ts = ts_l[i]
             self._where = (symbol, ts)
             if venue.open_count:
                 cap = None if participation is None else _volume_cap(v_l[i], participation, slot)
-                self.clock._now = ts
+                clock._now = ts  # fills happen inside the bar; on_fill acts at its start
                 venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
-            self.clock._now = ts + slot.interval
+            clock._now = ts + interval  # close event of this bar
             close = c_l[i]
             pos.last_price = close
-            if i == next_wake:
-                w += 1
-                bar = slot.bar
+            if every or i == next_wake:
+                if not every:
+                    w += 1
                 bar.index = slot.bars_seen
                 bar.ts_ns = ts
                 bar.open = o_l[i]
@@ -636,14 +604,43 @@ class BacktestEngine:
             slot.bars_seen += 1
             cash = ledger.cash
             equity = cash + pos.mark() if pos.qty else cash
-            if eq_val.dtype != object and abs(cash) < _INT64_SAFE and abs(equity) < _INT64_SAFE:
-                eq_cash[i] = cash
-                eq_val[i] = equity
-            else:
-                eq_val, eq_cash = _store_segment(eq_val, eq_cash, i, i + 1, cash,
-                                                 np.array([equity - cash], dtype=object))
+            eq_cash.append(cash)
+            eq_val.append(equity)
+            if gate is not None:
+                # Risk runs on the event clock: this equity is known at the bar's close event.
+                intents = gate.on_equity(ts + interval, equity, view)
+                if intents:
+                    self._place(intents)
             i += 1
-        return eq_val, eq_cash
+        return _int_array(eq_val), _int_array(eq_cash)
+
+    def _quiet_with_gate(self, i: int, j: int, ts_l: list[int], c_l: list[int],
+                         eq_val: list[int], eq_cash: list[int]) -> int:
+        """Quiet bars i..j-1 with risk limits: no strategy call, but every close event's equity
+        goes to the gate. Returns where to go on (after an intent, the next bar)."""
+        slot = self._slots[0]
+        pos = slot.position
+        ledger = self.ledger
+        clock = self.clock
+        gate = self.gate
+        assert gate is not None
+        view = self.portfolio_view
+        interval = slot.interval
+        for k in range(i, j):
+            close_ts = ts_l[k] + interval
+            self._where = (slot.symbol, ts_l[k])
+            clock._now = close_ts
+            pos.last_price = c_l[k]
+            slot.bars_seen += 1
+            cash = ledger.cash
+            equity = cash + pos.mark() if pos.qty else cash
+            eq_cash.append(cash)
+            eq_val.append(equity)
+            intents = gate.on_equity(close_ts, equity, view)
+            if intents:
+                self._place(intents)
+                return k + 1
+        return j
 
     def _guard(self, call: Callable[..., None], *args: Any) -> None:
         """Run ``call``; an exception raised inside strategy code becomes a StrategyError."""
@@ -714,26 +711,13 @@ def _marks(qty: int, closes: np.ndarray, slot: _SymbolSlot) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def _store_segment(eq_val: np.ndarray, eq_cash: np.ndarray, i: int, j: int, cash: int,
-                   marks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Write equity (= cash + marks) and cash for bars i..j-1, exactly.
-
-    int64 arrays are used while every value fits; otherwise they turn into object arrays of
-    Python ints (never a silent wrap-around).
-    """
-    fits = abs(cash) < _INT64_SAFE
-    if marks is not None and fits and marks.dtype != object:
-        fits = int(np.abs(marks).max()) < _INT64_SAFE
-    if marks is not None and marks.dtype == object:
-        fits = fits and all(abs(int(m)) < _INT64_SAFE for m in marks.tolist())
-        if fits:
-            marks = marks.astype(np.int64)
-    if not fits and eq_val.dtype != object:
-        eq_val = eq_val.astype(object)
-        eq_cash = eq_cash.astype(object)
-    eq_cash[i:j] = cash
-    eq_val[i:j] = cash if marks is None else marks + cash
-    return eq_val, eq_cash
+def _equity_values(cash: int, marks: np.ndarray) -> list[int]:
+    """cash + each mark, exact (int64 while every value fits, else Python ints)."""
+    if marks.dtype != object and abs(cash) < _INT64_SAFE and (
+            not marks.size or int(np.abs(marks).max()) < _INT64_SAFE):
+        values: list[int] = (marks + cash).tolist()
+        return values
+    return [cash + int(m) for m in marks.tolist()]
 
 
 def _int_array(values: list[int]) -> np.ndarray:
