@@ -1,33 +1,59 @@
-"""Backtest throughput and memory: ``python benchmarks/bench_backtest.py [--bars N]``.
+"""Backtest speed against an older commit: ``python benchmarks/bench_backtest.py [--bars N]
+[--baseline REV] [--repeat K]``.
 
-Generates N seeded bars (default 1,000,000) and reports, for ``sma_cross``:
+Each workload runs ``python -m cli backtest`` in its own process twice: once with this checkout's
+``src`` and once with the ``src`` of a git worktree of ``--baseline`` (default ``b0a67b4``, the
+release before the order-path work), on the same generated file, in the same run. Reported per
+workload and version: the in-process time (the manifest's ``wall_time_seconds``: from opening the
+snapshot to the run directory's final rename), the whole-process time and peak RSS, and the
+ratio old/new (above 1 means faster than before). Ratios are the claim; absolute figures only
+illustrate (machines are noisy, ``--repeat`` keeps the best of K runs of each).
 
-* bars/s in process, from opening the snapshot to the run directory's final rename;
-* whole-process wall time of ``python -m cli backtest`` on the same file (start-up included);
-* peak RSS of that process;
-* the same figures for a plain-Python loop doing the same crossover logic (baseline measured in
-  the same run, in its own process), and the ratios.
+Workloads, on N one-minute bars (default 1,000,000):
 
-Timing claims live here, not in unit tests: machines are noisy. Run it on a quiet machine.
+* ``sma_cross`` and ``donchian_breakout`` with default settings on a bounded random walk;
+* **order-heavy**: ``donchian_breakout``, qty 1, cash 10^12 (never refused), on an additive
+  random walk around 10,000 (``order_walk`` below), with orders placed / cancelled / filled
+  and orders per second;
+* **refused**: the same strategy and file with so little cash that, once fees have eaten it, the
+  strategy's entry stops are refused for buying power and resubmitted at every bar.
+
+For every workload the fills, orders, equity and events of both versions are compared and the
+script prints ``identical`` or exits 1. The plain-Python loop (same crossover logic as
+``sma_cross``, no exactness or I/O) is measured in the same run as a yardstick.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bars import write_bars
 
-BASELINE = r'''
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BASELINE = "b0a67b4"
+MINUTE_NS = 60_000_000_000
+ORDER_WALK_SEED = 42
+# Refused workload: the order-heavy run pays about 0.87 money units of fees per bar at a price
+# near 10,000; with this cash its equity falls below one unit's price around the middle of the
+# 1M bars, and from then on the entry stops are refused at every bar.
+REFUSED_CASH_PER_BAR = "0.5"
+
+BASELINE_LOOP = r'''
 import sys, time
 import pyarrow.parquet as pq
 t0 = time.perf_counter()
@@ -65,78 +91,202 @@ elapsed = time.perf_counter() - t0
 print(elapsed, fills)
 '''
 
-
-IN_PROCESS = r'''
-import sys, time
-from pathlib import Path
-from weltklassebot.config.model import BacktestConfig
-from weltklassebot.runs.backtest import RunRequest, execute
-config = BacktestConfig.model_validate({"data": {"snapshot": sys.argv[1]}})
-out = Path(sys.argv[2])
-request = RunRequest(config=config, config_file=None, argv=sys.argv, out=out,
-                     runs_dir=out.parent)
-t0 = time.perf_counter()
-execute(request)  # validation, run, outputs, manifest, fsync and the final rename
-print(time.perf_counter() - t0)
-'''
+# Run by each version's interpreter process: names the package it imported, so a wrong
+# PYTHONPATH (the installed checkout winning over the worktree) cannot go unnoticed.
+WHICH = "import weltklassebot, cli; print(weltklassebot.__file__); print(cli.__file__)"
 
 
-def run_in_process(snapshot: Path, out: Path) -> float:
-    """Seconds from opening the snapshot to the run directory's final rename."""
-    done = subprocess.run([sys.executable, "-c", IN_PROCESS, str(snapshot), str(out)],
-                          env=dict(os.environ, PYTHONHASHSEED="0"), capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"backtest failed: {done.stderr}")
-    return float(done.stdout.split()[-1])
+def order_walk(path: Path, n: int, seed: int = ORDER_WALK_SEED) -> Path:
+    """One-minute bars of an additive random walk: close = 10,000 + cumsum N(0, 1), open = the
+    previous close, high/low = max/min(open, close) -/+ U(0, 1), prices to 0.01."""
+    rng = np.random.default_rng(seed)
+    close = np.round(10_000 + np.cumsum(rng.normal(0.0, 1.0, n)), 2)
+    open_ = np.concatenate(([10_000.0], close[:-1]))
+    high = np.round(np.maximum(open_, close) + rng.random(n), 2)
+    low = np.round(np.minimum(open_, close) - rng.random(n), 2)
+    ts = 1_700_000_000 * 10**9 + MINUTE_NS * np.arange(n, dtype=np.int64)
+    table = pa.table({"ts": pa.array(ts, type=pa.timestamp("ns", tz="UTC")), "open": open_,
+                      "high": high, "low": low, "close": close,
+                      "volume": np.round(rng.random(n) * 10, 4)})
+    pq.write_table(table, path, compression="zstd", row_group_size=1 << 18)
+    return path
 
 
-def run_cli(snapshot: Path, out: Path) -> tuple[float, float, dict[str, object]]:
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    code = (
-        "import resource, runpy, sys, time;"
-        "sys.argv=['cli','backtest','--data-snapshot',sys.argv[1],'--out',sys.argv[2],'--json',"
-        "'--no-progress'];"
-        "runpy.run_module('cli', run_name='__main__')"
-    )
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, str(snapshot), str(out)], env=env,
-                          capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"backtest failed: {done.stderr}")
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    summary = json.loads(done.stdout)
-    manifest = json.loads((out / "manifest.json").read_text())
-    return wall, rss_mb, {"summary": summary, "in_process": manifest["wall_time_seconds"]}
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    snapshot: Path
+    config: str  # TOML
+    counts: bool = False  # report order counts and orders/s
+
+
+@dataclass(frozen=True)
+class Result:
+    in_process: float
+    whole: float
+    rss_mib: float
+    summary: dict[str, object]
+    out: Path
+
+
+def check_source(env: dict[str, str], src: Path, cwd: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", WHICH], env=env, cwd=cwd, capture_output=True,
+                          text=True, check=True)
+    for line in done.stdout.split():
+        if not Path(line).resolve().is_relative_to(src.resolve()):
+            raise SystemExit(f"the run meant for {src} imported {line}; check PYTHONPATH")
+
+
+def run_cli(src: Path, workload: Workload, out: Path, work: Path) -> Result:
+    """One backtest in its own process with ``src`` first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0")
+    config = work / f"{workload.name}.toml"
+    config.write_text(workload.config, encoding="utf-8")
+    argv = [sys.executable, "-m", "cli", "backtest", "--config", str(config),
+            "--data-snapshot", str(workload.snapshot), "--out", str(out), "--json",
+            "--no-progress"]
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, cwd=work, stdout=stdout, stderr=stderr)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        whole = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            stderr.seek(0)
+            raise SystemExit(f"{workload.name} with {src} failed ({proc.returncode}): "
+                             f"{stderr.read().decode(errors='replace')}")
+        stdout.seek(0)
+        summary = json.loads(stdout.read())
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    return Result(float(manifest["wall_time_seconds"]), whole, usage.ru_maxrss / 1024, summary,
+                  out)
+
+
+def _records(path: Path) -> pa.Table:
+    table = pq.read_table(path)
+    # Orders are compared by id: older releases wrote them in the order they closed, newer
+    # ones by id within each batch. Every other file is compared row for row.
+    if path.name == "orders.parquet":
+        table = table.sort_by("order_id")
+    return table
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """Names of the outputs that differ between two run directories (empty: identical)."""
+    differ = []
+    for name in ("fills.parquet", "orders.parquet", "equity.parquet"):
+        if not _records(a / name).equals(_records(b / name)):
+            differ.append(name)
+    if (a / "events.jsonl").read_bytes() != (b / "events.jsonl").read_bytes():
+        differ.append("events.jsonl")
+    return differ
+
+
+def order_counts(run: Path) -> dict[str, int]:
+    status = pq.read_table(run / "orders.parquet", columns=["status"]).column("status")
+    counts = collections.Counter(status.to_pylist())
+    refused = counts.pop("rejected", 0)
+    return {"placed": sum(counts.values()), "cancelled": counts["cancelled"],
+            "filled": counts["filled"], "expired": counts["expired"], "refused": refused}
+
+
+def best(results: list[Result]) -> Result:
+    return min(results, key=lambda r: r.in_process)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
-    parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the snapshot here")
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE,
+                        help=f"commit to compare with (default {DEFAULT_BASELINE})")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per version, best kept")
+    parser.add_argument("--only", action="append", default=None,
+                        help="run only this workload (repeatable)")
     args = parser.parse_args()
+    n = args.bars
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        snapshot = args.keep or tmp / "bars.parquet"
-        if not snapshot.exists():
-            write_bars(snapshot, args.bars)
-        wall, rss_mb, _info = run_cli(snapshot, tmp / "run")
-        in_process = run_in_process(snapshot, tmp / "run-in-process")
+        base_src = tmp / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
+                        str(base_src), args.baseline], check=True)
+        try:
+            run_all(args, n, tmp, base_src / "src")
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            str(base_src)], check=False)
+
+
+def run_all(args: argparse.Namespace, n: int, tmp: Path, base_src: Path) -> None:
+    ours_src = REPO / "src"
+    work = tmp / "work"
+    work.mkdir()
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    for src in (ours_src, base_src):
+        check_source(dict(env, PYTHONPATH=str(src)), src, work)
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.baseline],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    walk = write_bars(tmp / "walk.parquet", n)
+    heavy = order_walk(tmp / "order-walk.parquet", n)
+    donchian_1 = ('[data]\nprice_increment = "0.01"\n[strategy]\nname = "donchian_breakout"\n'
+                  '[strategy.params]\nqty = 1\n')
+    refused_cash = int(n * float(REFUSED_CASH_PER_BAR))
+    workloads = [
+        Workload("sma_cross", walk, '[strategy]\nname = "sma_cross"\n'),
+        Workload("donchian_breakout", walk, '[strategy]\nname = "donchian_breakout"\n'),
+        Workload("order-heavy", heavy,
+                 donchian_1 + '[execution]\ninitial_cash = "1000000000000"\n', counts=True),
+        Workload("refused", heavy, donchian_1 + f'[execution]\ninitial_cash = "{refused_cash}"\n',
+                 counts=True),
+    ]
+    if args.only:
+        workloads = [w for w in workloads if w.name in args.only]
+    print(f"bars {n:,}; baseline {args.baseline} ({commit}); best of {args.repeat}")
+    print(f"{'workload':<18}{'version':<10}{'in process':>12}{'whole':>10}{'RSS MiB':>9}"
+          f"{'ratio old/new':>15}")
+    failed = []
+    sma_current: Result | None = None
+    for w in workloads:
+        runs: dict[str, list[Result]] = {"baseline": [], "current": []}
+        for k in range(args.repeat):
+            for label, src in (("baseline", base_src), ("current", ours_src)):
+                runs[label].append(run_cli(src, w, tmp / f"{w.name}-{label}-{k}", work))
+        old, new = best(runs["baseline"]), best(runs["current"])
+        if w.name == "sma_cross":
+            sma_current = new
+        ratio = old.in_process / new.in_process
+        whole_ratio = old.whole / new.whole
+        for label, r in (("baseline", old), ("current", new)):
+            print(f"{w.name:<18}{label:<10}{r.in_process:>10.2f} s{r.whole:>8.2f} s"
+                  f"{r.rss_mib:>9,.0f}")
+        print(f"{w.name:<18}{'ratio':<10}{ratio:>10.2f} x{whole_ratio:>8.2f} x"
+              f"{'':>9}{'(in process, whole)':>15}")
+        if w.counts:
+            for label, r in (("baseline", old), ("current", new)):
+                c = order_counts(r.out)
+                handled = c["placed"] + c["refused"]
+                print(f"{'':<18}{label:<10}orders placed {c['placed']:,} / cancelled "
+                      f"{c['cancelled']:,} / filled {c['filled']:,} / expired {c['expired']:,}"
+                      f" / refused {c['refused']:,}; {handled / r.in_process:,.0f} orders/s")
+        differ = compare(old.out, new.out)
+        if old.summary["equity_hash"] != new.summary["equity_hash"]:
+            differ.append("equity hash")
+        verdict = "identical" if not differ else "DIFFERENT: " + ", ".join(differ)
+        print(f"{'':<18}outputs   {verdict} (hash {str(new.summary['equity_hash'])[:16]}…)")
+        if differ:
+            failed.append(w.name)
+    if not args.only or "sma_cross" in args.only:
         t0 = time.perf_counter()
-        base = subprocess.run([sys.executable, "-c", BASELINE, str(snapshot)],
+        loop = subprocess.run([sys.executable, "-c", BASELINE_LOOP, str(walk)],
                               capture_output=True, text=True, check=True)
-        base_wall = time.perf_counter() - t0
-        base_loop = float(base.stdout.split()[0])
-    n = args.bars
-    print(f"bars                          {n:,}")
-    print(f"weltklassebot in process      {in_process:.3f} s   {n / in_process:,.0f} bars/s")
-    print(f"weltklassebot whole process   {wall:.3f} s   (python -m cli backtest)")
-    print(f"weltklassebot peak RSS        {rss_mb:,.0f} MiB")
-    print(f"plain-Python loop in process  {base_loop:.3f} s   {n / base_loop:,.0f} bars/s")
-    print(f"plain-Python whole process    {base_wall:.3f} s")
-    print(f"ratio in process (ours/loop)  {base_loop / in_process:.2f}x the loop's speed")
-    print(f"ratio whole process           {base_wall / wall:.2f}x the loop's speed")
+        loop_wall = time.perf_counter() - t0
+        loop_in = float(loop.stdout.split()[0])
+        print(f"plain-Python sma loop   {loop_in:.2f} s in process ({n / loop_in:,.0f} bars/s),"
+              f" {loop_wall:.2f} s whole")
+        if sma_current is not None:
+            print(f"sma_cross / loop        {loop_in / sma_current.in_process:.2f}x the loop's "
+                  f"speed in process, {loop_wall / sma_current.whole:.2f}x whole")
+    if failed:
+        raise SystemExit(f"outputs differ from {args.baseline} for: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
