@@ -324,7 +324,8 @@ def test_bars_after_i_never_change_decisions_up_to_i(data: Any, setup: tuple[
         fills = [f for f in out.result.fills if f.ts_ns <= cut_ts]
         orders = [(o.order_id, o.symbol, o.side, o.type, o.qty, o.limit, o.stop, o.tif,
                    o.ts_submitted_ns, o.active_from_ns)
-                  for o in out.result.orders if o.ts_submitted_ns <= cut_ts + HOUR]
+                  for o in sorted(out.result.orders, key=lambda o: o.order_id)
+                  if o.ts_submitted_ns <= cut_ts + HOUR]  # decisions, whenever they closed
         equity = [(t, v) for t, v in zip(out.eq_ts, out.eq_val, strict=True) if t <= cut_ts]
         return fills, orders, equity
 
