@@ -4,12 +4,15 @@ Orders are processed in order-id order within a bar, so the outcome never depend
 set iteration. Quantities: without a volume cap an order fills whole; with a cap, the bar's
 ``floor(volume * participation)`` is shared by the orders in id order and the rest waits
 (GTC) or is cancelled (IOC). A zero-volume bar fills nothing when a cap is set.
+
+Each symbol's book is a dict kept in order-id order (orders arrive with rising ids; one that
+does not re-sorts the book), and the open quantity of each side is kept up to date as orders
+rest, fill and close, so neither matching nor the buying-power check sorts or sums the book.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from weltklassebot.engine.costs import FeeModel, SlippageModel
 from weltklassebot.engine.fill_model import fill_point
@@ -17,12 +20,20 @@ from weltklassebot.model.enums import Liquidity, OrderStatus, OrderType, TimeInF
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill, Order
 
+_STOP = OrderType.STOP
+_LIMIT = OrderType.LIMIT
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_IOC = TimeInForce.IOC
+_TAKER = Liquidity.TAKER
+_CANCELLED = OrderStatus.CANCELLED
+_FILLED = OrderStatus.FILLED
+
 
 class SimulatedVenue:
     """Matching against bars; emits ``Fill`` records through ``on_fill``."""
 
-    __slots__ = ("_book", "_next_fill_id", "closed", "fees", "instruments", "on_fill",
-                 "open_count", "slippage")
+    __slots__ = ("_book", "_last_id", "_next_fill_id", "_open_qty", "closed", "fees",
+                 "instruments", "on_fill", "open_count", "slippage")
 
     def __init__(
         self,
@@ -36,13 +47,26 @@ class SimulatedVenue:
         self.slippage = slippage
         self.on_fill = on_fill
         self._book: dict[str, dict[int, Order]] = {s: {} for s in sorted(instruments)}
+        # Remaining quantity of the open orders per symbol, indexed by side: [unused, buy, sell]
+        # (side +1 is index 1, side -1 index -1).
+        self._open_qty: dict[str, list[int]] = {s: [0, 0, 0] for s in self._book}
+        self._last_id: dict[str, int] = {s: 0 for s in self._book}
         self._next_fill_id = 1
         self.open_count = 0
         self.closed: list[Order] = []
 
     # -- order entry -----------------------------------------------------------------------
     def accept(self, order: Order) -> None:
-        self._book[order.symbol][order.order_id] = order
+        symbol = order.symbol
+        book = self._book[symbol]
+        book[order.order_id] = order
+        if order.order_id < self._last_id[symbol]:
+            ordered = sorted(book.items())  # in place: a matching loop may hold this dict
+            book.clear()
+            book.update(ordered)
+        else:
+            self._last_id[symbol] = order.order_id
+        self._open_qty[symbol][order.side] += order.qty - order.filled
         self.open_count += 1
 
     def record_closed(self, order: Order) -> None:
@@ -50,11 +74,10 @@ class SimulatedVenue:
         self.closed.append(order)
 
     def cancel(self, order_id: int, symbol: str, ts_ns: int, reason: str) -> bool:
-        book = self._book[symbol]
-        order = book.pop(order_id, None)
+        order = self._book[symbol].pop(order_id, None)
         if order is None:
             return False
-        self._close(order, OrderStatus.CANCELLED, ts_ns, reason)
+        self._close(order, _CANCELLED, ts_ns, reason)
         return True
 
     def open_orders(self, symbol: str) -> list[Order]:
@@ -64,10 +87,7 @@ class SimulatedVenue:
         return bool(self._book[symbol])
 
     def open_qty(self, symbol: str, side: int) -> int:
-        book = self._book[symbol]
-        if not book:
-            return 0
-        return sum(o.remaining for o in book.values() if o.side == side)
+        return self._open_qty[symbol][side]
 
     def next_fill_id(self) -> int:
         return self._next_fill_id
@@ -94,13 +114,19 @@ class SimulatedVenue:
             return
         available = volume_cap
         instrument = self.instruments[symbol]
-        # Orders submitted during this bar (from on_fill) are not in this snapshot of ids: they
-        # become eligible from the next bar. Orders cancelled from on_fill are skipped.
-        for order_id in sorted(book):
-            order = book.get(order_id)
-            if order is None:
+        # Orders submitted during this bar (from on_fill) are not in this snapshot: they become
+        # eligible from the next bar. Orders cancelled from on_fill are skipped. Only the order
+        # being matched changes while it is matched, so the snapshot's records are current.
+        for order in list(book.values()):
+            order_id = order.order_id
+            if order_id not in book or order.active_from_ns > ts_ns:
                 continue
-            if order.active_from_ns > ts_ns:
+            if not order.triggered and _out_of_reach(order, bar_open, bar_high, bar_low):
+                # The bar neither fills nor triggers it (what fill_point would say, decided
+                # without the call): only an IOC order has something left to do.
+                if order.tif is _IOC:
+                    del book[order_id]
+                    self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
                 continue
             price, liquidity, triggered = fill_point(
                 order.type, order.side, order.limit, order.stop, order.triggered,
@@ -108,7 +134,7 @@ class SimulatedVenue:
             )
             if triggered and not order.triggered:
                 # A triggered stop stays a market order, a stop-limit a limit, for any remainder.
-                order = replace(order, triggered=True)
+                order = order.with_trigger()
                 book[order_id] = order
             if price is not None and (available is None or available > 0):
                 qty = order.remaining if available is None else min(order.remaining, available)
@@ -119,7 +145,7 @@ class SimulatedVenue:
                 # filled order as closed and a partly filled one with its true remainder.
                 if order.remaining == 0:
                     del book[order_id]
-                    self._close(order, OrderStatus.FILLED, ts_ns, "")
+                    self._close(order, _FILLED, ts_ns, "")
                     self.on_fill(fill)
                     continue
                 book[order_id] = order
@@ -127,37 +153,29 @@ class SimulatedVenue:
                 if order_id not in book:
                     continue  # cancelled from on_fill
                 order = book[order_id]
-            if order.tif is TimeInForce.IOC:
+            if order.tif is _IOC:
                 del book[order_id]
-                self._close(order, OrderStatus.CANCELLED, ts_ns, "ioc_remainder")
+                self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
 
     def _fill(self, order: Order, instrument: Instrument, ts_ns: int, price: int, qty: int,
               liquidity: Liquidity) -> tuple[Fill, Order]:
-        if liquidity is Liquidity.TAKER:
-            slipped = self.slippage.apply(price, order.side)
-            if order.limit is not None and (order.type is OrderType.LIMIT or order.triggered):
+        side = order.side
+        if liquidity is _TAKER:
+            slipped = self.slippage.apply(price, side)
+            if order.limit is not None and (order.type is _LIMIT or order.triggered):
                 # Slippage never pushes a limit order past its limit.
-                slipped = min(slipped, order.limit) if order.side > 0 else max(slipped,
-                                                                                order.limit)
+                slipped = min(slipped, order.limit) if side > 0 else max(slipped, order.limit)
             price = slipped
         notional = instrument.notional(qty, price)
-        fill = Fill(
-            fill_id=self._next_fill_id,
-            order_id=order.order_id,
-            ts_ns=ts_ns,
-            symbol=order.symbol,
-            side=order.side,
-            price=price,
-            qty=qty,
-            fee=self.fees.fee(notional, liquidity),
-            notional=notional,
-            liquidity=liquidity,
-        )
+        fill = Fill(self._next_fill_id, order.order_id, ts_ns, order.symbol, side, price, qty,
+                    self.fees.fee(notional, liquidity), notional, liquidity)
         self._next_fill_id += 1
+        self._open_qty[order.symbol][side] -= qty
         return fill, order.with_fill(qty)
 
     def _close(self, order: Order, status: OrderStatus, ts_ns: int, reason: str) -> None:
         self.open_count -= 1
+        self._open_qty[order.symbol][order.side] -= order.qty - order.filled
         self.closed.append(order.closed(status, ts_ns, reason))
 
     def expire_all(self, ts_ns: int) -> None:
@@ -167,3 +185,27 @@ class SimulatedVenue:
             for order_id in sorted(book):
                 self._close(book[order_id], OrderStatus.EXPIRED, ts_ns, "end_of_data")
             book.clear()
+
+
+def _out_of_reach(order: Order, bar_open: int, bar_high: int, bar_low: int) -> bool:
+    """True when a resting (untriggered) order can neither trigger nor fill in this bar.
+
+    Exactly the bars where ``fill_point`` finds no fill and no trigger: a stop or stop-limit
+    whose stop the bar's path does not reach (a buy's from below at the open and the high, a
+    sell's from above at the open and the low), a limit whose limit it does not reach (a buy's
+    from above at the open and the low, a sell's from below at the open and the high).
+    """
+    kind = order.type
+    if kind is _STOP or kind is _STOP_LIMIT:
+        stop = order.stop
+        assert stop is not None
+        if order.side > 0:
+            return bar_open < stop and bar_high < stop
+        return bar_open > stop and bar_low > stop
+    if kind is _LIMIT:
+        limit = order.limit
+        assert limit is not None
+        if order.side > 0:
+            return bar_open > limit and bar_low > limit
+        return bar_open < limit and bar_high < limit
+    return False  # market: fills at the open

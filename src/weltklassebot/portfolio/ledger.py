@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from weltklassebot.core.decimal import div_round_half_even
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill
 
@@ -29,10 +28,17 @@ class Position:
 
     def mark(self) -> int:
         """Market value at the last price, half-even to the cash increment (0 when flat)."""
-        if self.qty == 0 or self.last_price is None:
+        qty = self.qty
+        last = self.last_price
+        if qty == 0 or last is None:
             return 0
-        return div_round_half_even(self.qty * self.last_price * self.ratio_num,
-                                   self.ratio_den) * self.step
+        # div_round_half_even inlined (ratio_den > 0): the engine marks every bar in a position.
+        den = self.ratio_den
+        q, r = divmod(qty * last * self.ratio_num, den)
+        twice = 2 * r
+        if twice > den or (twice == den and q & 1):
+            q += 1
+        return q * self.step
 
 
 class Ledger:

@@ -7,7 +7,9 @@ in its schema metadata.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from weltklassebot.engine.equity_hash import decimal_column
-from weltklassebot.model.enums import side_label
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Fill, Order
 
@@ -63,12 +64,65 @@ def _max_scale(instruments: Iterable[Instrument], attr: str) -> int:
     return max((getattr(i, attr) for i in instruments), default=0)
 
 
-def _scaled(values: list[int], steps: list[int], scale_ups: list[int], scale: int) -> pa.Array:
-    """Exact decimal128 column from ticks: value = ticks * step * 10**scale_up at ``scale``."""
-    units = [v * st * 10**up for v, st, up in zip(values, steps, scale_ups, strict=True)]
-    if all(abs(u) < (1 << 62) for u in units):
-        return decimal_column(np.asarray(units, dtype=np.int64), scale)
-    return decimal_column(np.asarray(units, dtype=object), scale)
+_INT64_SAFE = 1 << 62
+_FILL = {name: i for i, name in enumerate(Fill._fields)}
+_ORDER = {name: i for i, name in enumerate(Order._fields)}
+
+
+def _factors(symbols: pa.Array, by_symbol: dict[str, int]) -> int | np.ndarray:
+    """Each row's factor from its symbol: one int when every symbol has the same."""
+    distinct = set(by_symbol.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    names = pa.array(list(by_symbol), type=pa.string())
+    index = pc.index_in(symbols, value_set=names).to_numpy(zero_copy_only=False)
+    factors: np.ndarray = np.asarray(list(by_symbol.values()), dtype=object)[index]
+    return factors
+
+
+def _scaled(values: Sequence[int | None], factor: int | np.ndarray, scale: int) -> pa.Array:
+    """Exact decimal128 column from ticks: value = ticks * factor at ``scale`` (None -> null).
+
+    One vectorised int64 pass when every product fits, else exact Python ints."""
+    ticks = None
+    with contextlib.suppress(OverflowError, pa.ArrowInvalid):  # beyond int64: exact route
+        ticks = pa.array(values, type=pa.int64())
+    if ticks is not None:
+        present = ticks.fill_null(0).to_numpy(zero_copy_only=False)
+        top = max(int(present.max()), -int(present.min()))
+        biggest = factor if isinstance(factor, int) else int(np.abs(factor).max())
+        if biggest < _INT64_SAFE and top * biggest < _INT64_SAFE:
+            column = decimal_column(present * np.asarray(factor, dtype=np.int64), scale)
+            if ticks.null_count:
+                column = pc.if_else(ticks.is_null(), pa.scalar(None, type=column.type), column)
+            return column
+    factors = [factor] * len(values) if isinstance(factor, int) else factor.tolist()
+    units = [None if v is None else v * f for v, f in zip(values, factors, strict=True)]
+    nulls = [u is None for u in units]
+    column = decimal_column(np.asarray([0 if u is None else u for u in units], dtype=object),
+                            scale)
+    if any(nulls):
+        column = pc.if_else(pa.array(nulls), pa.scalar(None, type=column.type), column)
+    return column
+
+
+class _Columns:
+    """Columns of a list of records (named tuples), each read on demand by a C-level getter."""
+
+    def __init__(self, records: Sequence[tuple[Any, ...]], index: dict[str, int]) -> None:
+        self.records = records
+        self.index = index
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return list(map(itemgetter(self.index[name]), self.records))
+
+
+def _sides(sides: Sequence[int]) -> pa.Array:
+    return pc.if_else(pc.greater(pa.array(sides, type=pa.int64()), 0), "buy", "sell")
+
+
+def _timestamps(values: Sequence[int | None]) -> pa.Array:
+    return pa.array(values, type=pa.int64()).cast(_TS)
 
 
 def fills_schema(instruments: dict[str, Instrument], money: MoneySpec) -> pa.Schema:
@@ -86,23 +140,26 @@ def fills_schema(instruments: dict[str, Instrument], money: MoneySpec) -> pa.Sch
 
 def fills_table(fills: list[Fill], instruments: dict[str, Instrument],
                 schema: pa.Schema) -> pa.Table:
+    if not fills:
+        return schema.empty_table()
     ps, qs, cs = (schema.field(n).type.scale for n in ("price", "qty", "fee"))
-    insts = [instruments[f.symbol] for f in fills]
-    ones = [1] * len(fills)
-    zeros = [0] * len(fills)
+    cols = _Columns(fills, _FILL)
+    symbols = pa.array(cols["symbol"], type=pa.string())
+    price_f = _factors(symbols, {s: i.price_step * 10 ** (ps - i.price_scale)
+                                 for s, i in instruments.items()})
+    qty_f = _factors(symbols, {s: i.qty_step * 10 ** (qs - i.qty_scale)
+                               for s, i in instruments.items()})
     arrays = [
-        pa.array([f.ts_ns for f in fills], type=pa.int64()).cast(_TS),
-        pa.array([f.symbol for f in fills], type=pa.string()),
-        pa.array([side_label(f.side) for f in fills], type=pa.string()),
-        _scaled([f.price for f in fills], [i.price_step for i in insts],
-                [ps - i.price_scale for i in insts], ps),
-        _scaled([f.qty for f in fills], [i.qty_step for i in insts],
-                [qs - i.qty_scale for i in insts], qs),
-        _scaled([f.fee for f in fills], ones, zeros, cs),
-        _scaled([f.notional for f in fills], ones, zeros, cs),
-        pa.array([f.liquidity.value for f in fills], type=pa.string()),
-        pa.array([f.order_id for f in fills], type=pa.int64()),
-        pa.array([f.fill_id for f in fills], type=pa.int64()),
+        _timestamps(cols["ts_ns"]),
+        symbols,
+        _sides(cols["side"]),
+        _scaled(cols["price"], price_f, ps),
+        _scaled(cols["qty"], qty_f, qs),
+        _scaled(cols["fee"], 1, cs),
+        _scaled(cols["notional"], 1, cs),
+        pa.array(cols["liquidity"], type=pa.string()),
+        pa.array(cols["order_id"], type=pa.int64()),
+        pa.array(cols["fill_id"], type=pa.int64()),
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -123,35 +180,31 @@ def orders_schema(instruments: dict[str, Instrument]) -> pa.Schema:
 
 def orders_table(orders: list[Order], instruments: dict[str, Instrument],
                  schema: pa.Schema) -> pa.Table:
+    if not orders:
+        return schema.empty_table()
     ps, qs = schema.field("limit_price").type.scale, schema.field("qty").type.scale
-    insts = [instruments[o.symbol] for o in orders]
-    price_steps = [i.price_step for i in insts]
-    price_ups = [ps - i.price_scale for i in insts]
-    qty_steps = [i.qty_step for i in insts]
-    qty_ups = [qs - i.qty_scale for i in insts]
-
-    def prices(values: list[int | None]) -> pa.Array:
-        present = [0 if v is None else v for v in values]
-        column = _scaled(present, price_steps, price_ups, ps)
-        mask = pa.array([v is None for v in values], type=pa.bool_())
-        return pc.if_else(mask, pa.scalar(None, type=column.type), column)
-
+    cols = _Columns(orders, _ORDER)
+    symbols = pa.array(cols["symbol"], type=pa.string())
+    price_f = _factors(symbols, {s: i.price_step * 10 ** (ps - i.price_scale)
+                                 for s, i in instruments.items()})
+    qty_f = _factors(symbols, {s: i.qty_step * 10 ** (qs - i.qty_scale)
+                               for s, i in instruments.items()})
     arrays = [
-        pa.array([o.order_id for o in orders], type=pa.int64()),
-        pa.array([o.ts_submitted_ns for o in orders], type=pa.int64()).cast(_TS),
-        pa.array([o.active_from_ns for o in orders], type=pa.int64()).cast(_TS),
-        pa.array([o.symbol for o in orders], type=pa.string()),
-        pa.array([side_label(o.side) for o in orders], type=pa.string()),
-        pa.array([o.type.value for o in orders], type=pa.string()),
-        pa.array([o.tif.value for o in orders], type=pa.string()),
-        _scaled([o.qty for o in orders], qty_steps, qty_ups, qs),
-        prices([o.limit for o in orders]),
-        prices([o.stop for o in orders]),
-        _scaled([o.filled for o in orders], qty_steps, qty_ups, qs),
-        pa.array([o.status.value for o in orders], type=pa.string()),
-        pa.array([o.reason for o in orders], type=pa.string()),
-        pa.array([o.ts_closed_ns for o in orders], type=pa.int64()).cast(_TS),
-        pa.array([o.tag for o in orders], type=pa.string()),
+        pa.array(cols["order_id"], type=pa.int64()),
+        _timestamps(cols["ts_submitted_ns"]),
+        _timestamps(cols["active_from_ns"]),
+        symbols,
+        _sides(cols["side"]),
+        pa.array(cols["type"], type=pa.string()),
+        pa.array(cols["tif"], type=pa.string()),
+        _scaled(cols["qty"], qty_f, qs),
+        _scaled(cols["limit"], price_f, ps),
+        _scaled(cols["stop"], price_f, ps),
+        _scaled(cols["filled"], qty_f, qs),
+        pa.array(cols["status"], type=pa.string()),
+        pa.array(cols["reason"], type=pa.string()),
+        _timestamps(cols["ts_closed_ns"]),
+        pa.array(cols["tag"], type=pa.string()),
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
