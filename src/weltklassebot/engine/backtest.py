@@ -8,6 +8,7 @@ Orders pass strategy -> risk (optional gate) -> buying-power check -> latency ->
 from __future__ import annotations
 
 import heapq
+import itertools
 import sys
 import traceback
 from collections import Counter
@@ -187,6 +188,9 @@ class BacktestEngine:
         self._first_ts: int | None = None
         self._last_ts: int | None = None
         self._batch_sink: BatchSink | None = None
+        self._equity_sink: EquitySink | None = None
+        self._started = False
+        self._stopped = False
         # Several symbols: close events wait here, by (event time, symbol, sequence), until no
         # bar of an earlier instant is still to be matched (see _run_instants).
         self._closes: list[tuple[int, int, int, tuple[Any, ...]]] = []
@@ -307,45 +311,84 @@ class BacktestEngine:
         slot = self._slot_by_symbol[fill.symbol]
         slot.strategy.on_fill(slot.ctx, fill)
 
-    # -- the loop ----------------------------------------------------------------------------
-    def start(self) -> None:
+    # -- the lifecycle: start, step, stop ----------------------------------------------------
+    # Backtest, replay and the live service drive the same three calls: ``run`` below is the
+    # backtest's driver (every chunk of a file); a service steps one bar at a time as bars
+    # arrive and stops without expiring its resting orders.
+
+    def start(self, first_ts_ns: int | None = None, *,
+              equity_sink: EquitySink | None = None,
+              batch_sink: BatchSink | None = None) -> None:
+        """Call every strategy's ``on_start`` at ``first_ts_ns`` (the start of the data: orders
+        it submits are stamped with the first bar's start and may fill at that bar's open).
+        ``equity_sink`` receives equity points, ``batch_sink`` orders, fills, denials and logs
+        after each step (without it they are kept until ``stop``)."""
+        if self._started:
+            raise RuntimeError("the engine was started already")
+        self._started = True
+        self._equity_sink = equity_sink
+        self._batch_sink = batch_sink
+        if first_ts_ns is not None:
+            self.clock.advance_to(first_ts_ns)
         for slot in self._slots:
             self._where = (slot.symbol, -1)
             self._guard(slot.strategy.on_start, slot.ctx)
         self._where = None
 
-    def run(self, chunks: Iterable[BarChunk], equity_sink: EquitySink,
-            progress: Callable[[int], None] | None = None,
-            batch_sink: BatchSink | None = None) -> EngineResult:
-        """Run every chunk. With ``batch_sink``, orders, fills, denials and logs are handed
-        over after each chunk instead of being kept until the end."""
-        self._batch_sink = batch_sink
-        started = False
-        for chunk in chunks:
-            if not started:
-                # on_start happens at the start of the data: orders it submits are stamped
-                # with the first bar's start and may fill at that bar's open.
-                if len(chunk):
-                    self.clock.advance_to(int(chunk.ts[0]))
-                self.start()
-                started = True
-            self._guard(self._run_chunk, chunk, equity_sink)
-            if batch_sink is not None:
-                batch_sink(self._take_batch())
-            if progress is not None:
-                progress(len(chunk))
-        if not started:
-            self.start()
-        if self._closes or self._open_instant is not None:
-            self._guard(self._drain_instants, equity_sink)
-        return self.finish()
+    def step(self, chunk: BarChunk) -> None:
+        """Run a batch of bars in event order (one bar, or a chunk of a file); an instant of
+        several symbols must not be split across steps."""
+        if not self._started or self._stopped:
+            raise RuntimeError("step needs a started engine that has not stopped")
+        self._guard(self._run_chunk, chunk, self._emit_equity)
+        if self._batch_sink is not None:
+            self._batch_sink(self._take_batch())
 
-    def finish(self) -> EngineResult:
+    def stop(self, *, expire_open_orders: bool = True) -> EngineResult:
+        """Run close events still due, call every strategy's ``on_stop`` and end the run.
+
+        A backtest expires the orders still open (``expire_open_orders``); a service that stops
+        keeps them, so they rest again when it resumes from its saved state.
+        """
+        if not self._started:
+            raise RuntimeError("stop needs a started engine")
+        if self._stopped:
+            raise RuntimeError("the engine was stopped already")
+        if self._closes or self._open_instant is not None:
+            self._guard(self._drain_instants, self._emit_equity)
         for slot in self._slots:
             self._where = (slot.symbol, -2)
             self._guard(slot.strategy.on_stop, slot.ctx)
         self._where = None
-        self.venue.expire_all(self.clock.now_ns())
+        if expire_open_orders:
+            self.venue.expire_all(self.clock.now_ns())
+        self._stopped = True
+        return self._result()
+
+    def run(self, chunks: Iterable[BarChunk], equity_sink: EquitySink,
+            progress: Callable[[int], None] | None = None,
+            batch_sink: BatchSink | None = None) -> EngineResult:
+        """The backtest: start at the first bar, step through every chunk, stop. With
+        ``batch_sink``, orders, fills, denials and logs are handed over after each chunk
+        instead of being kept until the end."""
+        iterator = iter(chunks)
+        first = next(iterator, None)
+        while first is not None and not len(first):
+            first = next(iterator, None)
+        self.start(None if first is None else int(first.ts[0]), equity_sink=equity_sink,
+                   batch_sink=batch_sink)
+        if first is not None:
+            for chunk in itertools.chain((first,), iterator):
+                self.step(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        return self.stop()
+
+    def _emit_equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+        if self._equity_sink is not None:
+            self._equity_sink(ts, equity, cash)
+
+    def _result(self) -> EngineResult:
         last = self._take_batch()
         if self._batch_sink is not None:
             self._batch_sink(last)
@@ -369,14 +412,14 @@ class BacktestEngine:
 
     def _take_batch(self) -> EngineBatch:
         """Everything since the last batch (the whole run when there is no batch sink)."""
+        # Orders in the order they closed: a sequence the events decide, so a run stepped bar
+        # by bar lists them exactly as a run over whole chunks does.
         if self._batch_sink is None:
-            batch = EngineBatch(self.fills, sorted(self.venue.closed, key=lambda o: o.order_id),
-                                self.denials, self.logs)
+            batch = EngineBatch(self.fills, list(self.venue.closed), self.denials, self.logs)
             self._fill_count = len(batch.fills)
             self._order_count = len(batch.orders)
             return batch
-        batch = EngineBatch(self.fills, sorted(self.venue.closed, key=lambda o: o.order_id),
-                            self.denials, self.logs)
+        batch = EngineBatch(self.fills, list(self.venue.closed), self.denials, self.logs)
         self.fills, self.denials, self.logs = [], [], []
         self.venue.closed = []
         self._fill_count += len(batch.fills)
