@@ -23,6 +23,14 @@ class Breakout(Strategy):
         self.low = RollingMin(int(self.p["window"]))
         self.qty = ctx.instrument.qty_ticks(self.p["qty"])
 
+    def save(self, ctx: StrategyContext) -> dict[str, Any] | None:
+        return {"high": self.high.state(), "low": self.low.state()}
+
+    def load(self, ctx: StrategyContext, data: dict[str, Any]) -> None:
+        self.on_start(ctx)
+        self.high.load_state(data["high"])
+        self.low.load_state(data["low"])
+
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
         previous_high = self.high.value if self.high.ready else None
         self.high.update(bar.high)

@@ -74,3 +74,11 @@ class RandomStreams:
         if found is None:
             found = self._streams[name] = RandomStream(self.seed, name)
         return found
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Every stream's position, by name (plain data: a resumed run continues from it)."""
+        return {name: self._streams[name].state() for name in sorted(self._streams)}
+
+    def restore_states(self, states: dict[str, dict[str, Any]]) -> None:
+        for name, state in states.items():
+            self.stream(name).restore(state)

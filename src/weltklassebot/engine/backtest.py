@@ -29,6 +29,17 @@ from weltklassebot.engine.costs import (
     SlippageModel,
     StochasticSlippage,
 )
+from weltklassebot.engine.risk_gate import RiskGate
+from weltklassebot.engine.state import (
+    ENGINE_STATE_VERSION,
+    StateMismatch,
+    denial_data,
+    denial_from,
+    fill_data,
+    fill_from,
+    order_data,
+    order_from,
+)
 from weltklassebot.engine.venue import SimulatedVenue
 from weltklassebot.errors import StrategyError
 from weltklassebot.model.bars import BarChunk
@@ -383,6 +394,185 @@ class BacktestEngine:
                 if progress is not None:
                     progress(len(chunk))
         return self.stop()
+
+    # -- saved state: continue a run in this process or another (engine/state.py) -----------
+
+    def save_state(self) -> dict[str, Any]:
+        """The engine state record between steps: plain JSON data, exact, versioned."""
+        if not self._started or self._stopped:
+            raise RuntimeError("save_state needs a started engine that has not stopped")
+        slots = []
+        for slot in self._slots:
+            items = slot.series.items
+            saved = (slot.strategy.save(slot.ctx) if type(slot.strategy).has_saved_state()
+                     else None)
+            slots.append({
+                "symbol": slot.symbol,
+                "bars_seen": slot.bars_seen,
+                "series": [{"value": _plain(item.value), "ready": bool(item.ready),
+                            "kernel": item.kernel_state()} for item in items],
+                "strategy": saved,
+            })
+        closes = []
+        for close_ts, code, seq, (ts, o, h, lo, c, v, values) in sorted(self._closes):
+            items = self._slots[code].series.items
+            closes.append([close_ts, code, seq, [ts, o, h, lo, c, v, [
+                [items.index(series), _plain(value), bool(ready)]
+                for series, value, ready in values]]])
+        book = self.venue.book_state()
+        gate = self.gate
+        return {
+            "version": ENGINE_STATE_VERSION,
+            "strategy": self.strategy_name,
+            "symbols": list(self.symbols),
+            "seed": self.seed,
+            "clock_ns": self.clock.now_ns(),
+            "cursor": self._bars,
+            "counters": {
+                "next_order_id": self._next_order_id, "equity_points": self._equity_points,
+                "first_ts": self._first_ts, "last_ts": self._last_ts,
+                "fill_count": self._fill_count, "order_count": self._order_count,
+                "close_seq": self._close_seq, "open_instant": self._open_instant,
+            },
+            "denial_counts": dict(sorted(self.denial_counts.items())),
+            "ledger": self.ledger.state(),
+            "venue": {"orders": [order_data(o) for o in book["orders"]],
+                      "next_fill_id": book["next_fill_id"]},
+            "rng": self.streams.states(),
+            "risk": gate.risk.snapshot() if isinstance(gate, RiskGate) else None,
+            "closes": closes,
+            "slots": slots,
+            "pending": {"fills": [fill_data(f) for f in self.fills],
+                        "orders": [order_data(o) for o in self.venue.closed],
+                        "denials": [denial_data(d) for d in self.denials],
+                        "logs": list(self.logs)},
+        }
+
+    def resume(self, state: dict[str, Any], *, equity_sink: EquitySink | None = None,
+               batch_sink: BatchSink | None = None,
+               feed: Iterable[BarChunk] | None = None) -> None:
+        """Continue from ``save_state``'s record instead of ``start``; then ``step`` on from
+        bar ``state["cursor"]`` of the feed.
+
+        Strategies with save/load hooks are rebuilt from their data. Without them the run is
+        re-played from the start of ``feed`` to the cursor (outputs discarded) and the state
+        it reaches must equal the saved one, else ``StateMismatch``.
+        """
+        if self._started:
+            raise RuntimeError("resume needs an engine that was not started")
+        self._check_fits(state)
+        if all(saved["strategy"] is not None for saved in state["slots"]):
+            self._started = True
+            for slot, saved in zip(self._slots, state["slots"], strict=True):
+                self._where = (slot.symbol, -1)
+                self._guard(slot.strategy.load, slot.ctx, saved["strategy"])
+            self._where = None
+            self._load_state(state)
+        else:
+            if feed is None:
+                missing = [s.strategy.name for s in self._slots
+                           if not type(s.strategy).has_saved_state()]
+                raise StateMismatch(
+                    f"strategy {missing[0]} has no save/load hooks, so resuming it re-runs the "
+                    "feed from its start to the saved cursor: pass the feed")
+            self._replay_to(state, feed)
+        self._equity_sink = equity_sink
+        self._batch_sink = batch_sink
+
+    def _check_fits(self, state: dict[str, Any]) -> None:
+        if state.get("version") != ENGINE_STATE_VERSION:
+            raise StateMismatch(f"engine state version {state.get('version')!r} is not "
+                                f"{ENGINE_STATE_VERSION}: it was saved by another release")
+        for key, mine in (("strategy", self.strategy_name), ("symbols", list(self.symbols)),
+                          ("seed", self.seed)):
+            if state.get(key) != mine:
+                raise StateMismatch(f"the saved state is for {key} {state.get(key)!r}, this "
+                                    f"engine runs {mine!r}")
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        counters = state["counters"]
+        self.clock._now = int(state["clock_ns"])
+        self._bars = int(state["cursor"])
+        self._next_order_id = int(counters["next_order_id"])
+        self._equity_points = int(counters["equity_points"])
+        self._first_ts = counters["first_ts"]
+        self._last_ts = counters["last_ts"]
+        self._fill_count = int(counters["fill_count"])
+        self._order_count = int(counters["order_count"])
+        self._close_seq = int(counters["close_seq"])
+        self._open_instant = counters["open_instant"]
+        self.denial_counts = Counter(state["denial_counts"])
+        self.ledger.load_state(state["ledger"])
+        self.venue.load_book([order_from(o) for o in state["venue"]["orders"]],
+                             int(state["venue"]["next_fill_id"]))
+        self.streams.restore_states(state["rng"])
+        if state["risk"] is not None:
+            gate = self.gate
+            if not isinstance(gate, RiskGate):
+                raise StateMismatch("the saved state has risk limits; this engine has none")
+            gate.risk = type(gate.risk).restore(gate.risk.config, state["risk"])
+        for slot, saved in zip(self._slots, state["slots"], strict=True):
+            items = slot.series.items
+            if len(items) != len(saved["series"]):
+                raise StateMismatch(
+                    f"strategy {slot.strategy.name} declared {len(items)} engine series for "
+                    f"{slot.symbol}; the saved state has {len(saved['series'])}")
+            for item, data in zip(items, saved["series"], strict=True):
+                item.value = data["value"]
+                item.ready = data["ready"]
+                item.load_kernel_state(data["kernel"])
+            slot.bars_seen = int(saved["bars_seen"])
+        self._closes = []
+        for close_ts, code, seq, (ts, o, h, lo, c, v, values) in state["closes"]:
+            items = self._slots[code].series.items
+            self._closes.append((close_ts, code, seq, (ts, o, h, lo, c, v, tuple(
+                (items[index], value, ready) for index, value, ready in values))))
+        heapq.heapify(self._closes)
+        pending = state["pending"]
+        self.fills = [fill_from(f) for f in pending["fills"]]
+        self.venue.closed = [order_from(o) for o in pending["orders"]]
+        self.denials = [denial_from(d) for d in pending["denials"]]
+        self.logs = list(pending["logs"])
+
+    def _replay_to(self, state: dict[str, Any], feed: Iterable[BarChunk]) -> None:
+        cursor = int(state["cursor"])
+        chunks = iter(feed)
+        first = next(chunks, None)
+        self.start(None if first is None or not len(first) else int(first.ts[0]))
+        done = 0
+        for chunk in itertools.chain(() if first is None else (first,), chunks):
+            if done >= cursor:
+                break
+            take = min(len(chunk), cursor - done)
+            self.step(chunk if take == len(chunk) else chunk.slice(0, take))
+            done += take
+        if done != cursor:
+            raise StateMismatch(f"the feed ended after {done} bars, before the saved cursor "
+                                f"{cursor}")
+        reached = self.save_state()
+        for key in ("pending", "counters"):
+            reached.pop(key)
+        expected = {k: v for k, v in state.items() if k not in ("pending", "counters")}
+        reached["slots"] = [{**s, "strategy": None} for s in reached["slots"]]
+        expected["slots"] = [{**s, "strategy": None} for s in expected["slots"]]
+        if reached != expected:
+            differing = sorted(k for k in expected if reached.get(k) != expected[k])
+            raise StateMismatch(
+                f"re-running the feed to bar {cursor} did not reach the saved state (differs "
+                f"in: {', '.join(differing)}): the feed or the strategy is not the one saved")
+        # The re-run's outputs went to the sinks of the original run: keep only what was
+        # pending there, and its counters.
+        self._load_pending_and_counters(state)
+
+    def _load_pending_and_counters(self, state: dict[str, Any]) -> None:
+        counters = state["counters"]
+        self._fill_count = int(counters["fill_count"])
+        self._order_count = int(counters["order_count"])
+        pending = state["pending"]
+        self.fills = [fill_from(f) for f in pending["fills"]]
+        self.venue.closed = [order_from(o) for o in pending["orders"]]
+        self.denials = [denial_from(d) for d in pending["denials"]]
+        self.logs = list(pending["logs"])
 
     def _emit_equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
         if self._equity_sink is not None:
@@ -770,3 +960,8 @@ def _int_array(values: list[int]) -> np.ndarray:
     if all(abs(v) < _INT64_SAFE for v in (max(values, default=0), min(values, default=0))):
         return np.asarray(values, dtype=np.int64)
     return np.asarray(values, dtype=object)
+
+
+def _plain(value: Any) -> Any:
+    """A series value as a JSON type (NumPy scalars become Python numbers)."""
+    return value.item() if hasattr(value, "item") else value

@@ -13,6 +13,7 @@ rest, fill and close, so neither matching nor the buying-power check sorts or su
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from weltklassebot.engine.costs import FeeModel, SlippageModel
 from weltklassebot.engine.fill_model import fill_point
@@ -20,9 +21,8 @@ from weltklassebot.model.enums import Liquidity, OrderStatus, OrderType, TimeInF
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill, Order
 
-_STOP = OrderType.STOP
 _LIMIT = OrderType.LIMIT
-_STOP_LIMIT = OrderType.STOP_LIMIT
+_MARKET = OrderType.MARKET
 _IOC = TimeInForce.IOC
 _TAKER = Liquidity.TAKER
 _CANCELLED = OrderStatus.CANCELLED
@@ -77,7 +77,10 @@ class SimulatedVenue:
         order = self._book[symbol].pop(order_id, None)
         if order is None:
             return False
-        self._close(order, _CANCELLED, ts_ns, reason)
+        # _close, inlined: strategies cancel about as often as they submit.
+        self.open_count -= 1
+        self._open_qty[symbol][order.side] -= order.qty - order.filled
+        self.closed.append(order.closed(_CANCELLED, ts_ns, reason))
         return True
 
     def open_orders(self, symbol: str) -> list[Order]:
@@ -114,6 +117,9 @@ class SimulatedVenue:
             return
         available = volume_cap
         instrument = self.instruments[symbol]
+        # How far the bar's path reaches up and down (the open counts too, whatever the data).
+        up = bar_high if bar_high > bar_open else bar_open
+        down = bar_low if bar_low < bar_open else bar_open
         # Orders submitted during this bar (from on_fill) are not in this snapshot: they become
         # eligible from the next bar. Orders cancelled from on_fill are skipped. Only the order
         # being matched changes while it is matched, so the snapshot's records are current.
@@ -121,13 +127,24 @@ class SimulatedVenue:
             order_id = order.order_id
             if order_id not in book or order.active_from_ns > ts_ns:
                 continue
-            if not order.triggered and _out_of_reach(order, bar_open, bar_high, bar_low):
-                # The bar neither fills nor triggers it (what fill_point would say, decided
-                # without the call): only an IOC order has something left to do.
-                if order.tif is _IOC:
-                    del book[order_id]
-                    self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
-                continue
+            kind = order.type
+            if not order.triggered and kind is not _MARKET:
+                # A resting stop or stop-limit whose stop the bar's path does not reach from
+                # the far side, or a limit whose limit it does not reach, neither triggers nor
+                # fills: exactly the bars where fill_point finds nothing, decided without it.
+                if kind is _LIMIT:
+                    level = order.limit
+                    assert level is not None
+                    reached = down <= level if order.side > 0 else up >= level
+                else:
+                    level = order.stop
+                    assert level is not None
+                    reached = up >= level if order.side > 0 else down <= level
+                if not reached:
+                    if order.tif is _IOC:  # only an IOC order has something left to do
+                        del book[order_id]
+                        self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
+                    continue
             price, liquidity, triggered = fill_point(
                 order.type, order.side, order.limit, order.stop, order.triggered,
                 bar_open, bar_high, bar_low,
@@ -178,6 +195,21 @@ class SimulatedVenue:
         self._open_qty[order.symbol][order.side] -= order.qty - order.filled
         self.closed.append(order.closed(status, ts_ns, reason))
 
+    def book_state(self) -> dict[str, Any]:
+        """The resting orders (in id order, per symbol) and the fill counter, as records; the
+        engine state record stores them as plain data."""
+        return {"orders": [order for symbol in sorted(self._book)
+                           for order in self._book[symbol].values()],
+                "next_fill_id": self._next_fill_id}
+
+    def load_book(self, orders: list[Order], next_fill_id: int) -> None:
+        """Rest ``orders`` again (a resumed run) and continue fill ids at ``next_fill_id``."""
+        if self.open_count:
+            raise ValueError("the venue already holds orders")
+        for order in sorted(orders, key=lambda o: o.order_id):
+            self.accept(order)
+        self._next_fill_id = next_fill_id
+
     def expire_all(self, ts_ns: int) -> None:
         """End of data: every open order expires unfilled (nothing is liquidated)."""
         for symbol in sorted(self._book):
@@ -186,26 +218,3 @@ class SimulatedVenue:
                 self._close(book[order_id], OrderStatus.EXPIRED, ts_ns, "end_of_data")
             book.clear()
 
-
-def _out_of_reach(order: Order, bar_open: int, bar_high: int, bar_low: int) -> bool:
-    """True when a resting (untriggered) order can neither trigger nor fill in this bar.
-
-    Exactly the bars where ``fill_point`` finds no fill and no trigger: a stop or stop-limit
-    whose stop the bar's path does not reach (a buy's from below at the open and the high, a
-    sell's from above at the open and the low), a limit whose limit it does not reach (a buy's
-    from above at the open and the low, a sell's from below at the open and the high).
-    """
-    kind = order.type
-    if kind is _STOP or kind is _STOP_LIMIT:
-        stop = order.stop
-        assert stop is not None
-        if order.side > 0:
-            return bar_open < stop and bar_high < stop
-        return bar_open > stop and bar_low > stop
-    if kind is _LIMIT:
-        limit = order.limit
-        assert limit is not None
-        if order.side > 0:
-            return bar_open > limit and bar_low > limit
-        return bar_open < limit and bar_high < limit
-    return False  # market: fills at the open

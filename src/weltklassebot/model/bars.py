@@ -32,3 +32,10 @@ class BarChunk:
         far faster than NumPy scalars."""
         return (self.ts.tolist(), self.open.tolist(), self.high.tolist(), self.low.tolist(),
                 self.close.tolist(), self.volume.tolist())
+
+    def slice(self, start: int, stop: int) -> BarChunk:
+        """Rows ``start`` to ``stop - 1`` (views, no copy): e.g. a feed split at a cursor."""
+        codes = None if self.codes is None else self.codes[start:stop]
+        return BarChunk(self.ts[start:stop], codes, self.open[start:stop],
+                        self.high[start:stop], self.low[start:stop], self.close[start:stop],
+                        self.volume[start:stop])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill
@@ -97,6 +98,46 @@ class Ledger:
 
     def gross_exposure(self) -> int:
         return sum(abs(p.mark()) for p in self.positions.values() if p.qty)
+
+    def state(self) -> dict[str, Any]:
+        """Cash, fees, realised PnL and every position with its exact cost basis, as plain
+        data (fractions as ``"n/d"`` text)."""
+        return {
+            "cash": self.cash,
+            "fees_paid": self.fees_paid,
+            "realised": _text(self.realised),
+            "positions": {s: {"qty": p.qty, "cost": _text(p.cost), "last_price": p.last_price}
+                          for s, p in self.positions.items()},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (the same instruments)."""
+        if sorted(state["positions"]) != sorted(self.positions):
+            raise ValueError(f"saved positions for {sorted(state['positions'])}, this ledger "
+                             f"holds {sorted(self.positions)}")
+        self.cash = int(state["cash"])
+        self.fees_paid = int(state["fees_paid"])
+        self.realised = _number(state["realised"])
+        for symbol, saved in state["positions"].items():
+            position = self.positions[symbol]
+            position.qty = int(saved["qty"])
+            position.cost = _number(saved["cost"])
+            last = saved["last_price"]
+            position.last_price = None if last is None else int(last)
+
+
+def _text(value: Fraction | int) -> str | int:
+    if isinstance(value, Fraction):
+        return value.numerator if value.denominator == 1 else (
+            f"{value.numerator}/{value.denominator}")
+    return int(value)
+
+
+def _number(value: str | int) -> Fraction | int:
+    if isinstance(value, int):
+        return value
+    fraction = Fraction(value)
+    return fraction.numerator if fraction.denominator == 1 else fraction
 
 
 def _exact(numerator: Fraction | int, denominator: int) -> Fraction | int:

@@ -208,3 +208,24 @@ class Strategy:
 
     def on_stop(self, ctx: StrategyContext) -> None:
         """Called once after the last bar."""
+
+    # -- saved state: how a run continues after a restart -------------------------------------
+
+    def save(self, ctx: StrategyContext) -> dict[str, Any] | None:
+        """Plain data (JSON types) from which ``load`` rebuilds this instance mid-run.
+
+        ``None`` (the default) means the strategy has no save/load hooks: a run is then
+        restored by re-running it from the start of the feed to the saved cursor, with the
+        re-run's state checked against the saved one (docs/strategy-api.md, Saved state).
+        """
+        return None
+
+    def load(self, ctx: StrategyContext, data: dict[str, Any]) -> None:
+        """Rebuild from ``save``'s data instead of ``on_start``: declare the same engine
+        series in the same order (the engine restores their values), restore the fields."""
+        raise NotImplementedError(f"strategy {self.name} has no load hook")
+
+    @classmethod
+    def has_saved_state(cls) -> bool:
+        """True when the class implements both hooks."""
+        return cls.save is not Strategy.save and cls.load is not Strategy.load

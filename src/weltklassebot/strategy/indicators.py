@@ -8,6 +8,7 @@ averages compare as ``sum_fast * slow_n`` vs ``sum_slow * fast_n``, so a tie is 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 
 class RollingSum:
@@ -36,6 +37,20 @@ class RollingSum:
     @property
     def ready(self) -> bool:
         return self._count >= self.window
+
+    def state(self) -> dict[str, Any]:
+        """Plain data to continue exactly where this left off (a strategy's ``save``)."""
+        return {"buffer": list(self._buffer), "pos": self._pos, "count": self._count,
+                "sum": self.sum}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        buffer = [int(v) for v in state["buffer"]]
+        if len(buffer) != self.window:
+            raise ValueError(f"saved window {len(buffer)} is not this indicator's {self.window}")
+        self._buffer = buffer
+        self._pos = int(state["pos"])
+        self._count = int(state["count"])
+        self.sum = int(state["sum"])
 
 
 class RollingMax:
@@ -69,6 +84,18 @@ class RollingMax:
     def ready(self) -> bool:
         return self._count >= self.window
 
+    def state(self) -> dict[str, Any]:
+        """Plain data to continue exactly where this left off (a strategy's ``save``)."""
+        return {"window": self.window, "count": self._count,
+                "items": [[i, v] for i, v in self._items]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if int(state["window"]) != self.window:
+            raise ValueError(f"saved window {state['window']} is not this indicator's "
+                             f"{self.window}")
+        self._count = int(state["count"])
+        self._items = deque((int(i), int(v)) for i, v in state["items"])
+
 
 class RollingMin:
     """Minimum of the last ``window`` values."""
@@ -88,3 +115,10 @@ class RollingMin:
     @property
     def ready(self) -> bool:
         return self._max.ready
+
+    def state(self) -> dict[str, Any]:
+        """Plain data to continue exactly where this left off (a strategy's ``save``)."""
+        return self._max.state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._max.load_state(state)

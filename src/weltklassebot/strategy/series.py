@@ -11,6 +11,8 @@ makes signal-driven strategies fast.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _FIELDS = ("open", "high", "low", "close")
@@ -29,6 +31,13 @@ class Series:
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Values and readiness for one chunk of this symbol's bars (engine use)."""
         raise NotImplementedError
+
+    def kernel_state(self) -> dict[str, Any]:
+        """The kernel's state between chunks, as plain data (the engine state record)."""
+        return {}
+
+    def load_kernel_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``kernel_state``'s data."""
 
 
 class RollingSumSeries(Series):
@@ -68,6 +77,21 @@ class RollingSumSeries(Series):
         self._seen += n
         return sums, ready
 
+    def kernel_state(self) -> dict[str, Any]:
+        return {"kind": "rolling_sum", "field": self.field, "window": self.window,
+                "tail": [int(v) for v in self._tail.tolist()], "seen": self._seen}
+
+    def load_kernel_state(self, state: dict[str, Any]) -> None:
+        if (state.get("kind"), state.get("field"), state.get("window")) != (
+                "rolling_sum", self.field, self.window):
+            raise ValueError(f"saved series {state.get('kind')}({state.get('field')}, "
+                             f"{state.get('window')}) is not rolling_sum({self.field}, "
+                             f"{self.window}): the strategy declared other series")
+        tail = [int(v) for v in state["tail"]]
+        self._tail = (np.array(tail, dtype=np.int64) if all(abs(v) < _INT64_SAFE for v in tail)
+                      else np.array(tail, dtype=object))
+        self._seen = int(state["seen"])
+
 
 class CrossSeries(Series):
     """+1 where the mean of ``a`` crosses above the mean of ``b`` at this bar, -1 below, else 0.
@@ -101,6 +125,15 @@ class CrossSeries(Series):
         if sign.size:
             self._prev_sign = int(sign[-1])
         return cross, ready
+
+    def kernel_state(self) -> dict[str, Any]:
+        return {"kind": "cross", "prev_sign": self._prev_sign}
+
+    def load_kernel_state(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != "cross":
+            raise ValueError(f"saved series {state.get('kind')} is not a cross: the strategy "
+                             "declared other series")
+        self._prev_sign = int(state["prev_sign"])
 
 
 def _rolling_sum_exact(values: list[int], window: int) -> np.ndarray:

@@ -18,6 +18,8 @@ from weltklassebot.model.records import Fill
 from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 from weltklassebot.strategy.indicators import RollingMax, RollingMin
 
+_CHANNELS = ("entry_high", "entry_low", "exit_high", "exit_low")
+
 
 class DonchianBreakout(Strategy):
     name: ClassVar[str] = "donchian_breakout"
@@ -38,6 +40,14 @@ class DonchianBreakout(Strategy):
         self.entry_low = RollingMin(entry)
         self.exit_high = RollingMax(exit_n)
         self.exit_low = RollingMin(exit_n)
+
+    def save(self, ctx: StrategyContext) -> dict[str, Any] | None:
+        return {name: getattr(self, name).state() for name in _CHANNELS}
+
+    def load(self, ctx: StrategyContext, data: dict[str, Any]) -> None:
+        self.on_start(ctx)
+        for name in _CHANNELS:
+            getattr(self, name).load_state(data[name])
 
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
         hi_entry = self.entry_high.update(bar.high)

@@ -37,6 +37,12 @@ class SmaCross(Strategy):
         self.cross = ctx.cross(fast, slow)
         ctx.wake_on(self.cross)  # nothing to decide at bars without a crossing
 
+    def save(self, ctx: StrategyContext) -> dict[str, Any] | None:
+        return {}  # everything else is parameters and engine series, which the engine saves
+
+    def load(self, ctx: StrategyContext, data: dict[str, Any]) -> None:
+        self.on_start(ctx)  # declares the same series; on_start submits nothing
+
     def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
         direction = self.cross.value
         if direction == 0 or ctx.open_orders:
