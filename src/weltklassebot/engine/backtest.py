@@ -7,6 +7,7 @@ Orders pass strategy -> risk (optional gate) -> buying-power check -> latency ->
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import sys
@@ -29,6 +30,7 @@ from weltklassebot.engine.costs import (
     SlippageModel,
     StochasticSlippage,
 )
+from weltklassebot.engine.probe import StageProbe
 from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.engine.state import (
     ENGINE_STATE_VERSION,
@@ -53,6 +55,8 @@ from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 from weltklassebot.strategy.series import Series, SeriesSet
 
 _INT64_SAFE = 1 << 62
+SEEN_FILLS = 1 << 16
+"""Fill ids remembered for dropping resends (and saved with the engine state)."""
 _VECTOR_MIN = 64  # below this many bars a plain loop beats NumPy's per-call overhead
 
 
@@ -212,6 +216,13 @@ class BacktestEngine:
         results do not depend on it."""
         self._fill_count = 0
         self._order_count = 0
+        self._seen_fills: dict[int, None] = {}
+        self.duplicate_fills = 0
+        """Fills a venue sent again, dropped at the accounting boundary."""
+        self.probe: StageProbe | None = None
+        """Stage timings (engine/probe.py); None in a backtest: nothing is measured."""
+        self.run_key = "wkb-" + hashlib.sha256(
+            f"{strategy_name}|{seed}|{','.join(self.symbols)}".encode()).hexdigest()[:12]
 
     # -- OrderRouter (what strategies may do) ------------------------------------------------
     def submit(self, symbol: str, side: int, qty: int, order_type: OrderType,
@@ -313,14 +324,46 @@ class BacktestEngine:
 
     # -- accounting --------------------------------------------------------------------------
     def _on_fill(self, fill: Fill) -> None:
+        """The venue-to-accounting boundary: a fill is applied once, whatever the venue sends.
+
+        A fill id seen before (a venue resending after a reconnect, a replayed message) is
+        dropped and counted in ``duplicate_fills``; an id is marked seen only after its fill
+        was applied, so a failure while applying leaves it to be applied again.
+        """
+        seen = self._seen_fills
+        if fill.fill_id in seen:
+            self.duplicate_fills += 1
+            return
+        probe = self.probe
+        if probe is not None:
+            probe.enter("accounting")
         realised = self.ledger.apply(fill)
         self.fills.append(fill)
+        seen[fill.fill_id] = None
+        if len(seen) > SEEN_FILLS:
+            del seen[next(iter(seen))]  # the oldest: ids arrive in (roughly) increasing order
         if self.gate is not None:
+            if probe is not None:
+                probe.enter("risk")
             net = realised - fill.fee
             # Risk counts whole money units; a fractional remainder rounds down (toward a loss).
             self.gate.on_fill(fill, net.numerator // net.denominator, self.portfolio_view)
+            if probe is not None:
+                probe.exit()
         slot = self._slot_by_symbol[fill.symbol]
-        slot.strategy.on_fill(slot.ctx, fill)
+        if probe is not None:
+            probe.enter("strategy")
+            slot.strategy.on_fill(slot.ctx, fill)
+            probe.exit()
+            probe.exit()
+        else:
+            slot.strategy.on_fill(slot.ctx, fill)
+
+    def client_order_id(self, order_id: int) -> str:
+        """The id an outside venue sees for ``order_id``: the run's key and the integer id,
+        derived from the run's identity alone (no clock, no process state), so a restarted
+        or replayed run sends the same ids and a venue can recognise a resend."""
+        return f"{self.run_key}-{order_id}"
 
     # -- the lifecycle: start, step, stop ----------------------------------------------------
     # Backtest, replay and the live service drive the same three calls: ``run`` below is the
@@ -433,7 +476,9 @@ class BacktestEngine:
                 "first_ts": self._first_ts, "last_ts": self._last_ts,
                 "fill_count": self._fill_count, "order_count": self._order_count,
                 "close_seq": self._close_seq, "open_instant": self._open_instant,
+                "duplicate_fills": self.duplicate_fills,
             },
+            "seen_fills": list(self._seen_fills),
             "denial_counts": dict(sorted(self.denial_counts.items())),
             "ledger": self.ledger.state(),
             "venue": {"orders": [order_data(o) for o in book["orders"]],
@@ -501,6 +546,8 @@ class BacktestEngine:
         self._order_count = int(counters["order_count"])
         self._close_seq = int(counters["close_seq"])
         self._open_instant = counters["open_instant"]
+        self.duplicate_fills = int(counters["duplicate_fills"])
+        self._seen_fills = dict.fromkeys(int(i) for i in state["seen_fills"])
         self.denial_counts = Counter(state["denial_counts"])
         self.ledger.load_state(state["ledger"])
         self.venue.load_book([order_from(o) for o in state["venue"]["orders"]],
@@ -568,6 +615,7 @@ class BacktestEngine:
         counters = state["counters"]
         self._fill_count = int(counters["fill_count"])
         self._order_count = int(counters["order_count"])
+        self.duplicate_fills = int(counters["duplicate_fills"])
         pending = state["pending"]
         self.fills = [fill_from(f) for f in pending["fills"]]
         self.venue.closed = [order_from(o) for o in pending["orders"]]
@@ -787,6 +835,7 @@ class BacktestEngine:
         symbol = slot.symbol
         interval = slot.interval
         participation = self.execution.participation
+        probe = self.probe
         eq_val: list[int] = []
         eq_cash: list[int] = []
         every = wake is None
@@ -819,7 +868,11 @@ class BacktestEngine:
             if venue.open_count:
                 cap = None if participation is None else _volume_cap(v_l[i], participation, slot)
                 clock._now = ts  # fills happen inside the bar; on_fill acts at its start
+                if probe is not None:
+                    probe.enter("execution")
                 venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
+                if probe is not None:
+                    probe.exit()
             clock._now = ts + interval  # close event of this bar
             close = c_l[i]
             pos.last_price = close
@@ -836,17 +889,31 @@ class BacktestEngine:
                 for series, values, ready in series_lists:
                     series.value = values[i]
                     series.ready = ready[i]
-                slot.on_bar(slot.ctx, bar)
+                if probe is not None:
+                    probe.enter("strategy")
+                    slot.on_bar(slot.ctx, bar)
+                    probe.exit()
+                else:
+                    slot.on_bar(slot.ctx, bar)
             slot.bars_seen += 1
+            if probe is not None:
+                probe.enter("accounting")
             cash = ledger.cash
             equity = cash + pos.mark() if pos.qty else cash
             eq_cash.append(cash)
             eq_val.append(equity)
             if gate is not None:
+                if probe is not None:
+                    probe.enter("risk")
                 # Risk runs on the event clock: this equity is known at the bar's close event.
                 intents = gate.on_equity(ts + interval, equity, view)
                 if intents:
                     self._place(intents)
+                if probe is not None:
+                    probe.exit()
+            if probe is not None:
+                probe.exit()
+                probe.event_done()
             i += 1
         return _int_array(eq_val), _int_array(eq_cash)
 

@@ -1,0 +1,92 @@
+"""The engine's seams: fills a venue resends are applied once, client order ids are derived
+from the run alone, and a stage probe measures exclusive time per stage without changing a run."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from support.resume import Recorder, Spec
+from weltklassebot.engine.backtest import BacktestEngine
+from weltklassebot.engine.probe import STAGES, TimingProbe
+from weltklassebot.model.records import Fill
+
+
+def run(spec: Spec, prepare: Any = None) -> tuple[dict[str, Any], BacktestEngine]:
+    engine, chunks = spec.build()
+    if prepare is not None:
+        prepare(engine)
+    rec = Recorder()
+    engine.start(int(chunks[0].ts[0]), equity_sink=rec.equity, batch_sink=rec.batch)
+    for chunk in chunks:
+        engine.step(chunk)
+    engine.stop()
+    return rec.outputs(), engine
+
+
+SPEC = Spec("all_orders", 2, 7, True, "stochastic", True, True, 3)
+
+
+def test_resent_fills_are_dropped_and_counted_at_the_accounting_boundary() -> None:
+    plain, _ = run(SPEC)
+    resent = 0
+
+    def resend_every_third(engine: BacktestEngine) -> None:
+        deliver = engine.venue.on_fill
+        counter = itertools.count()
+
+        def on_fill(fill: Fill) -> None:
+            nonlocal resent
+            deliver(fill)
+            if next(counter) % 3 == 0:
+                resent += 1
+                deliver(fill)  # the venue sends it again
+
+        engine.venue.on_fill = on_fill
+
+    outputs, engine = run(SPEC, resend_every_third)
+    assert resent > 5
+    assert engine.duplicate_fills == resent
+    assert outputs == plain
+
+
+def test_client_order_ids_come_from_the_run_alone() -> None:
+    a, _ = SPEC.build()
+    b, _ = SPEC.build()
+    other, _ = Spec(**{**SPEC.__dict__, "seed": 4}).build()
+    assert a.client_order_id(7) == b.client_order_id(7)
+    assert a.client_order_id(7) != a.client_order_id(8)
+    assert a.client_order_id(7) != other.client_order_id(7)
+    assert a.client_order_id(7).endswith("-7")
+
+
+def test_probe_measures_each_stage_exclusively_and_changes_nothing() -> None:
+    plain, _ = run(Spec("all_orders", 1, 50, True, "stochastic", True, True, 3))
+    ticks = itertools.count(step=10)
+    probe = TimingProbe(timer=lambda: next(ticks))
+
+    def attach(engine: BacktestEngine) -> None:
+        engine.probe = probe
+
+    probed, engine = run(Spec("all_orders", 1, 50, True, "stochastic", True, True, 3), attach)
+    assert probed == plain
+    assert probe.events == engine._bars
+    for stage in ("strategy", "execution", "accounting", "risk"):
+        assert probe.total[stage] > 0, stage
+    assert set(probe.total) == set(STAGES)
+
+
+def test_probe_charges_nested_stages_their_own_time_only() -> None:
+    readings = iter([0, 10, 25, 40, 45, 60])
+    probe = TimingProbe(timer=lambda: next(readings))
+    probe.enter("execution")   # 0
+    probe.enter("accounting")  # 10: a fill is booked
+    probe.enter("strategy")    # 25: on_fill
+    probe.exit()               # 40
+    probe.exit()               # 45
+    probe.exit()               # 60
+    probe.event_done()
+    assert probe.last == {"ingest": 0, "strategy": 15, "risk": 0, "execution": 25,
+                          "accounting": 20}
+    assert sum(probe.last.values()) == 60
+    assert probe.events == 1
