@@ -381,6 +381,9 @@ class Special:
 
 
 SPECIAL: dict[tuple[str, str], Special] = {
+    ("docs/architecture.md", "Feed (seam)         |"): Special(
+        "a diagram of the pipeline, the lifecycle and the seams; the code it names is tested "
+        "by tests/architecture and the engine tests"),
     ("README.md", "bash scripts/setup.sh && bash scripts/test.sh"): Special(
         "installs .venv and runs the whole suite, which is what CI does (scripts/test.sh runs "
         "setup.sh first); its backtest is the first command of the next block"),
