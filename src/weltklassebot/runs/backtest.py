@@ -19,7 +19,7 @@ from weltklassebot import __version__
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.core.timeutil import format_duration, ns_to_basic, ns_to_iso, parse_duration
 from weltklassebot.data.catalog.integrity import check_catalog_file
-from weltklassebot.data.ingest import iter_chunks
+from weltklassebot.data.feed import ParquetFeed
 from weltklassebot.data.reader import SnapshotFile, open_snapshot
 from weltklassebot.data.validate import ValidationReport, require_valid
 from weltklassebot.engine.backtest import (
@@ -297,9 +297,9 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
         progress = progress_factory(report.rows) if progress_factory else None
         symbol_of_file = None if snapshot.has_symbol else next(iter(instruments))
         try:
-            chunks = iter_chunks(snapshot, instruments, symbol_of_file,
-                                 time_ordered=bool(report.facts.get("time_ordered")))
-            result = engine.run(chunks, sink, progress, batch_sink=batches)
+            feed = ParquetFeed(snapshot, instruments, symbol_of_file,
+                               time_ordered=bool(report.facts.get("time_ordered")))
+            result = engine.run(feed.chunks(), sink, progress, batch_sink=batches)
         finally:
             writer.close()
             batches.close()
