@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from support.bars import HOUR
 from support.resume import Recorder, Spec
 from weltklassebot.engine.backtest import BacktestEngine
 from weltklassebot.engine.probe import STAGES, TimingProbe
@@ -90,3 +91,39 @@ def test_probe_charges_nested_stages_their_own_time_only() -> None:
                           "accounting": 20}
     assert sum(probe.last.values()) == 60
     assert probe.events == 1
+
+
+def test_the_venue_is_injected_and_reached_only_through_its_protocol() -> None:
+    from weltklassebot.engine.venue import SimulatedVenue
+
+    calls: list[str] = []
+
+    class Recording(SimulatedVenue):
+        """The simulated venue, recording which protocol calls the engine makes."""
+
+        def accept(self, order: Any) -> None:
+            calls.append("accept")
+            super().accept(order)
+
+        def process_bar(self, *args: Any) -> None:
+            calls.append("process_bar")
+            super().process_bar(*args)
+
+        def take_closed(self) -> list[Any]:
+            calls.append("take_closed")
+            return super().take_closed()
+
+    spec = Spec("all_orders", 1, 50, False, "none", False, False, 3)
+    plain, _ = run(spec)
+    engine, chunks = spec.build()
+    injected = BacktestEngine(engine.instruments, {s: HOUR for s in engine.symbols},
+                              engine.execution, engine._slots[0].strategy.__class__,
+                              engine.strategy_name, engine.seed, venue_factory=Recording)
+    rec = Recorder()
+    injected.start(int(chunks[0].ts[0]), equity_sink=rec.equity, batch_sink=rec.batch)
+    for chunk in chunks:
+        injected.step(chunk)
+    injected.stop()
+    assert isinstance(injected.venue, Recording)
+    assert rec.outputs() == plain
+    assert {"accept", "process_bar", "take_closed"} <= set(calls)

@@ -43,6 +43,7 @@ from weltklassebot.engine.state import (
     order_from,
 )
 from weltklassebot.engine.venue import SimulatedVenue
+from weltklassebot.engine.venue_api import Venue, VenueFactory
 from weltklassebot.errors import StrategyError
 from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.enums import OrderStatus, OrderType, TimeInForce
@@ -162,6 +163,7 @@ class BacktestEngine:
         seed: int,
         gate: OrderGate | None = None,
         strategy_file: str | None = None,
+        venue_factory: VenueFactory | None = None,
     ) -> None:
         self.instruments = dict(sorted(instruments.items()))
         self.symbols = list(self.instruments)
@@ -183,7 +185,9 @@ class BacktestEngine:
             slippage = SlippageModel()
         self.latency = LatencyModel(execution.latency_ns, execution.jitter_ns,
                                     self.streams.stream("latency") if execution.jitter_ns else None)
-        self.venue = SimulatedVenue(self.instruments, execution.fees, slippage, self._on_fill)
+        make_venue: VenueFactory = venue_factory or SimulatedVenue
+        self.venue: Venue = make_venue(self.instruments, execution.fees, slippage,
+                                       self._on_fill)
         self.portfolio_view = LedgerView(self.ledger, self.venue, execution.money.scale)
         self.fills: list[Fill] = []
         self.denials: list[Denial] = []
@@ -488,7 +492,7 @@ class BacktestEngine:
             "closes": closes,
             "slots": slots,
             "pending": {"fills": [fill_data(f) for f in self.fills],
-                        "orders": [order_data(o) for o in self.venue.closed],
+                        "orders": [order_data(o) for o in self.venue.pending_closed()],
                         "denials": [denial_data(d) for d in self.denials],
                         "logs": list(self.logs)},
         }
@@ -577,7 +581,7 @@ class BacktestEngine:
         heapq.heapify(self._closes)
         pending = state["pending"]
         self.fills = [fill_from(f) for f in pending["fills"]]
-        self.venue.closed = [order_from(o) for o in pending["orders"]]
+        self.venue.restore_closed([order_from(o) for o in pending["orders"]])
         self.denials = [denial_from(d) for d in pending["denials"]]
         self.logs = list(pending["logs"])
 
@@ -618,7 +622,7 @@ class BacktestEngine:
         self.duplicate_fills = int(counters["duplicate_fills"])
         pending = state["pending"]
         self.fills = [fill_from(f) for f in pending["fills"]]
-        self.venue.closed = [order_from(o) for o in pending["orders"]]
+        self.venue.restore_closed([order_from(o) for o in pending["orders"]])
         self.denials = [denial_from(d) for d in pending["denials"]]
         self.logs = list(pending["logs"])
 
@@ -653,13 +657,13 @@ class BacktestEngine:
         # Orders in the order they closed: a sequence the events decide, so a run stepped bar
         # by bar lists them exactly as a run over whole chunks does.
         if self._batch_sink is None:
-            batch = EngineBatch(self.fills, list(self.venue.closed), self.denials, self.logs)
+            batch = EngineBatch(self.fills, self.venue.pending_closed(), self.denials,
+                                self.logs)
             self._fill_count = len(batch.fills)
             self._order_count = len(batch.orders)
             return batch
-        batch = EngineBatch(self.fills, list(self.venue.closed), self.denials, self.logs)
+        batch = EngineBatch(self.fills, self.venue.take_closed(), self.denials, self.logs)
         self.fills, self.denials, self.logs = [], [], []
-        self.venue.closed = []
         self._fill_count += len(batch.fills)
         self._order_count += len(batch.orders)
         return batch

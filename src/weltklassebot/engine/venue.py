@@ -73,6 +73,18 @@ class SimulatedVenue:
         """Keep a final record of an order that never rested (rejected / denied)."""
         self.closed.append(order)
 
+    def take_closed(self) -> list[Order]:
+        """The orders closed since the last call, in the order they closed."""
+        closed, self.closed = self.closed, []
+        return closed
+
+    def pending_closed(self) -> list[Order]:
+        """The orders closed and not yet taken (saved with the engine state)."""
+        return list(self.closed)
+
+    def restore_closed(self, orders: list[Order]) -> None:
+        self.closed = list(orders)
+
     def cancel(self, order_id: int, symbol: str, ts_ns: int, reason: str) -> bool:
         order = self._book[symbol].pop(order_id, None)
         if order is None:
@@ -217,4 +229,3 @@ class SimulatedVenue:
             for order_id in sorted(book):
                 self._close(book[order_id], OrderStatus.EXPIRED, ts_ns, "end_of_data")
             book.clear()
-
