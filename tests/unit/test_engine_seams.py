@@ -77,6 +77,21 @@ def test_probe_measures_each_stage_exclusively_and_changes_nothing() -> None:
     assert set(probe.total) == set(STAGES)
 
 
+def test_probe_on_several_symbols_counts_instants_and_changes_nothing() -> None:
+    spec = Spec("all_orders", 2, 7, True, "stochastic", True, True, 3)
+    plain, _ = run(spec)
+    probe = TimingProbe()
+
+    def attach(engine: BacktestEngine) -> None:
+        engine.probe = probe
+
+    probed, engine = run(spec, attach)
+    assert probed == plain
+    assert probe.events == engine._equity_points  # one event per instant
+    assert probe.total["strategy"] > 0
+    assert probe.total["execution"] > 0
+
+
 def test_probe_charges_nested_stages_their_own_time_only() -> None:
     readings = iter([0, 10, 25, 40, 45, 60])
     probe = TimingProbe(timer=lambda: next(readings))

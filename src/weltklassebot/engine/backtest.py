@@ -748,7 +748,11 @@ class BacktestEngine:
                     self._where = (slot.symbol, ts)
                     cap = None if participation is None else _volume_cap(v_l[k], participation,
                                                                           slot)
+                    if self.probe is not None:
+                        self.probe.enter("execution")
                     venue.process_bar(slot.symbol, ts, o_l[k], h_l[k], l_l[k], cap)
+                    if self.probe is not None:
+                        self.probe.exit()
                 values = tuple((series, values[k], ready[k])
                                for series, values, ready in series_by_slot[codes[k]])
                 self._close_seq += 1
@@ -793,11 +797,20 @@ class BacktestEngine:
             for series, value, ready in values:
                 series.value = value
                 series.ready = ready
-            slot.on_bar(slot.ctx, bar)
+            probe = self.probe
+            if probe is not None:
+                probe.enter("strategy")
+                slot.on_bar(slot.ctx, bar)
+                probe.exit()
+            else:
+                slot.on_bar(slot.ctx, bar)
         instant = self._open_instant
         if instant is None:
             return
         self._open_instant = None
+        probe = self.probe
+        if probe is not None:
+            probe.enter("accounting")
         cash = self.ledger.cash
         equity = cash
         for slot in slots:
@@ -807,10 +820,17 @@ class BacktestEngine:
         eq[1].append(equity)
         eq[2].append(cash)
         if self.gate is not None:
+            if probe is not None:
+                probe.enter("risk")
             # Risk runs on the event clock: this equity is known now.
             intents = self.gate.on_equity(clock._now, equity, self.portfolio_view)
             if intents:
                 self._place(intents)
+            if probe is not None:
+                probe.exit()
+        if probe is not None:
+            probe.exit()
+            probe.event_done()  # an instant, with every bar and close event it held
 
     def _run_single(self, chunk: BarChunk) -> tuple[np.ndarray, np.ndarray]:
         """One symbol, bar by bar: match at ``ts``, the close event at ``ts + interval``
