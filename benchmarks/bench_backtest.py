@@ -12,7 +12,7 @@ illustrate (machines are noisy, ``--repeat`` keeps the best of K runs of each).
 Workloads, on N one-minute bars (default 1,000,000):
 
 * ``sma_cross`` and ``donchian_breakout`` with default settings on a bounded random walk;
-* **order-heavy**: ``donchian_breakout``, qty 1, cash 10^12 (never refused), on an additive
+* **order-heavy**: ``donchian_breakout``, qty 1, cash 10^10 (never refused; money still fits int64), on an additive
   random walk around 10,000 (``order_walk`` below), with orders placed / cancelled / filled
   and orders per second;
 * **refused**: the same strategy and file with so little cash that, once fees have eaten it, the
@@ -234,7 +234,7 @@ def run_all(args: argparse.Namespace, n: int, tmp: Path, base_src: Path) -> None
         Workload("sma_cross", walk, '[strategy]\nname = "sma_cross"\n'),
         Workload("donchian_breakout", walk, '[strategy]\nname = "donchian_breakout"\n'),
         Workload("order-heavy", heavy,
-                 donchian_1 + '[execution]\ninitial_cash = "1000000000000"\n', counts=True),
+                 donchian_1 + '[execution]\ninitial_cash = "10000000000"\n', counts=True),
         Workload("refused", heavy, donchian_1 + f'[execution]\ninitial_cash = "{refused_cash}"\n',
                  counts=True),
     ]

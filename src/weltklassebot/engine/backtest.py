@@ -7,6 +7,7 @@ Orders pass strategy -> risk (optional gate) -> buying-power check -> latency ->
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from weltklassebot.core.clock import SimClock
+from weltklassebot.core.decimal import format_scaled
 from weltklassebot.core.rng import RandomStreams
 from weltklassebot.core.timeutil import ns_to_iso
 from weltklassebot.engine.costs import (
@@ -296,9 +298,8 @@ class BacktestEngine:
             equity = self.ledger.cash + slot.position.mark()
         leverage = self.execution.leverage
         if needed * leverage.denominator > equity * leverage.numerator:
-            money = self.execution.money
-            return (f"exposure after fill {money.text(needed)} > equity {money.text(equity)}"
-                    f" x leverage {leverage}")
+            return _exposure_text(needed, equity, self.execution.money.scale,
+                                  leverage.numerator, leverage.denominator)
         return ""
 
     def cancel(self, symbol: str, order_id: int) -> bool:
@@ -1056,3 +1057,11 @@ def _int_array(values: list[int]) -> np.ndarray:
 def _plain(value: Any) -> Any:
     """A series value as a JSON type (NumPy scalars become Python numbers)."""
     return value.item() if hasattr(value, "item") else value
+
+
+@functools.lru_cache(maxsize=256)
+def _exposure_text(needed: int, equity: int, scale: int, lev_num: int, lev_den: int) -> str:
+    """The detail of a buying-power refusal. A refused order is often resubmitted bar after
+    bar with the same figures, so the texts are kept (a pure function of its arguments)."""
+    return (f"exposure after fill {format_scaled(needed, scale)} > equity "
+            f"{format_scaled(equity, scale)} x leverage {Fraction(lev_num, lev_den)}")

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from weltklassebot.model.enums import Liquidity, OrderStatus, OrderType, TimeInForce
 
 _OPEN = OrderStatus.OPEN
+_new = tuple.__new__
 
 
 class Order(NamedTuple):
@@ -48,24 +49,25 @@ class Order(NamedTuple):
     def is_open(self) -> bool:
         return self.status is _OPEN
 
-    # Explicit positional constructors: the order path's records, without keyword handling.
+    # The order path's new states, built by unpacking the record and handing the new tuple to
+    # tuple.__new__: no keyword handling, no per-field attribute lookups.
     def with_fill(self, qty: int) -> Order:
-        return Order(self.order_id, self.symbol, self.side, self.type, self.qty, self.limit,
-                     self.stop, self.tif, self.ts_submitted_ns, self.active_from_ns,
-                     self.filled + qty, self.status, self.triggered, self.reason,
-                     self.ts_closed_ns, self.tag, self.reduce_only)
+        (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled, status, trig, reason,
+         closed, tag, ro) = self
+        return _new(Order, (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled + qty,
+                            status, trig, reason, closed, tag, ro))
 
     def with_trigger(self) -> Order:
-        return Order(self.order_id, self.symbol, self.side, self.type, self.qty, self.limit,
-                     self.stop, self.tif, self.ts_submitted_ns, self.active_from_ns,
-                     self.filled, self.status, True, self.reason, self.ts_closed_ns, self.tag,
-                     self.reduce_only)
+        (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled, status, _trig, reason,
+         closed, tag, ro) = self
+        return _new(Order, (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled,
+                            status, True, reason, closed, tag, ro))
 
     def closed(self, status: OrderStatus, ts_ns: int, reason: str) -> Order:
-        return Order(self.order_id, self.symbol, self.side, self.type, self.qty, self.limit,
-                     self.stop, self.tif, self.ts_submitted_ns, self.active_from_ns,
-                     self.filled, status, self.triggered, reason, ts_ns, self.tag,
-                     self.reduce_only)
+        (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled, _status, trig, _reason,
+         _closed, tag, ro) = self
+        return _new(Order, (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled,
+                            status, trig, reason, ts_ns, tag, ro))
 
 
 class Fill(NamedTuple):
