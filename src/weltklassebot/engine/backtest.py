@@ -733,12 +733,24 @@ class BacktestEngine:
         participation = self.execution.participation
         closes = self._closes
         eq: tuple[list[int], list[int], list[int]] = ([], [], [])
+        wake_rows = self._wake_rows(codes, series_by_slot)
+        w = 0
         i = 0
         while i < n:
             ts = ts_l[i]
             self._close_instant(ts, eq)
             if ts < clock._now:
                 raise AssertionError(f"event clock would go back from {clock._now} to {ts}")
+            if wake_rows is not None and not venue.open_count and not closes:
+                while w < len(wake_rows) and wake_rows[w] < i:
+                    w += 1
+                quiet_end = wake_rows[w] if w < len(wake_rows) else n
+                while quiet_end > i and quiet_end < n and ts_l[quiet_end - 1] == ts_l[quiet_end]:
+                    quiet_end -= 1  # whole instants only: the one that wakes runs in full
+                after = self._quiet_instants(i, quiet_end, ts_l, c_l, codes, series_by_slot, eq)
+                if after > i:
+                    i = after
+                    continue
             j = i
             while j < n and ts_l[j] == ts:
                 j += 1
@@ -762,6 +774,75 @@ class BacktestEngine:
             self._open_instant = ts
             i = j
         return eq
+
+    def _wake_rows(self, codes: list[int], series_by_slot: list[list[tuple[
+            Series, list[Any], list[bool]]]]) -> list[int] | None:
+        """Rows of the chunk where some strategy wakes, when the quiet-bar skip applies to
+        several symbols: every strategy declared ``wake_on`` and every symbol has the same
+        interval (so each instant's close events all run before the next instant). None
+        otherwise: every bar then goes to ``on_bar``."""
+        slots = self._slots
+        if not self.quiet_skip or any(slot.series.wake is None for slot in slots):
+            return None
+        if len({slot.interval for slot in slots}) != 1:
+            return None
+        wake_values: list[list[Any]] = []
+        for code, slot in enumerate(slots):
+            found = [values for series, values, _ready in series_by_slot[code]
+                     if series is slot.series.wake]
+            if not found:
+                return None
+            wake_values.append(found[0])
+        return [row for row, code in enumerate(codes) if wake_values[code][row]]
+
+    def _quiet_instants(self, i: int, end: int, ts_l: list[int], c_l: list[int],
+                        codes: list[int],
+                        series_by_slot: list[list[tuple[Series, list[Any], list[bool]]]],
+                        eq: tuple[list[int], list[int], list[int]]) -> int:
+        """Instants of rows i..end-1 where nothing can happen: no order open, no strategy
+        woken. Each instant's close events only move last prices; its equity point is cash
+        plus the marks at those prices. With risk limits each instant's equity still goes to
+        the gate, and an intent it returns ends the stretch after that instant. An instant is
+        closed here only when the next one, in this chunk, starts at or after its close
+        events (as the full path would order them); the rest go the full path. Returns the row
+        to go on from."""
+        n = len(ts_l)
+        slots = self._slots
+        clock = self.clock
+        gate = self.gate
+        interval = slots[0].interval
+        cash = self.ledger.cash
+        k = i
+        while k < end:
+            ts = ts_l[k]
+            nxt = k
+            while nxt < n and ts_l[nxt] == ts:
+                nxt += 1
+            if nxt >= n or ts_l[nxt] < ts + interval:
+                return k
+            self._where = (slots[codes[k]].symbol, ts)
+            while k < end and ts_l[k] == ts:
+                slot = slots[codes[k]]
+                slot.position.last_price = c_l[k]
+                slot.bars_seen += 1
+                for series, values, ready in series_by_slot[codes[k]]:
+                    series.value = values[k]
+                    series.ready = ready[k]
+                k += 1
+            clock._now = ts + interval
+            equity = cash
+            for slot in slots:
+                if slot.position.qty:
+                    equity += slot.position.mark()
+            eq[0].append(ts)
+            eq[1].append(equity)
+            eq[2].append(cash)
+            if gate is not None:
+                intents = gate.on_equity(clock._now, equity, self.portfolio_view)
+                if intents:
+                    self._place(intents)
+                    return k
+        return k
 
     def _drain_instants(self, equity_sink: EquitySink) -> None:
         """At the end of the data: every close event still due, then the last equity point."""
