@@ -58,7 +58,7 @@ class TickScript(Strategy):
         self.intents = intents
         self.flatten_at = flatten_at
         self.cancels: dict[int, list[int]] = defaultdict(list)
-        self.identity: list[tuple[Fraction, Fraction]] = []
+        self.identity: list[tuple[Fraction | int, Fraction]] = []
         self.by_bar: dict[int, list[Intent]] = {}
 
     def on_start(self, ctx: StrategyContext) -> None:
@@ -71,8 +71,8 @@ class TickScript(Strategy):
         ledger = engine.ledger
         self.identity.append((ledger.realised + ledger.unrealised(),
                               Fraction(ledger.equity() - ledger.initial_cash + ledger.fees_paid)))
-        for order_id in self.cancels.pop(bar.index, []):
-            ctx.cancel(order_id)
+        for cancel_id in self.cancels.pop(bar.index, []):
+            ctx.cancel(cancel_id)
         if self.flatten_at is not None and bar.index >= self.flatten_at:
             if bar.index == self.flatten_at:
                 ctx.cancel_all()

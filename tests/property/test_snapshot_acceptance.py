@@ -74,7 +74,7 @@ VOLUMES = st.one_of(st.integers(0, 10**6).map(float), ODD_FLOATS,
 @st.composite
 def price_rows(draw: st.DrawFn, n: int) -> list[tuple[Any, ...]]:
     """OHLCV rows: mostly consistent bars on a 0.01 grid, some with any value."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for _ in range(n):
         if draw(st.integers(0, 14)) > 0:
             o, c = draw(GRID_PRICES), draw(GRID_PRICES)
@@ -202,8 +202,10 @@ def snapshot_tables(draw: st.DrawFn) -> pa.Table:
     symbols = draw(st.sampled_from(["none"] * 4 + ["one", "two", "two", "empty", "nulls", "int",
                                                    "dictionary", "large"]))
     if symbols != "none":
-        names = {"one": ["BTC"], "two": ["BTC", "ETH"], "empty": [""], "nulls": [None, "A"],
-                 "int": [1], "dictionary": ["A", "B"], "large": ["X", "Y"]}[symbols]
+        choices: dict[str, list[str | int | None]] = {
+            "one": ["BTC"], "two": ["BTC", "ETH"], "empty": [""], "nulls": [None, "A"],
+            "int": [1], "dictionary": ["A", "B"], "large": ["X", "Y"]}
+        names = choices[symbols]
         picked = [names[draw(st.integers(0, len(names) - 1))] for _ in range(n)]
         if symbols == "int":
             sym = pa.array(picked, type=pa.int64())

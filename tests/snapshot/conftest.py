@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from snapshot_support import CliRunner, run_cli
+
+from .snapshot_support import CliRunner, run_cli
 
 
 @pytest.fixture

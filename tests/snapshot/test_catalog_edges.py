@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from snapshot_support import COINBASE_CSV, CliRunner, clean_env, make_bars
 
 from weltklassebot.core.clock import SimClock
 from weltklassebot.data.catalog import HISTORY, QUARANTINE, Catalog
 from weltklassebot.fsutil import sha256_file
+
+from .snapshot_support import COINBASE_CSV, CliRunner, clean_env, make_bars
 
 
 def _promote_many(snapdir: Path, tmp_path: Path, count: int) -> list[str]:

@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from catalog_faults import FAULTS, Fault, inventory, lost
-from snapshot_support import make_bars
 
 from weltklassebot.core.clock import SimClock
 from weltklassebot.data.catalog import (
@@ -37,6 +35,9 @@ from weltklassebot.data.catalog import (
     check_entry,
 )
 from weltklassebot.errors import VerdictFailed, WeltklasseError
+
+from .catalog_faults import FAULTS, Fault, inventory, lost
+from .snapshot_support import make_bars
 
 SEEDS = int(os.environ.get("WELTKLASSE_CATALOG_FAULT_SEEDS", "8"))
 ROLLBACK = "python -m cli snapshot rollback"

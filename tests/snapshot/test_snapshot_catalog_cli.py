@@ -11,13 +11,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from snapshot_support import MSFT_CSV, CliRunner, clean_env, make_bars
 
 from support.tmpfs import mounted_tmpfs
 from weltklassebot.core.clock import SimClock
 from weltklassebot.data.catalog import Catalog, resolve_settings
 from weltklassebot.errors import RuntimeFailure, UsageError
 from weltklassebot.fsutil import sha256_file
+
+from .snapshot_support import MSFT_CSV, CliRunner, clean_env, make_bars
 
 NAME_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z_[A-Za-z0-9._-]+\.parquet$")
 

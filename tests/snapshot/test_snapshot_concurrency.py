@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from snapshot_support import clean_env, make_bars, run_cli
-
 from weltklassebot.data.catalog import Catalog
+
+from .snapshot_support import clean_env, make_bars, run_cli
 
 
 def _start(args: list[str], **env: str) -> subprocess.Popen[str]:

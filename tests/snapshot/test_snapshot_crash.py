@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snapshot_support import clean_env, make_bars
 
 from weltklassebot.core.clock import SimClock
 from weltklassebot.data.catalog import SNAPSHOT_RE, Catalog, read_sidecar
 from weltklassebot.data.validate import inspect_snapshot
 from weltklassebot.fsutil import sha256_file
+
+from .snapshot_support import clean_env, make_bars
 
 PROMOTE_STEPS = (
     "locked", "space_checked", "copy_started", "copied", "validated", "file_synced",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from snapshot_support import clean_env
+from .snapshot_support import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _expected(n: int, step: timedelta = HOUR) -> list[int]:
     return [int((T0 + i * step).timestamp()) * 10**9 for i in range(n)]
 
 
-def _csv(times: list[str], bars: list[tuple[float, ...]], header: str = "ts") -> list[str]:
+def _csv(times: Sequence[str], bars: Sequence[tuple[float, ...]], header: str = "ts") -> list[str]:
     lines = [f"{header},open,high,low,close,volume"]
     lines += [f"{t},{o},{h},{lo},{c},{v}" for t, (o, h, lo, c, v) in zip(times, bars, strict=True)]
     return lines
@@ -314,12 +315,13 @@ def test_any_order_and_form_round_trips(tmp_path_factory: pytest.TempPathFactory
     tmp = tmp_path_factory.mktemp("prop")
     bars = _bars(n, seed)
     moments = [T0 + i * timedelta(minutes=5) for i in range(n)]
-    render = {
+    renderers: dict[str, Callable[[datetime], str]] = {
         "epoch_s": lambda t: str(int(t.timestamp())),
         "epoch_ms": lambda t: str(int(t.timestamp()) * 1000),
         "iso_z": lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "compact": lambda t: t.strftime("%Y%m%d %H%M%S"),
-    }[form]
+    }
+    render = renderers[form]
     rows = list(zip([render(t) for t in moments], bars, strict=True))
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     lines = ["time,open,high,low,close,volume"] + [

@@ -11,7 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from snapshot_support import (
+
+from weltklassebot.data.importer import import_csv
+from weltklassebot.data.schema import META_KEY, SnapshotMeta, read_meta
+from weltklassebot.data.validate import require_valid
+from weltklassebot.errors import UnusableInput
+
+from .snapshot_support import (
     COINBASE_CLEAN,
     COINBASE_CSV,
     MSFT_CLEAN,
@@ -22,11 +28,6 @@ from snapshot_support import (
     SPY_CSV,
     CliRunner,
 )
-
-from weltklassebot.data.importer import import_csv
-from weltklassebot.data.schema import META_KEY, SnapshotMeta, read_meta
-from weltklassebot.data.validate import require_valid
-from weltklassebot.errors import UnusableInput
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -99,7 +99,7 @@ def run_engine(
 
 def run_multi(
     rows: Sequence[tuple[str, Row]],
-    strategy: Script | dict[str, Script] | Callable[[], Strategy],
+    strategy: Script | Mapping[str, Script] | Callable[[], Strategy],
     instruments: dict[str, Instrument],
     *,
     interval: int | dict[str, int] = HOUR,

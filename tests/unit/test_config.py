@@ -24,7 +24,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert config.seed == 0
     assert config.strategy.name == "sma_cross"
     assert ex.initial_cash == Decimal(1_000_000)
-    assert (ex.fees.maker_bps, ex.fees.taker_bps, ex.fees.min_fee) == (10, 10, 0)
+    assert (ex.fees.maker_bps, ex.fees.taker_bps, ex.fees.min_fee) == (Decimal(10), Decimal(10),
+                                                                         Decimal(0))
     assert ex.slippage.model == "none"
     assert (ex.latency.delay, ex.latency.jitter) == (0, 0)
     assert ex.volume_participation is None
@@ -88,7 +89,7 @@ def test_errors_name_the_key(raw: dict[str, object], named: str) -> None:
 def test_config_is_frozen() -> None:
     config = load({})
     with pytest.raises(ValueError, match="frozen"):
-        config.seed = 5  # type: ignore[misc]
+        config.seed = 5
 
 
 def test_read_toml_errors_name_the_file(tmp_path: Path) -> None:

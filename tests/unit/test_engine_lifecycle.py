@@ -29,7 +29,7 @@ def engine(strategy: str = "donchian_breakout", symbols: tuple[str, ...] = ("BTC
 
 
 def drive(eng: BacktestEngine, chunks: list[BarChunk], *, expire: bool = True) -> dict[str, Any]:
-    curve: list[list[int]] = []
+    curve: list[tuple[int, int, int]] = []
     batches: list[EngineBatch] = []
 
     def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:

@@ -10,6 +10,7 @@ from support.bars import HOUR
 from support.resume import Recorder, Spec
 from weltklassebot.engine.backtest import BacktestEngine
 from weltklassebot.engine.probe import STAGES, TimingProbe
+from weltklassebot.engine.venue import SimulatedVenue
 from weltklassebot.model.records import Fill
 
 
@@ -33,6 +34,7 @@ def test_resent_fills_are_dropped_and_counted_at_the_accounting_boundary() -> No
     resent = 0
 
     def resend_every_third(engine: BacktestEngine) -> None:
+        assert isinstance(engine.venue, SimulatedVenue)
         deliver = engine.venue.on_fill
         counter = itertools.count()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from support.bars import HOUR, T0, bars_table, read_rows, timed, write_snapshot, write_table
+from support.bars import HOUR, T0, Row, bars_table, read_rows, timed, write_snapshot, write_table
 from weltklassebot.data.ingest import iter_chunks
 from weltklassebot.data.reader import open_snapshot
 from weltklassebot.errors import InvalidSnapshot
@@ -107,7 +107,7 @@ def test_multi_symbol_is_ordered_by_time_then_symbol_name(tmp_path: Path) -> Non
 
 
 def test_multi_symbol_chunks_never_split_an_instant(tmp_path: Path) -> None:
-    rows: list[tuple] = []
+    rows: list[Row] = []
     symbols: list[str] = []
     for i in range(10):
         for s in ("A", "B", "C"):

@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from weltklassebot.core.timeutil import NS_PER_DAY, NS_PER_YEAR
+from weltklassebot.engine.equity_hash import decimal_column
 from weltklassebot.errors import UsageError
 from weltklassebot.model.enums import BUY, SELL, Liquidity, OrderStatus, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Fill, Order
-from weltklassebot.runs.outputs import EquityWriter, decimal_column, write_fills, write_orders
+from weltklassebot.runs.outputs import EquityWriter, write_fills, write_orders
 from weltklassebot.runs.rundir import RunDirectory, refuse_non_empty
 from weltklassebot.runs.stats import EquityStats
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from support.bars import HOUR, T0, bars_table, timed, write_snapshot, write_table
+from support.bars import HOUR, OHLCV, T0, Row, bars_table, timed, write_snapshot, write_table
 from weltklassebot.core.timeutil import ns_to_iso
 from weltklassebot.data.reader import open_snapshot
 from weltklassebot.data.validate import describe_violation, inspect_snapshot, require_valid
@@ -18,7 +18,7 @@ from weltklassebot.errors import InvalidSnapshot, UnusableInput
 GOOD = [(100, 101, 99, 100, 10)] * 6
 
 
-def rows_with(index: int, bar: tuple[float, ...]) -> list[tuple]:
+def rows_with(index: int, bar: OHLCV) -> list[Row]:
     rows = timed(GOOD)
     rows[index] = (rows[index][0], *bar)
     return rows
@@ -46,7 +46,7 @@ def only_violation(path: Path) -> tuple[str, int, int, int | None]:
         ((100, 101, 99, 100, math.nan), "volume_non_negative"),
     ],
 )
-def test_each_price_and_volume_rule(tmp_path: Path, bar: tuple[float, ...], rule: str) -> None:
+def test_each_price_and_volume_rule(tmp_path: Path, bar: OHLCV, rule: str) -> None:
     path = write_snapshot(tmp_path / "s.parquet", rows_with(3, bar))
     assert only_violation(path) == (rule, 1, 3, T0 + 3 * HOUR)
     with pytest.raises(InvalidSnapshot) as info:

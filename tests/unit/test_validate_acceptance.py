@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from support.bars import HOUR, T0, bars_table, timed, write_snapshot, write_table
+from support.bars import HOUR, T0, Row, bars_table, timed, write_snapshot, write_table
 from weltklassebot.cli.main import run
-from weltklassebot.config.model import BacktestConfig, DataConfig
+from weltklassebot.config.model import BacktestConfig, DataConfig, InstrumentConfig
 from weltklassebot.data.reader import open_snapshot
 from weltklassebot.data.schema import SnapshotMeta, check_metadata
 from weltklassebot.data.validate import inspect_snapshot, require_valid
@@ -46,7 +46,7 @@ def both(path: Path, tmp_path: Path) -> tuple[tuple[int, str], tuple[int, str]]:
             cli("backtest", "--data-snapshot", path, "--out", tmp_path / "run", "--no-progress"))
 
 
-def with_meta(tmp_path: Path, meta: Any, rows: list[tuple] | None = None) -> Path:
+def with_meta(tmp_path: Path, meta: Any, rows: list[Row] | None = None) -> Path:
     table = bars_table(rows or timed(GOOD))
     text = meta if isinstance(meta, str) else json.dumps(meta)
     table = table.replace_schema_metadata({"weltklassebot": text})
@@ -277,7 +277,7 @@ def test_validation_resolves_instruments_as_the_backtest_does(tmp_path: Path) ->
     path = write_table(tmp_path / "two.parquet",
                        table.replace_schema_metadata({"weltklassebot": json.dumps(meta)}))
     data = DataConfig(quantity_increment=Decimal("0.01"),
-                      instruments={"B": {"price_increment": Decimal("0.25")}})
+                      instruments={"B": InstrumentConfig(price_increment=Decimal("0.25"))})
     report = require_valid(path, data=data)
     config = BacktestConfig(data=data)
     instruments, _ = resolve_instruments(config, open_snapshot(path), report)
