@@ -5,16 +5,17 @@ Each workload runs ``python -m cli backtest`` in its own process twice: once wit
 ``src`` and once with the ``src`` of a git worktree of ``--baseline`` (default ``b0a67b4``, the
 release before the order-path work), on the same generated file, in the same run. Reported per
 workload and version: the in-process time (the manifest's ``wall_time_seconds``: from opening the
-snapshot to the run directory's final rename), the whole-process time and peak RSS, and the
-ratio old/new (above 1 means faster than before). Ratios are the claim; absolute figures only
+snapshot to the run directory's final rename), the whole-process wall and CPU time (user + system,
+less disturbed than wall time by other work on a shared machine) and peak RSS, and the ratios
+old/new (above 1 means faster than before). Ratios are the claim; absolute figures only
 illustrate (machines are noisy, ``--repeat`` keeps the best of K runs of each).
 
 Workloads, on N one-minute bars (default 1,000,000):
 
 * ``sma_cross`` and ``donchian_breakout`` with default settings on a bounded random walk;
-* **order-heavy**: ``donchian_breakout``, qty 1, cash 10^10 (never refused; money still fits int64), on an additive
-  random walk around 10,000 (``order_walk`` below), with orders placed / cancelled / filled
-  and orders per second;
+* **order-heavy**: ``donchian_breakout``, qty 1, cash 10^10 (never refused; money stays within
+  int64), on an additive random walk around 10,000 (``order_walk`` below), with orders placed /
+  cancelled / filled and orders per second;
 * **refused**: the same strategy and file with so little cash that, once fees have eaten it, the
   strategy's entry stops are refused for buying power and resubmitted at every bar.
 
@@ -124,6 +125,7 @@ class Workload:
 class Result:
     in_process: float
     whole: float
+    cpu: float
     rss_mib: float
     summary: dict[str, object]
     out: Path
@@ -158,8 +160,8 @@ def run_cli(src: Path, workload: Workload, out: Path, work: Path) -> Result:
         stdout.seek(0)
         summary = json.loads(stdout.read())
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    return Result(float(manifest["wall_time_seconds"]), whole, usage.ru_maxrss / 1024, summary,
-                  out)
+    return Result(float(manifest["wall_time_seconds"]), whole, usage.ru_utime + usage.ru_stime,
+                  usage.ru_maxrss / 1024, summary, out)
 
 
 def _records(path: Path) -> pa.Table:
@@ -241,8 +243,8 @@ def run_all(args: argparse.Namespace, n: int, tmp: Path, base_src: Path) -> None
     if args.only:
         workloads = [w for w in workloads if w.name in args.only]
     print(f"bars {n:,}; baseline {args.baseline} ({commit}); best of {args.repeat}")
-    print(f"{'workload':<18}{'version':<10}{'in process':>12}{'whole':>10}{'RSS MiB':>9}"
-          f"{'ratio old/new':>15}")
+    print(f"{'workload':<18}{'version':<10}{'in process':>12}{'whole':>10}{'CPU':>10}"
+          f"{'RSS MiB':>9}")
     failed = []
     sma_current: Result | None = None
     for w in workloads:
@@ -253,13 +255,11 @@ def run_all(args: argparse.Namespace, n: int, tmp: Path, base_src: Path) -> None
         old, new = best(runs["baseline"]), best(runs["current"])
         if w.name == "sma_cross":
             sma_current = new
-        ratio = old.in_process / new.in_process
-        whole_ratio = old.whole / new.whole
         for label, r in (("baseline", old), ("current", new)):
             print(f"{w.name:<18}{label:<10}{r.in_process:>10.2f} s{r.whole:>8.2f} s"
-                  f"{r.rss_mib:>9,.0f}")
-        print(f"{w.name:<18}{'ratio':<10}{ratio:>10.2f} x{whole_ratio:>8.2f} x"
-              f"{'':>9}{'(in process, whole)':>15}")
+                  f"{r.cpu:>8.2f} s{r.rss_mib:>9,.0f}")
+        print(f"{w.name:<18}{'old/new':<10}{old.in_process / new.in_process:>10.2f} x"
+              f"{old.whole / new.whole:>8.2f} x{old.cpu / new.cpu:>8.2f} x")
         if w.counts:
             for label, r in (("baseline", old), ("current", new)):
                 c = order_counts(r.out)

@@ -167,9 +167,12 @@ class _BatchSink:
             for t in gate.risk.transitions[self.transitions_seen:]:
                 events.append((t.ts_ns, 0, {"event": "risk_transition", **_transition_dict(t)}))
             self.transitions_seen = len(gate.risk.transitions)
+        iso_ns, iso = None, ""
         for d in batch.denials:
             inst = self.instruments[d.symbol]
-            events.append((d.ts_ns, 1, {"event": "order_denied", "ts": ns_to_iso(d.ts_ns),
+            if d.ts_ns != iso_ns:  # a refused order is often one of several in its bar
+                iso_ns, iso = d.ts_ns, ns_to_iso(d.ts_ns)
+            events.append((d.ts_ns, 1, {"event": "order_denied", "ts": iso,
                                         "ts_ns": d.ts_ns, "order_id": d.order_id,
                                         "symbol": d.symbol, "side": side_label(d.side),
                                         "qty": inst.qty_text(d.qty), "reason": d.reason,
@@ -178,13 +181,17 @@ class _BatchSink:
             events.append((entry["ts_ns"], 2, {"event": "strategy_log",
                                                "ts": ns_to_iso(entry["ts_ns"]), **entry}))
         events.sort(key=lambda e: (e[0], e[1]))
-        for _ts, _rank, payload in events:
-            self.events.write(json.dumps(payload, sort_keys=True, default=str) + "\n")
+        # One encoder for every line (json.dumps with options builds a new one per call).
+        self.events.write("".join(_EVENT_JSON.encode(payload) + "\n"
+                                  for _ts, _rank, payload in events))
 
     def close(self) -> None:
         self.fills.close()
         self.orders.close()
         self.events.close()
+
+
+_EVENT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _transition_dict(t: RiskTransition) -> dict[str, Any]:
