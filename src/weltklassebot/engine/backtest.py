@@ -809,9 +809,7 @@ class BacktestEngine:
         n = len(ts_l)
         slots = self._slots
         clock = self.clock
-        gate = self.gate
         interval = slots[0].interval
-        cash = self.ledger.cash
         k = i
         while k < end:
             ts = ts_l[k]
@@ -830,18 +828,8 @@ class BacktestEngine:
                     series.ready = ready[k]
                 k += 1
             clock._now = ts + interval
-            equity = cash
-            for slot in slots:
-                if slot.position.qty:
-                    equity += slot.position.mark()
-            eq[0].append(ts)
-            eq[1].append(equity)
-            eq[2].append(cash)
-            if gate is not None:
-                intents = gate.on_equity(clock._now, equity, self.portfolio_view)
-                if intents:
-                    self._place(intents)
-                    return k
+            if self._instant_point(ts, eq):
+                return k  # risk placed orders: the stretch is no longer quiet
         return k
 
     def _drain_instants(self, equity_sink: EquitySink) -> None:
@@ -893,26 +881,34 @@ class BacktestEngine:
         probe = self.probe
         if probe is not None:
             probe.enter("accounting")
+        self._instant_point(instant, eq)
+        if probe is not None:
+            probe.exit()
+            probe.event_done()  # an instant, with every bar and close event it held
+
+    def _instant_point(self, instant: int, eq: tuple[list[int], list[int], list[int]]) -> bool:
+        """The equity point of an instant whose close events have run, and risk's look at it
+        on the event clock; True when risk returned intents (they are placed)."""
         cash = self.ledger.cash
         equity = cash
-        for slot in slots:
+        for slot in self._slots:
             if slot.position.qty:
                 equity += slot.position.mark()
         eq[0].append(instant)
         eq[1].append(equity)
         eq[2].append(cash)
-        if self.gate is not None:
-            if probe is not None:
-                probe.enter("risk")
-            # Risk runs on the event clock: this equity is known now.
-            intents = self.gate.on_equity(clock._now, equity, self.portfolio_view)
-            if intents:
-                self._place(intents)
-            if probe is not None:
-                probe.exit()
+        gate = self.gate
+        if gate is None:
+            return False
+        probe = self.probe
+        if probe is not None:
+            probe.enter("risk")
+        intents = gate.on_equity(self.clock._now, equity, self.portfolio_view)
+        if intents:
+            self._place(intents)
         if probe is not None:
             probe.exit()
-            probe.event_done()  # an instant, with every bar and close event it held
+        return bool(intents)
 
     def _run_single(self, chunk: BarChunk) -> tuple[np.ndarray, np.ndarray]:
         """One symbol, bar by bar: match at ``ts``, the close event at ``ts + interval``
