@@ -1,0 +1,101 @@
+"""The engine driven one bar per step, as the live service drives it:
+``python benchmarks/bench_step.py [--bars N] [--strategy NAME]``.
+
+Generates N seeded one-minute bars (default 200,000), reads them once, then times, in this
+process and in the same run:
+
+* the engine over whole chunks (``run``: the backtest, where the quiet-bar skip works chunk-wide);
+* the same engine stepped one bar at a time (``start``, one ``step`` per bar, ``stop``), which a
+  live feed forces;
+* the plain-Python crossover loop of ``bench_backtest.py`` (no exactness, no I/O) as the yardstick,
+
+and prints bars/s and the ratios to the plain loop. Both engine runs must give the same equity
+curve (checked). Ratios are the claim; machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bars import write_bars
+from bench_backtest import BASELINE_LOOP
+from weltklassebot.data.feed import ParquetFeed
+from weltklassebot.data.reader import open_snapshot
+from weltklassebot.engine.backtest import BacktestEngine, ExecutionSettings
+from weltklassebot.engine.costs import FeeModel
+from weltklassebot.model.bars import BarChunk
+from weltklassebot.model.instrument import Instrument, MoneySpec
+from weltklassebot.strategy.loader import resolve_strategy
+
+MINUTE_NS = 60_000_000_000
+
+
+def engine(strategy: str) -> BacktestEngine:
+    usd = MoneySpec("USD", Decimal("0.01"))
+    inst = Instrument("SYN", Decimal("0.01"), Decimal("0.00000001"), usd)
+    execution = ExecutionSettings(money=usd, initial_cash=usd.units(Decimal(1_000_000)),
+                                  fees=FeeModel(Decimal(2), Decimal(5), 0, usd.step))
+    spec = resolve_strategy(strategy, {})
+    return BacktestEngine({"SYN": inst}, {"SYN": MINUTE_NS}, execution, spec.create, spec.name,
+                          7)
+
+
+def timed_run(strategy: str, chunks: list[BarChunk], *, per_bar: bool) -> tuple[float, list[int]]:
+    curve: list[int] = []
+
+    def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+        curve.extend(equity.tolist())
+
+    eng = engine(strategy)
+    if per_bar:
+        bars = [c.slice(i, i + 1) for c in chunks for i in range(len(c))]
+        start = time.perf_counter()
+        eng.start(int(bars[0].ts[0]), equity_sink=sink)
+        for bar in bars:
+            eng.step(bar)
+        eng.stop()
+    else:
+        start = time.perf_counter()
+        eng.run(chunks, sink)
+    return time.perf_counter() - start, curve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=200_000)
+    parser.add_argument("--strategy", default="sma_cross")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_bars(Path(tmp) / "bars.parquet", args.bars)
+        usd = MoneySpec("USD", Decimal("0.01"))
+        inst = Instrument("SYN", Decimal("0.01"), Decimal("0.00000001"), usd)
+        chunks = list(ParquetFeed(open_snapshot(path), {"SYN": inst}, "SYN").chunks())
+        namespace: dict[str, object] = {}
+        sys.argv = ["loop", str(path)]
+        loop_start = time.perf_counter()
+        exec(compile(BASELINE_LOOP, "baseline", "exec"), namespace)  # prints its own figures
+        loop = time.perf_counter() - loop_start
+    whole, whole_curve = timed_run(args.strategy, chunks, per_bar=False)
+    stepped, stepped_curve = timed_run(args.strategy, chunks, per_bar=True)
+    if whole_curve != stepped_curve:
+        raise SystemExit("stepping one bar at a time changed the equity curve")
+    n = args.bars
+    print(f"{args.strategy}, {n:,} bars, equity curves identical")
+    print(f"plain-Python loop     {loop:7.2f} s  {n / loop:12,.0f} bars/s  (yardstick)")
+    print(f"engine, whole chunks  {whole:7.2f} s  {n / whole:12,.0f} bars/s  "
+          f"{loop / whole:.2f}x the loop")
+    print(f"engine, one bar/step  {stepped:7.2f} s  {n / stepped:12,.0f} bars/s  "
+          f"{loop / stepped:.2f}x the loop")
+
+
+if __name__ == "__main__":
+    main()
