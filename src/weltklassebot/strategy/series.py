@@ -59,6 +59,8 @@ class RollingSumSeries(Series):
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = columns[self.field]
         n = values.size
+        if n == 1:
+            return self._one(int(values[0]))
         ext = np.concatenate((self._tail, values))
         if ext.size and int(np.abs(ext).max()) * self.window >= _INT64_SAFE:
             sums = _rolling_sum_exact(ext.tolist(), self.window)
@@ -76,6 +78,21 @@ class RollingSumSeries(Series):
         self._tail = ext[ext.size - keep:] if keep else np.zeros(0, dtype=np.int64)
         self._seen += n
         return sums, ready
+
+    def _one(self, value: int) -> tuple[np.ndarray, np.ndarray]:
+        # One bar (a live step): plain integers, no array set-up; the same sums as the
+        # vector path (the tail holds the window's other values).
+        tail = self._tail.tolist()
+        total = sum(tail) + value
+        self._seen += 1
+        keep = self.window - 1
+        tail.append(value)
+        tail = tail[-keep:] if keep else []
+        fits = all(abs(v) < _INT64_SAFE for v in tail)
+        self._tail = np.array(tail, dtype=np.int64 if fits else object)
+        big = abs(total) >= _INT64_SAFE
+        return (np.array([total], dtype=object if big else np.int64),
+                np.array([self._seen >= self.window]))
 
     def kernel_state(self) -> dict[str, Any]:
         return {"kind": "rolling_sum", "field": self.field, "window": self.window,
@@ -112,6 +129,14 @@ class CrossSeries(Series):
     def compute_from(self, sa: np.ndarray, ra: np.ndarray, sb: np.ndarray,
                      rb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         na, nb = self.a.window, self.b.window
+        if sa.size == 1:  # one bar (a live step): plain integers
+            ready_one = bool(ra[0]) and bool(rb[0])
+            diff = int(sa[0]) * nb - int(sb[0]) * na
+            sign_one = ((diff > 0) - (diff < 0)) if ready_one else 0
+            prev_one = self._prev_sign
+            crossed = sign_one if prev_one and sign_one and prev_one != sign_one else 0
+            self._prev_sign = sign_one
+            return np.array([crossed], dtype=np.int8), np.array([ready_one])
         big = sa.size and max(int(np.abs(sa).max()) * nb, int(np.abs(sb).max()) * na)
         if big and big >= _INT64_SAFE:
             diff = sa.astype(object) * nb - sb.astype(object) * na
