@@ -67,6 +67,7 @@ from weltklassebot.state.segment import (
     Line,
     SegmentRef,
     iter_lines,
+    lines_of_bytes,
     segment_name,
 )
 
@@ -442,7 +443,7 @@ class _Builder:
             data = writes.get(ref.path.name)
             if data is None:
                 return iter_lines(ref.path)
-            return _lines_of(data)
+            return lines_of_bytes(data)
 
         after = survey(
             self.directory, kinds=None, source=source, segments=tuple(kept),
@@ -540,21 +541,6 @@ def _rewrite(edit: _SegmentEdit) -> bytes:
     return b"".join(out)
 
 
-def _lines_of(data: bytes) -> Iterator[Line]:
-    offset = 0
-    raws = data.split(b"\n")
-    if raws and raws[-1] == b"":
-        raws.pop()
-        complete_all = True
-    else:
-        complete_all = False
-    for number, raw in enumerate(raws, start=1):
-        complete = complete_all or number < len(raws)
-        end = offset + len(raw) + (1 if complete else 0)
-        yield Line(number, offset, raw, complete, end >= len(data))
-        offset = end
-
-
 # -- applying ----------------------------------------------------------------------------------
 
 
@@ -602,7 +588,7 @@ def _write_backup(
             "truncate_at": plan.truncate_at,
             "mark_before": plan.before.mark.seq,
             "mark_after": plan.mark_seq,
-            "removed": [_removal_json(r) for r in plan.removals],
+            "removed": [removal_json(r) for r in plan.removals],
             "files": files,
             "restore": "stop the service, move the store's segments and store.mark aside, "
             "copy these files back",
@@ -655,7 +641,8 @@ def _write_new(path: Path, data: bytes, ops: FileOps, *, replace: bool = False) 
     adopt_directory_owner(path)
 
 
-def _removal_json(removal: Removal) -> dict[str, Any]:
+def removal_json(removal: Removal) -> dict[str, Any]:
+    """The JSON form of a removal, as ``repair.json`` and ``state repair --json`` show it."""
     return {
         "segment": removal.segment,
         "line": removal.line,
@@ -672,8 +659,3 @@ def _removal_json(removal: Removal) -> dict[str, Any]:
         "kinds_verified": removal.kinds_verified,
         "attention": removal.attention,
     }
-
-
-def removal_json(removal: Removal) -> dict[str, Any]:
-    """The JSON form of a removal, as ``repair.json`` and ``state repair --json`` show it."""
-    return _removal_json(removal)

@@ -7,9 +7,10 @@ names the active (newest) one; nothing has to be opened to find it.
 
 from __future__ import annotations
 
+import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -106,18 +107,26 @@ def iter_lines(path: Path) -> Iterator[Line]:
     except OSError as exc:
         raise _unreadable(path, exc) from None
     try:
-        size = os.fstat(handle.fileno()).st_size
-        offset = 0
-        for number, raw in enumerate(handle, start=1):
-            complete = raw.endswith(b"\n")
-            body = raw[:-1] if complete else raw
-            end = offset + len(raw)
-            yield Line(number, offset, body, complete, end >= size)
-            offset = end
+        yield from _lines(handle, os.fstat(handle.fileno()).st_size)
     except OSError as exc:
         raise _unreadable(path, exc) from None
     finally:
         handle.close()
+
+
+def lines_of_bytes(data: bytes) -> Iterator[Line]:
+    """The lines of a segment's bytes held in memory (a segment a repair is about to write)."""
+    return _lines(io.BytesIO(data), len(data))
+
+
+def _lines(raws: Iterable[bytes], size: int) -> Iterator[Line]:
+    offset = 0
+    for number, raw in enumerate(raws, start=1):
+        complete = raw.endswith(b"\n")
+        body = raw[:-1] if complete else raw
+        end = offset + len(raw)
+        yield Line(number, offset, body, complete, end >= size)
+        offset = end
 
 
 def _unreadable(path: Path, exc: OSError) -> StoreUnusable:
