@@ -145,10 +145,7 @@ def fills_table(fills: list[Fill], instruments: dict[str, Instrument],
     ps, qs, cs = (schema.field(n).type.scale for n in ("price", "qty", "fee"))
     cols = _Columns(fills, _FILL)
     symbols = pa.array(cols["symbol"], type=pa.string())
-    price_f = _factors(symbols, {s: i.price_step * 10 ** (ps - i.price_scale)
-                                 for s, i in instruments.items()})
-    qty_f = _factors(symbols, {s: i.qty_step * 10 ** (qs - i.qty_scale)
-                               for s, i in instruments.items()})
+    price_f, qty_f = _tick_factors(symbols, instruments, ps, qs)
     arrays = [
         _timestamps(cols["ts_ns"]),
         symbols,
@@ -162,6 +159,16 @@ def fills_table(fills: list[Fill], instruments: dict[str, Instrument],
         pa.array(cols["fill_id"], type=pa.int64()),
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _tick_factors(symbols: pa.Array, instruments: dict[str, Instrument], price_scale: int,
+                  qty_scale: int) -> tuple[int | np.ndarray, int | np.ndarray]:
+    """Per row: what turns a price tick and a quantity tick into the column's decimal units."""
+    price = _factors(symbols, {s: i.price_step * 10 ** (price_scale - i.price_scale)
+                               for s, i in instruments.items()})
+    qty = _factors(symbols, {s: i.qty_step * 10 ** (qty_scale - i.qty_scale)
+                             for s, i in instruments.items()})
+    return price, qty
 
 
 def orders_schema(instruments: dict[str, Instrument]) -> pa.Schema:
@@ -185,10 +192,7 @@ def orders_table(orders: list[Order], instruments: dict[str, Instrument],
     ps, qs = schema.field("limit_price").type.scale, schema.field("qty").type.scale
     cols = _Columns(orders, _ORDER)
     symbols = pa.array(cols["symbol"], type=pa.string())
-    price_f = _factors(symbols, {s: i.price_step * 10 ** (ps - i.price_scale)
-                                 for s, i in instruments.items()})
-    qty_f = _factors(symbols, {s: i.qty_step * 10 ** (qs - i.qty_scale)
-                               for s, i in instruments.items()})
+    price_f, qty_f = _tick_factors(symbols, instruments, ps, qs)
     arrays = [
         pa.array(cols["order_id"], type=pa.int64()),
         _timestamps(cols["ts_submitted_ns"]),
