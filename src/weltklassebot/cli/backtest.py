@@ -18,7 +18,7 @@ from weltklassebot.cli.options import (
     print_json,
 )
 
-OTHER_COMMANDS_SECTIONS = ("snapshots", "state", "service", "metrics")
+OTHER_COMMANDS_SECTIONS = ("snapshots", "state", "service", "metrics", "faults")
 
 
 @click.command("backtest")

@@ -25,6 +25,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "weltklassebot.cli.state",
     "weltklassebot.cli.live",
     "weltklassebot.cli.bundle",
+    "weltklassebot.cli.service",
+    "weltklassebot.cli.doctor",
 )
 
 
