@@ -180,9 +180,12 @@ class MetricsServer:
         if s.run_ended or loop_age <= self.stall_limit_s:
             return 200, doc
         doc["status"] = "stalled"
-        what = "went round" if s.last_loop_wall_s else "started its first round"
-        doc["reason"] = (f"the main loop has not {what} for {loop_age:.1f} s "
-                         f"(limit {self.stall_limit_s:g} s)")
+        if s.last_loop_wall_s:
+            doc["reason"] = (f"the main loop last went round {loop_age:.1f} s ago "
+                             f"(limit {self.stall_limit_s:g} s)")
+        else:
+            doc["reason"] = (f"the main loop has not started its first round {loop_age:.1f} s "
+                             f"after start (limit {self.stall_limit_s:g} s)")
         return 503, doc
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
