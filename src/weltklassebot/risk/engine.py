@@ -110,6 +110,15 @@ class RiskEngine:
     # --- read-only views ---------------------------------------------------------------------
 
     @property
+    def persist(self) -> Persist | None:
+        """Called with each transition before it takes effect (the live service's journal)."""
+        return self._persist
+
+    @persist.setter
+    def persist(self, persist: Persist | None) -> None:
+        self._persist = persist
+
+    @property
     def config(self) -> RiskConfig:
         return self._config
 

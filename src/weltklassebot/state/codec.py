@@ -38,6 +38,7 @@ KNOWN_KINDS: Final = frozenset(
         "operator_command",
         "run_started",
         "run_closed",
+        "engine_state",
     }
 )
 
