@@ -159,6 +159,7 @@ _TOKEN = re.compile(
     r"|\[[^\]]*\]"                   # range or subquery
     r"|(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)"  # label lists
     r"|\$\{?\w+\}?"                  # Grafana variables
+    r"|(?:\d+(?:ms|[smhdwy]))+\b"     # durations (offset 5m)
     r"|\d+(?:\.\d*)?(?:e[+-]?\d+)?"  # numbers
     r"|[A-Za-z_:][A-Za-z0-9_:]*(?=\s*\()"  # function names
     r"|(?:sum|min|max|avg|group|stddev|stdvar|count|count_values|bottomk|topk|quantile)"
