@@ -85,7 +85,8 @@ def run(argv: list[str] | None = None) -> NoReturn:
         raise SystemExit(130) from None
     except Terminated:
         sys.stderr.write("terminated (SIGTERM): nothing was left half-written\n")
-        raise SystemExit(143) from None
+        # The service counts SIGTERM as a clean stop whenever it comes (systemd expects 0).
+        raise SystemExit(0 if args[:1] == ["live"] else 143) from None
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.exceptions.ClickException as exc:
