@@ -1,0 +1,835 @@
+"""Install the live service under systemd: a venv in a prefix, a system user, its directories, the
+rendered unit; and undo it (keeping the data).
+
+Why a prefix: a checkout (and its ``.venv``) often sits under ``/root`` or ``/home``, which the
+unit's ``ProtectHome=yes`` hides from the service, and ``/tmp`` is private to it
+(``PrivateTmp=yes``). So the service runs from its own venv in a prefix (default
+``/opt/weltklassebot``) built from the checkout: the pinned, hashed ``requirements.lock`` with
+plain pip (``PIP_INDEX_URL`` / ``PIP_TRUSTED_HOST`` apply; pip's cache makes a re-install fast),
+then the package itself, non-editable. The venv's interpreter must itself lie outside those trees.
+
+What install creates is recorded in ``PREFIX/install.json``; ``uninstall`` reads it, removes the
+unit, the prefix and the files it wrote, and keeps the state and snapshot directories. Every
+action on the machine goes through :class:`Host`, so tests can substitute a fake one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weltklassebot.errors import RuntimeFailure, UsageError
+
+UNIT_NAME = "weltklassebot.service"
+SERVICE = "weltklassebot"
+DEFAULT_USER = "weltklassebot"
+DEFAULT_PREFIX = Path("/opt/weltklassebot")
+DEFAULT_STATE_DIR = Path("/var/lib/weltklassebot/state")
+DEFAULT_SNAPSHOT_DIR = Path("/var/lib/weltklassebot/snapshots")
+DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
+DEFAULT_CONFIG_DIR = Path("/etc/weltklassebot")
+DEFAULT_PORT = 9000
+UNIT_SEARCH_PATH = (
+    Path("/etc/systemd/system"), Path("/run/systemd/system"),
+    Path("/usr/local/lib/systemd/system"), Path("/lib/systemd/system"),
+    Path("/usr/lib/systemd/system"),
+)
+TEMPLATE = Path("ops/systemd/weltklassebot.service")
+ENV_EXAMPLE = Path("ops/systemd/env.example")
+RECORD = "install.json"
+RECORD_SCHEMA = 1
+VAR_LIB = Path("/var/lib")
+
+HIDDEN_TREES = (Path("/home"), Path("/root"), Path("/run/user"))
+"""What ``ProtectHome=yes`` makes inaccessible to the service."""
+PRIVATE_TREES = (Path("/tmp"), Path("/var/tmp"))
+"""What ``PrivateTmp=yes`` replaces with the service's own empty directories."""
+MIN_PYTHON = (3, 11)
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
+_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
+_SAFE_ADDRESS = re.compile(r"^[A-Za-z0-9.:/_-]+$")
+
+Say = Callable[[str], None]
+
+
+# ---- the machine -----------------------------------------------------------------------------
+
+
+class Host:
+    """The machine install acts on: users, ownership, processes and systemd."""
+
+    def euid(self) -> int:
+        return os.geteuid()
+
+    def run(self, argv: Sequence[str | Path], *, cwd: Path | None = None,
+            output_to_stderr: bool = True) -> str:
+        """Run ``argv``; its output goes to our stderr (stdout stays clean for ``--json``), or
+        is returned when ``output_to_stderr`` is False. Failure raises RuntimeFailure (exit 3)."""
+        args = [str(a) for a in argv]
+        try:
+            done = subprocess.run(
+                args, cwd=cwd, check=False, text=True, stdin=subprocess.DEVNULL,
+                stdout=sys.stderr if output_to_stderr else subprocess.PIPE,
+                stderr=None if output_to_stderr else subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise RuntimeFailure(f"could not run `{' '.join(args)}`: {exc.strerror or exc}. "
+                                 "Check that the program is installed and run again.") from None
+        if done.returncode != 0:
+            detail = (done.stderr or "").strip().splitlines()[-3:] if done.stderr else []
+            raise RuntimeFailure(
+                f"`{' '.join(args)}` failed with exit status {done.returncode}"
+                + (f": {' / '.join(detail)}" if detail else " (its output is above)")
+                + ". Nothing else was changed after this step; fix the cause and run "
+                "`python -m cli service install` again (it is safe to repeat).")
+        return done.stdout or ""
+
+    def user(self, name: str) -> tuple[int, int] | None:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return entry.pw_uid, entry.pw_gid
+
+    def group(self, name: str) -> int | None:
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            return None
+
+    def add_group(self, name: str) -> None:
+        self.run(["groupadd", "--system", name])
+
+    def add_user(self, name: str, group: str) -> None:
+        shell = shutil.which("nologin") or "/usr/sbin/nologin"
+        self.run(["useradd", "--system", "--gid", group, "--no-create-home",
+                  "--home-dir", "/nonexistent", "--shell", shell,
+                  "--comment", "Weltklassebot live simulation", name])
+
+    def del_user(self, name: str) -> None:
+        self.run(["userdel", name])
+
+    def del_group(self, name: str) -> None:
+        self.run(["groupdel", name])
+
+    def chown(self, path: Path, uid: int, gid: int) -> None:
+        os.chown(path, uid, gid, follow_symlinks=False)
+
+    def systemd_running(self) -> bool:
+        """systemd's own test (``sd_booted``): it is the init system of this machine."""
+        return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+    def systemctl(self, *args: str) -> subprocess.CompletedProcess[str] | None:
+        """``systemctl ARGS`` when systemd runs here, else None."""
+        if not self.systemd_running():
+            return None
+        return subprocess.run(["systemctl", "--no-pager", *args], capture_output=True,
+                              text=True, check=False, timeout=120)
+
+
+# ---- checks on inputs ------------------------------------------------------------------------
+
+
+def _under(path: Path, tree: Path) -> bool:
+    return path == tree or tree in path.parents
+
+
+def check_service_path(path: Path, what: str, option: str) -> Path:
+    """An absolute path the unit can name and the sandboxed service can reach."""
+    if not path.is_absolute():
+        raise UsageError(f"{option} {path}: {what} must be an absolute path.")
+    path = Path(os.path.normpath(path))
+    if not _SAFE_PATH.match(str(path)):
+        raise UsageError(
+            f"{option} {path}: {what} may hold only letters, digits and . _ / @ + - (the "
+            "path is written into the systemd unit as is); choose another path.")
+    for tree in HIDDEN_TREES:
+        if _under(path, tree):
+            raise UsageError(
+                f"{option} {path}: {what} lies under {tree}, which the unit's ProtectHome=yes "
+                "hides from the service; choose a path such as /opt/weltklassebot or "
+                "/var/lib/weltklassebot (docs/service.md, Why a prefix).")
+    for tree in PRIVATE_TREES:
+        if _under(path, tree):
+            raise UsageError(
+                f"{option} {path}: {what} lies under {tree}, which the unit's PrivateTmp=yes "
+                "replaces with the service's own empty directory; choose a path outside it.")
+    return path
+
+
+def check_name(name: str, what: str) -> str:
+    if not _SAFE_NAME.match(name):
+        raise UsageError(f"{what} {name!r} is not a valid system user/group name (lower-case "
+                         "letters, digits, '_' and '-', starting with a letter or '_').")
+    return name
+
+
+def state_directory(state_dir: Path) -> str | None:
+    """``StateDirectory=`` for a state dir under ``/var/lib`` (its first component there)."""
+    if not _under(state_dir, VAR_LIB) or state_dir == VAR_LIB:
+        return None
+    return state_dir.relative_to(VAR_LIB).parts[0]
+
+
+def find_source(flag: Path | None) -> Path:
+    """The checkout to install from: ``--source``, else the one this package was loaded from."""
+    if flag is not None:
+        candidates = [flag.absolute()]
+    else:
+        import weltklassebot
+
+        candidates = [Path(weltklassebot.__file__).resolve().parents[2]]
+    for root in candidates:
+        if all((root / name).is_file() for name in ("pyproject.toml", "requirements.lock",
+                                                    str(TEMPLATE))):
+            return root
+    raise UsageError(
+        f"{candidates[0]} is not a weltklassebot checkout (it needs pyproject.toml, "
+        f"requirements.lock and {TEMPLATE}). Run the command from a checkout's .venv, or pass "
+        "--source DIR naming one.")
+
+
+def _probe_python(path: Path) -> dict[str, Any] | None:
+    """Version, base prefix and venv support of an interpreter, or None if it does not run."""
+    code = ("import json, os, sys, importlib.util as u; print(json.dumps({'version': "
+            "list(sys.version_info[:3]), 'base_prefix': sys.base_prefix, 'executable': "
+            "os.path.realpath(sys.executable), 'venv': all(u.find_spec(m) is not None for m in "
+            "('venv', 'ensurepip'))}))")
+    try:
+        done = subprocess.run([str(path), "-I", "-c", code], capture_output=True, text=True,
+                              timeout=30, check=False)
+        info: dict[str, Any] = json.loads(done.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return info if done.returncode == 0 else None
+
+
+def _python_problem(path: Path, info: dict[str, Any] | None) -> str | None:
+    if info is None:
+        return f"{path} does not run as a Python interpreter"
+    if tuple(info["version"][:2]) < MIN_PYTHON:
+        return f"{path} is Python {'.'.join(map(str, info['version']))}; 3.11 or newer is needed"
+    for where in (Path(info["executable"]), Path(info["base_prefix"])):
+        for tree in (*HIDDEN_TREES, *PRIVATE_TREES):
+            if _under(where, tree):
+                return (f"{path} lives in {where}, under {tree}, which the unit's sandbox "
+                        "(ProtectHome=yes, PrivateTmp=yes) hides from the service")
+    if not info["venv"]:
+        return f"{path} lacks the venv/ensurepip modules (Debian: apt-get install python3-venv)"
+    return None
+
+
+def choose_python(flag: Path | None) -> tuple[Path, str]:
+    """The interpreter the service's venv is built on, and its version.
+
+    ``--python``, else the interpreter running this command (its base, outside any venv), else
+    ``python3.X`` / ``python3`` from the system's directories: a checkout's interpreter is often a
+    pyenv build under ``/root``, which the service could never start.
+    """
+    if flag is not None:
+        info = _probe_python(flag)
+        problem = _python_problem(flag, info)
+        if problem:
+            raise UsageError(f"--python: {problem}. Pass another interpreter.")
+        assert info is not None
+        return flag, ".".join(map(str, info["version"]))
+    major, minor = sys.version_info[:2]
+    candidates = [Path(getattr(sys, "_base_executable", sys.executable))]
+    for name in (f"python{major}.{minor}", "python3"):
+        found = shutil.which(name, path="/usr/local/bin:/usr/bin:/bin")
+        if found:
+            candidates.append(Path(found))
+    problems = []
+    for candidate in candidates:
+        info = _probe_python(candidate)
+        problem = _python_problem(candidate, info)
+        if problem is None:
+            assert info is not None
+            return candidate, ".".join(map(str, info["version"]))
+        problems.append(problem)
+    raise UsageError(
+        "no interpreter the service can run was found: " + "; ".join(problems) + ". Install "
+        "Python 3.11+ from the distribution (Debian: apt-get install python3 python3-venv) or "
+        "pass --python PATH (outside /home, /root and /tmp).")
+
+
+# ---- the unit --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitValues:
+    """Everything the template's ``@NAME@`` placeholders take."""
+
+    python: Path
+    prefix: Path
+    user: str
+    group: str
+    port: int
+    state_dir: Path
+    snapshot_dir: Path
+    config_dir: Path
+    config_file: Path | None = None
+    ip_allow: tuple[str, ...] = ("localhost",)
+    extra_writable: tuple[Path, ...] = ()
+
+
+def render_unit(template: str, values: UnitValues) -> str:
+    """The unit file for ``values``: every placeholder replaced; refuses an unknown one."""
+    state_lines = []
+    unit_state_dir = state_directory(values.state_dir)
+    if unit_state_dir is not None:
+        # systemd creates /var/lib/<name> for the service user (0750) and makes it writable.
+        state_lines += [f"StateDirectory={unit_state_dir}", "StateDirectoryMode=0750"]
+    writable = [p for p in (values.state_dir, *values.extra_writable)
+                if unit_state_dir is None or not _under(p, VAR_LIB / unit_state_dir)]
+    if writable:
+        state_lines.append("ReadWritePaths=" + " ".join(str(p) for p in writable))
+    # The service only reads snapshots: promote/rollback are the operators' (group members').
+    state_lines.append(f"ReadOnlyPaths=-{values.snapshot_dir}")
+    config_env = (f"Environment=WELTKLASSE_CONFIG={values.config_file}"
+                  if values.config_file is not None else
+                  "# (no WELTKLASSE_CONFIG: no config.toml in the config directory at install)")
+    replacements = {
+        "PYTHON": str(values.python), "PREFIX": str(values.prefix), "USER": values.user,
+        "GROUP": values.group, "PORT": str(values.port), "STATE_DIR": str(values.state_dir),
+        "SNAPSHOT_DIR": str(values.snapshot_dir), "CONFIG_DIR": str(values.config_dir),
+        "CONFIG_ENV": config_env, "STATE_PATHS": "\n".join(state_lines),
+        "IP_ALLOW": " ".join(values.ip_allow),
+    }
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in replacements:
+            raise UsageError(f"unit template: unknown placeholder @{key}@ ({TEMPLATE}).")
+        return replacements[key]
+
+    return re.sub(r"@([A-Z_]+)@", replace, template)
+
+
+@dataclass(frozen=True)
+class InstalledUnit:
+    """What an installed unit file says about the service it starts."""
+
+    path: Path
+    python: Path | None
+    user: str | None
+    group: str | None
+    environment: dict[str, str]
+    environment_files: tuple[str, ...]
+    settings: dict[str, list[str]] = field(default_factory=dict)
+
+    def effective_environment(self) -> dict[str, str]:
+        """``Environment=`` overridden by the ``EnvironmentFile=`` files, as systemd does."""
+        env = dict(self.environment)
+        for name in self.environment_files:
+            env.update(read_env_file(Path(name.removeprefix("-"))))
+        return env
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of an environment file (comments and blank lines skipped)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        env[key.strip().removeprefix("export ").strip()] = value
+    return env
+
+
+def parse_unit(path: Path) -> InstalledUnit:
+    """Read the ``[Service]`` settings of a unit file."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section == "Service" and "=" in line:
+            key, value = line.split("=", 1)
+            settings.setdefault(key.strip(), []).append(value.strip())
+    environment: dict[str, str] = {}
+    for value in settings.get("Environment", []):
+        for item in value.split():
+            if "=" in item:
+                key, val = item.strip("\"'").split("=", 1)
+                environment[key] = val
+    exec_start = (settings.get("ExecStart") or [""])[-1].split()
+    python = Path(exec_start[0].lstrip("-@:+!")) if exec_start else None
+    users, groups = settings.get("User", []), settings.get("Group", [])
+    return InstalledUnit(
+        path=path, python=python, user=users[-1] if users else None,
+        group=groups[-1] if groups else None, environment=environment,
+        environment_files=tuple(settings.get("EnvironmentFile", [])), settings=settings)
+
+
+def find_unit(unit_dir: Path | None = None) -> Path | None:
+    """The installed unit file: in ``unit_dir``, else the first in systemd's search path."""
+    for directory in (unit_dir,) if unit_dir is not None else UNIT_SEARCH_PATH:
+        candidate = directory / UNIT_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# ---- install ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    user: str = DEFAULT_USER
+    group: str | None = None
+    prefix: Path = DEFAULT_PREFIX
+    state_dir: Path = DEFAULT_STATE_DIR
+    snapshot_dir: Path = DEFAULT_SNAPSHOT_DIR
+    port: int = DEFAULT_PORT
+    unit_dir: Path = DEFAULT_UNIT_DIR
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    config: Path | None = None
+    python: Path | None = None
+    source: Path | None = None
+    allow_from: tuple[str, ...] = ()
+    reload: bool = True
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_record(prefix: Path) -> dict[str, Any] | None:
+    try:
+        record: dict[str, Any] = json.loads((prefix / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write ``path`` atomically (temporary name, fsync, rename) with ``mode``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _check_prefix(prefix: Path, protected: Sequence[tuple[str, Path]]) -> None:
+    """The prefix is ours to fill and, on uninstall, to delete: refuse anything else."""
+    if len(prefix.parts) < 3:
+        raise UsageError(f"--prefix {prefix}: too close to / (uninstall deletes the prefix); "
+                         "use a dedicated directory such as /opt/weltklassebot.")
+    for what, path in protected:
+        if _under(path, prefix):
+            raise UsageError(f"--prefix {prefix} holds the {what} {path}; uninstall deletes the "
+                             "prefix, so keep data and sources outside it.")
+    if prefix.is_dir() and any(prefix.iterdir()) and read_record(prefix) is None:
+        raise UsageError(
+            f"--prefix {prefix} exists, is not empty and holds no {RECORD} (it was not made by "
+            "`service install`); uninstall would delete it, so choose an empty or new directory.")
+
+
+def _stage_source(source: Path, into: Path) -> Path:
+    """Copy what a build needs, so building the package writes nothing into the checkout."""
+    stage = into / "source"
+    stage.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, stage / name)
+    shutil.copytree(source / "src", stage / "src", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "*.egg-info", ".mypy_cache"))
+    return stage
+
+
+def _make_dir(host: Host, path: Path, uid: int, gid: int, mode: int) -> str:
+    created = not path.exists()
+    for parent in reversed([p for p in path.parents if not p.exists()]):
+        parent.mkdir(mode=0o755)
+    path.mkdir(exist_ok=True)
+    st = path.stat()
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        host.chown(path, uid, gid)
+    os.chmod(path, mode)
+    return "created" if created else "kept"
+
+
+def install(options: InstallOptions, say: Say, host: Host | None = None) -> dict[str, Any]:
+    """Install (or upgrade) the service; returns what was done, for ``--json``."""
+    host = host or Host()
+    started = time.monotonic()
+    if host.euid() != 0:
+        raise UsageError(
+            "`service install` must run as root: it creates a system user, directories owned "
+            "by it and a systemd unit. Run it with sudo (e.g. `sudo .venv/bin/python -m cli "
+            "service install`).")
+    user = check_name(options.user, "--user")
+    group = check_name(options.group or user, "--group")
+    prefix = check_service_path(options.prefix, "the install prefix", "--prefix")
+    state_dir = check_service_path(options.state_dir, "the state directory", "--state-dir")
+    snapshot_dir = check_service_path(options.snapshot_dir, "the snapshot directory",
+                                      "--snapshot-dir")
+    config_dir = check_service_path(options.config_dir, "the config directory", "--config-dir")
+    if not 1 <= options.port <= 65535:
+        raise UsageError(f"--port {options.port}: a TCP port is 1..65535.")
+    for address in options.allow_from:
+        if not _SAFE_ADDRESS.match(address):
+            raise UsageError(f"--allow-from {address!r}: give an address or prefix such as "
+                             "10.0.0.0/8, or 'any'.")
+    source = find_source(options.source)
+    _check_prefix(prefix, [("state directory", state_dir), ("snapshot directory", snapshot_dir),
+                           ("config directory", config_dir), ("source checkout", source)])
+    config_text = None
+    if options.config is not None:
+        config_text = _checked_config(options.config)
+    python, version = choose_python(options.python)
+    notes: list[str] = []
+    timings: dict[str, float] = {}
+    previous = read_record(prefix)
+    os.umask(0o022)
+
+    # 1. The system user and group.
+    created_group = created_user = False
+    if host.group(group) is None:
+        host.add_group(group)
+        created_group = True
+    if host.user(user) is None:
+        host.add_user(user, group)
+        created_user = True
+    ids = host.user(user)
+    gid = host.group(group)
+    if ids is None or gid is None:
+        raise RuntimeFailure(f"user {user} / group {group} could not be found after creating "
+                             "them; check /etc/passwd and /etc/group and run again.")
+    uid = ids[0]
+    if previous is not None:  # an upgrade keeps what the first install created
+        created_user = created_user or bool(previous.get("created_user"))
+        created_group = created_group or bool(previous.get("created_group"))
+    say(f"user {user} (uid {uid}), group {group} (gid {gid}): "
+        f"{'created' if created_user else 'exists'}")
+
+    # 2. The venv: created (or re-created for another interpreter), then the lock and package.
+    # The record is written first, so a failed install can be repeated or uninstalled.
+    prefix.mkdir(parents=True, exist_ok=True)
+    os.chmod(prefix, 0o755)
+    record: dict[str, Any] = {
+        **(previous or {}), "schema": RECORD_SCHEMA, "complete": False, "source": str(source),
+        "user": user, "group": group, "created_user": created_user,
+        "created_group": created_group, "state_dir": str(state_dir),
+        "snapshot_dir": str(snapshot_dir), "port": options.port,
+        "unit": str(options.unit_dir / UNIT_NAME), "config_dir": str(config_dir),
+        "created_config_dir": bool((previous or {}).get("created_config_dir"))
+        or not config_dir.exists(), "allow_from": list(options.allow_from),
+    }
+    _write_file(prefix / RECORD, (json.dumps(record, indent=2) + "\n").encode(), 0o644)
+    venv = prefix / "venv"
+    venv_python = venv / "bin" / "python"
+    tick = time.monotonic()
+    fresh = (previous or {}).get("python") != str(python) or not venv_python.exists()
+    if fresh:
+        host.run([python, "-m", "venv", "--clear", venv])
+    timings["venv"] = round(time.monotonic() - tick, 1)
+    say(f"venv {venv}: {'created' if fresh else 'kept'} on {python} (Python {version})")
+    tick = time.monotonic()
+    pip: list[str | Path] = [venv_python, "-m", "pip", "--disable-pip-version-check",
+                             "--no-input", "--quiet"]
+    host.run([*pip, "install", "--require-hashes", "-r", source / "requirements.lock"])
+    timings["requirements"] = round(time.monotonic() - tick, 1)
+    say(f"dependencies: {source / 'requirements.lock'} installed ({timings['requirements']} s)")
+    tick = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="weltklassebot-build-") as scratch:
+        stage = _stage_source(source, Path(scratch))
+        host.run([*pip, "install", "--no-deps", "--no-build-isolation", "--force-reinstall",
+                  stage], cwd=Path(scratch))
+    timings["package"] = round(time.monotonic() - tick, 1)
+    package_version = host.run(
+        [venv_python, "-c", "import weltklassebot, cli; print(weltklassebot.__version__)"],
+        cwd=prefix, output_to_stderr=False).strip()
+    say(f"package: weltklassebot {package_version} from {source} (non-editable, "
+        f"{timings['package']} s)")
+
+    # 3. Directories: state (the service's), snapshots (the service reads, operators promote).
+    state_parent = VAR_LIB / name if (name := state_directory(state_dir)) else None
+    if state_parent is not None and state_parent != state_dir:
+        _make_dir(host, state_parent, uid, gid, 0o750)
+    done = _make_dir(host, state_dir, uid, gid, 0o750)
+    say(f"state dir {state_dir}: {done}, {user}:{group} 0750")
+    done = _make_dir(host, snapshot_dir, uid, gid, 0o2770)
+    say(f"snapshot dir {snapshot_dir}: {done}, {user}:{group} 2770 (members of {group} may "
+        "promote)")
+
+    # 4. The config directory: env example, config.toml when given (kept when present).
+    config_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    host.chown(config_dir, 0, gid)
+    os.chmod(config_dir, 0o750)
+    env_example = config_dir / "env.example"
+    _write_file(env_example, (source / ENV_EXAMPLE).read_bytes(), 0o640)
+    host.chown(env_example, 0, gid)
+    config_file = config_dir / "config.toml"
+    written_config = (previous or {}).get("config_sha256")
+    if config_text is not None:
+        _write_file(config_file, config_text.encode(), 0o640)
+        host.chown(config_file, 0, gid)
+        written_config = _sha256(config_file)
+        say(f"config: {options.config} -> {config_file}")
+    extra_writable: tuple[Path, ...] = ()
+    if config_file.is_file():
+        extra_writable = _config_runs_dir(config_file, state_dir)
+
+    # 5. The unit.
+    template = (source / TEMPLATE).read_text()
+    values = UnitValues(
+        python=venv_python, prefix=prefix, user=user, group=group, port=options.port,
+        state_dir=state_dir, snapshot_dir=snapshot_dir, config_dir=config_dir,
+        config_file=config_file if config_file.is_file() else None,
+        ip_allow=("localhost", *options.allow_from), extra_writable=extra_writable)
+    unit_dir = options.unit_dir
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    unit_path = unit_dir / UNIT_NAME
+    _write_file(unit_path, render_unit(template, values).encode(), 0o644)
+    say(f"unit: {unit_path}")
+
+    record.update({
+        "complete": True, "version": package_version, "python": str(python),
+        "python_version": version, "venv_python": str(venv_python), "unit": str(unit_path),
+        "config_sha256": written_config,
+    })
+    _write_file(prefix / RECORD, (json.dumps(record, indent=2) + "\n").encode(), 0o644)
+
+    # 6. systemd.
+    reloaded = False
+    if options.reload:
+        answer = host.systemctl("daemon-reload")
+        if answer is None:
+            notes.append("systemd is not running on this machine (not PID 1): daemon-reload "
+                          "skipped; it reads the unit when it starts")
+        elif answer.returncode != 0:
+            notes.append(f"systemctl daemon-reload failed: {answer.stderr.strip()}; run it by "
+                         "hand")
+        else:
+            reloaded = True
+            active = host.systemctl("is-active", SERVICE)
+            if previous is not None and active is not None and active.stdout.strip() == "active":
+                notes.append("the service is running the previous version: `systemctl restart "
+                             "weltklassebot` to use this one")
+    for note in notes:
+        say(f"note: {note}")
+    timings["total"] = round(time.monotonic() - started, 1)
+    return {**record, "prefix": str(prefix), "reloaded": reloaded, "notes": notes,
+            "upgraded": previous is not None, "seconds": timings}
+
+
+def _checked_config(path: Path) -> str:
+    """The text of a config file whose service sections are valid (the service reads it)."""
+    from weltklassebot.config.load import read_toml, validate_config
+    from weltklassebot.config.service import LiveSettings, live_sections
+
+    raw = read_toml(path)
+    validate_config(LiveSettings, live_sections(raw), f"config file {path}")
+    return path.read_text()
+
+
+def _config_runs_dir(config_file: Path, state_dir: Path) -> tuple[Path, ...]:
+    """A ``[service] runs_dir`` outside the state dir must be writable too."""
+    from weltklassebot.config.load import read_toml
+
+    try:
+        section = read_toml(config_file).get("service", {})
+    except UsageError:
+        return ()
+    runs = section.get("runs_dir") if isinstance(section, dict) else None
+    if not isinstance(runs, str) or not runs.startswith("/"):
+        return ()
+    path = check_service_path(Path(runs), "[service] runs_dir", str(config_file))
+    return () if _under(path, state_dir) else (path,)
+
+
+# ---- uninstall -------------------------------------------------------------------------------
+
+
+def uninstall(prefix: Path, unit_dir: Path | None, *, remove_user: bool, reload: bool,
+              say: Say, user: str | None = None,
+              host: Host | None = None) -> dict[str, Any]:
+    """Stop and remove the service; keep the state and snapshot directories."""
+    host = host or Host()
+    if host.euid() != 0:
+        raise UsageError("`service uninstall` must run as root (it removes a systemd unit and "
+                         "the install prefix). Run it with sudo.")
+    prefix = Path(os.path.normpath(prefix.absolute()))
+    record = read_record(prefix)
+    if prefix.exists() and record is None:
+        raise UsageError(
+            f"{prefix} holds no {RECORD}: it was not made by `service install` (or is another "
+            "prefix); nothing was removed. Pass the --prefix used at install.")
+    record = record or {}
+    unit_path = Path(record["unit"]) if "unit" in record else None
+    if unit_dir is not None:
+        unit_path = unit_dir / UNIT_NAME
+    elif unit_path is None:
+        unit_path = find_unit()
+    removed: list[str] = []
+    kept: list[str] = []
+    notes: list[str] = []
+
+    if host.systemd_running():
+        for args in (("stop", UNIT_NAME), ("disable", UNIT_NAME)):
+            answer = host.systemctl(*args)
+            if answer is not None and answer.returncode == 0:
+                say(f"systemctl {' '.join(args)}: done")
+    else:
+        notes.append("systemd is not running here: the unit was not stopped (if it runs, "
+                     "stop it first)")
+    if unit_path is not None:
+        for wants in unit_path.parent.glob(f"*.wants/{UNIT_NAME}"):
+            wants.unlink()
+            removed.append(str(wants))
+        if unit_path.is_file():
+            unit_path.unlink()
+            removed.append(str(unit_path))
+        drop_in = unit_path.with_name(UNIT_NAME + ".d")
+        if drop_in.is_dir():
+            kept.append(f"{drop_in} (local overrides)")
+    if reload and host.systemctl("daemon-reload") is not None:
+        host.systemctl("reset-failed", UNIT_NAME)
+        say("systemctl daemon-reload: done")
+    if prefix.exists():
+        shutil.rmtree(prefix)
+        removed.append(str(prefix))
+
+    config_dir = Path(record.get("config_dir", DEFAULT_CONFIG_DIR))
+    for name in ("env.example", "config.toml"):
+        path = config_dir / name
+        if not path.is_file():
+            continue
+        if name == "config.toml" and _sha256(path) != record.get("config_sha256"):
+            kept.append(f"{path} (not the file install wrote)")
+            continue
+        path.unlink()
+        removed.append(str(path))
+    if record.get("created_config_dir") and config_dir.is_dir():
+        if any(config_dir.iterdir()):
+            kept.append(f"{config_dir} (holds {', '.join(p.name for p in config_dir.iterdir())})")
+        else:
+            config_dir.rmdir()
+            removed.append(str(config_dir))
+    for key in ("state_dir", "snapshot_dir"):
+        if key in record and Path(record[key]).exists():
+            kept.append(f"{record[key]} (data)")
+
+    user = user or record.get("user") or DEFAULT_USER
+    group = record.get("group") or user
+    if remove_user:
+        if host.user(user) is not None:
+            host.del_user(user)
+            removed.append(f"user {user}")
+        # userdel drops a same-named primary group itself; a group install made goes too.
+        if host.group(group) is not None and record.get("created_group", group == user):
+            host.del_group(group)
+            removed.append(f"group {group}")
+    elif host.user(user) is not None:
+        kept.append(f"user {user} (--remove-user removes it)")
+    for item in removed:
+        say(f"removed {item}")
+    for item in kept:
+        say(f"kept {item}")
+    for note in notes:
+        say(f"note: {note}")
+    return {"removed": removed, "kept": kept, "notes": notes, "prefix": str(prefix)}
+
+
+# ---- status ----------------------------------------------------------------------------------
+
+
+def fetch(url: str, timeout_s: float = 2.0) -> tuple[int | None, str]:
+    """GET ``url``: (HTTP status, body) or (None, the error)."""
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s) as response:
+            return int(response.status), response.read(65536).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read(4096).decode(errors="replace")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, str(reason)
+
+
+def service_status(unit_dir: Path | None, host: Host | None = None) -> dict[str, Any]:
+    """Where the unit is, whether systemd runs it, what its state dir and endpoint say."""
+    from weltklassebot.service.operator import service_holder
+
+    host = host or Host()
+    unit_path = find_unit(unit_dir)
+    result: dict[str, Any] = {"unit": str(unit_path) if unit_path else None,
+                              "installed": unit_path is not None}
+    env: dict[str, str] = {}
+    if unit_path is not None:
+        unit = parse_unit(unit_path)
+        env = unit.effective_environment()
+        result["python"] = str(unit.python) if unit.python else None
+        result["user"] = unit.user
+    answer = host.systemctl("show", UNIT_NAME, "-p", "ActiveState", "-p", "SubState",
+                            "-p", "MainPID", "-p", "StatusText", "-p", "NRestarts")
+    if answer is None:
+        result["systemd"] = "not running on this machine"
+        result["active"] = None
+    else:
+        props = dict(line.split("=", 1) for line in answer.stdout.splitlines() if "=" in line)
+        result["systemd"] = "running"
+        result["active"] = props.get("ActiveState")
+        result["sub_state"] = props.get("SubState")
+        result["main_pid"] = int(props.get("MainPID") or 0)
+        result["status_text"] = props.get("StatusText") or None
+        result["restarts"] = int(props.get("NRestarts") or 0)
+    state_dir = Path(env.get("WELTKLASSE_STATE_DIR") or os.environ.get(
+        "WELTKLASSE_STATE_DIR") or DEFAULT_STATE_DIR)
+    result["state_dir"] = str(state_dir)
+    service: dict[str, Any] | None = None
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads((state_dir / "service.json").read_text())
+        service = loaded if isinstance(loaded, dict) else None
+    result["service_json"] = service
+    try:
+        result["lock_holder"] = service_holder(state_dir)
+    except OSError as exc:
+        result["lock_holder"] = f"unreadable: {exc.strerror}"
+    port = (service or {}).get("port") or env.get("WELTKLASSE_METRICS_PORT") or DEFAULT_PORT
+    bind = (service or {}).get("bind") or "127.0.0.1"
+    host_part = "127.0.0.1" if bind in ("0.0.0.0", "") else "[::1]" if bind == "::" else (
+        f"[{bind}]" if ":" in bind else bind)
+    url = f"http://{host_part}:{port}/readyz"
+    code, body = fetch(url)
+    result["readyz"] = {"url": url, "status": code, "body": body.strip()[:200]}
+    result["healthy"] = bool(code == 200 and result["active"] in ("active", None))
+    return result
