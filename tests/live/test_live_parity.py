@@ -67,7 +67,7 @@ def _backtest(config: BacktestConfig, tmp: Path) -> Path:
 
 
 def _same_run(live: Path, backtest: Path) -> dict[str, Any]:
-    a = json.loads((live / "summary.json").read_text())
+    a: dict[str, Any] = json.loads((live / "summary.json").read_text())
     b = json.loads((backtest / "summary.json").read_text())
     assert a["equity_hash"] == b["equity_hash"]
     for name in ("fills", "orders", "equity"):

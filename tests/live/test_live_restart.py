@@ -10,6 +10,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -47,7 +48,7 @@ checkpoint_seconds = 0.3
 """
 
 
-def _reference(snapshot: Path, config_text: str, tmp: Path) -> dict:
+def _reference(snapshot: Path, config_text: str, tmp: Path) -> dict[str, Any]:
     import tomllib
 
     raw = tomllib.loads(config_text)
@@ -59,7 +60,8 @@ def _reference(snapshot: Path, config_text: str, tmp: Path) -> dict:
     return summary(out)
 
 
-def _kill_loop(tmp: Path, config_text: str, kills: int, seed: int) -> tuple[dict, list[dict]]:
+def _kill_loop(tmp: Path, config_text: str, kills: int,
+               seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     snapshot = sample_slice(tmp / "btc.parquet", 2400, offset=8000)
     config = tmp / "live.toml"
     config.write_text(config_text)
@@ -148,7 +150,8 @@ def test_an_ended_run_is_not_traded_again_and_a_new_snapshot_starts_a_new_run(
     assert fresh.returncode == 0, fresh.stdout
     started = [json.loads(line) for line in fresh.stdout.splitlines()
                if '"run_started"' in line]
-    assert started and started[0]["reason"] == "new_snapshot"
+    assert started
+    assert started[0]["reason"] == "new_snapshot"
     assert len(list(runs.iterdir())) == 2
 
 

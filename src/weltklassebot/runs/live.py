@@ -67,7 +67,6 @@ from weltklassebot.model.enums import side_label
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill
 from weltklassebot.risk import RiskEngine, RiskTransition
-from weltklassebot.risk.recovery import OFFLINE_SOURCE
 from weltklassebot.runs.backtest import (
     RunRequest,
     execution_settings,
@@ -566,8 +565,9 @@ class LiveService:
             if saved is not None:
                 self._silent_until = int(saved["cursor"])
                 self._last_engine_state = saved
-            for command in self.commands:
+            for command in self.commands:  # applied (and listed) again by the re-run
                 self._schedule.setdefault(int(command["cursor"]), []).append(command)
+            self.commands = []
         self.engine = engine
         self._transitions_seen = len(self._risk().transitions)
         self._expect(found.after)
@@ -580,21 +580,21 @@ class LiveService:
     def _expect(self, records: list[Record]) -> None:
         """Split the records after the saved state: what the re-run must reproduce, operator
         commands to apply at their cursors, and commands an operator wrote offline."""
-        offline_ids: set[str] = set()
-        for record in records:
-            if record.kind == "operator_command" and record.payload.get("applied_by") != APPLIED_BY:
-                self._adopt.append(record.payload)
-                command = record.payload.get("command") or {}
-                offline_ids.add(str(command.get("command_id")))
-        for record in records:
+        def offline(record: Record) -> bool:
+            return (record.kind == "operator_command"
+                    and record.payload.get("applied_by") != APPLIED_BY)
+
+        for index, record in enumerate(records):
             kind, payload = record.kind, record.payload
             if kind in ("cursor", "quarantined"):
                 continue
-            if kind == "risk_transition" and payload.get("source") == OFFLINE_SOURCE:
-                continue  # an operator's offline command: adopted after the re-run
+            if offline(record):
+                self._adopt.append(payload)  # written by `risk` with no service running
+                continue
+            if (kind == "risk_transition" and index + 1 < len(records)
+                    and offline(records[index + 1])):
+                continue  # that offline command's transition (its audit record follows it)
             if kind == "operator_command":
-                if payload.get("applied_by") != APPLIED_BY:
-                    continue
                 self._schedule.setdefault(int(payload["cursor"]), []).append(payload)
             self._expected.append((kind, payload))
 
@@ -897,6 +897,7 @@ class LiveService:
         risk = self._risk()
         apply_operator_command(risk, command, int(record["ts_ns"]), cursor=cursor,
                                wall_ns=record.get("applied_wall_ns"))
+        self.commands.append(record)
         self._emit("operator_command", record, int(record["ts_ns"]), durable=True)
 
     def _adopt_offline(self, cursor: int) -> None:
