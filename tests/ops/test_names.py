@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from support.cli import REPO
 from weltklassebot.service.metrics import METRIC_NAMES, sample_names
 
 from .tools import dashboard, dashboard_queries, metric_names, panels, rules
@@ -104,3 +105,11 @@ def test_no_overlapping_panels() -> None:
                  for y in range(g["y"], g["y"] + g["h"])}
         assert not cells & taken, f"{p['title']} overlaps another panel"
         taken |= cells
+
+
+def test_docs_name_every_metric_and_alert() -> None:
+    text = (REPO / "docs" / "metrics.md").read_text()
+    for name in METRIC_NAMES:
+        assert f"`{name}`" in text, name
+    for rule in rules():
+        assert f"| `{rule.alert}` | {rule.labels['severity']} |" in text, rule.alert
