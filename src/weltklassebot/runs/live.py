@@ -27,6 +27,7 @@ gives the backtest's fills and equity hash. Around the engine:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -91,6 +92,8 @@ from weltklassebot.state.jsonl_store import JsonlStore, StoreConfig, StoreWriteE
 from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
 
 LIVE_SCHEMA = 1
+CURSOR_EVERY = 256
+"""A ``cursor`` record at least every this many events (and after every event with records)."""
 COMMAND_POLL_S = 0.1
 """Operator commands and the stop flag are looked at least this often (wall seconds)."""
 SERVICE_FILE = "service.json"
@@ -308,6 +311,9 @@ class LiveService:
         self._transitions_seen = 0
         self._replayed = 0
         self._divergence: str | None = None
+        self._cursor_recorded = 0
+        self._store_broken = False
+        self._in_step = False
         self.result_dir: Path | None = None
         self.summary: dict[str, Any] | None = None
 
@@ -330,6 +336,7 @@ class LiveService:
             self._start_http()
             self._open_store()
             self._begin()
+            self._halt_if_store_down()
             self._ready()
             if self.run_status == "active":
                 self._loop()
@@ -411,6 +418,13 @@ class LiveService:
             return
         self._resume(found)
 
+    def _halt_if_store_down(self) -> None:
+        """A service that cannot write its store starts in HALTED (DESIGN 8)."""
+        assert self.store is not None
+        error = self.store.open_error
+        if error is not None and self.engine is not None:
+            self._store_failed(error)
+
     def _identity_for(self, run_id: str, reason: str) -> dict[str, Any]:
         assert self.prep is not None
         return {**self.prep.identity, "run_id": run_id, "reason": reason,
@@ -472,7 +486,19 @@ class LiveService:
 
     def _journal(self, transition: RiskTransition) -> None:
         """The risk engine's persist callback: durable before the transition takes effect."""
-        self._emit("risk_transition", transition.to_payload(), transition.ts_ns, durable=True)
+        # Outside a step (operator commands) a transition that is not on disk is refused, so
+        # it never takes effect unrecorded. Inside a step risk is already HALTED by the store
+        # failure and rules make no transitions; what there is waits in ``_unsaved``.
+        refuse = (not self._in_step and self.status.cursor >= self._silent_until
+                  and not self._expected)
+        if refuse and self._store_broken:
+            raise _store_down(self.request.state_dir)
+        payload = transition.to_payload()
+        self._emit("risk_transition", payload, transition.ts_ns, durable=True)
+        if refuse and self._store_broken:
+            self._unsaved = [u for u in self._unsaved
+                             if not (u[0] == "risk_transition" and u[1] is payload)]
+            raise _store_down(self.request.state_dir)
 
     def _close_old(self, found: _Resume, reason: str) -> None:
         """Write out a run that cannot go on (its spool as it stands) and record its end."""
@@ -594,6 +620,11 @@ class LiveService:
             if (kind == "risk_transition" and index + 1 < len(records)
                     and offline(records[index + 1])):
                 continue  # that offline command's transition (its audit record follows it)
+            if kind == "risk_transition" and payload.get("reason") == "store_write_failed":
+                # Caused by the disk, not by events: a re-run takes it again at its cursor.
+                self._schedule.setdefault(int(payload.get("cursor") or 0), []).append(
+                    {"transition": payload})
+                continue
             if kind == "operator_command":
                 self._schedule.setdefault(int(payload["cursor"]), []).append(payload)
             self._expected.append((kind, payload))
@@ -685,11 +716,17 @@ class LiveService:
             if not replaying and self._adopt:
                 self._adopt_offline(cursor)
             self._durable_pending = False
-            engine.step(instant)
+            self._in_step = True
+            try:
+                engine.step(instant)
+            finally:
+                self._in_step = False
             cursor += len(instant)
             status.cursor = cursor
-            if cursor > self._silent_until:
+            if cursor > self._silent_until and (
+                    self._unsaved or cursor - self._cursor_recorded >= CURSOR_EVERY):
                 self._emit("cursor", {"cursor": cursor}, int(instant.ts[0]), durable=False)
+                self._cursor_recorded = cursor
             self._commit_event()
             if replaying:
                 self._replayed += 1
@@ -731,7 +768,8 @@ class LiveService:
         status.drawdown_ratio = float(risk.drawdown)
         cap = risk.drawdown_cap
         status.drawdown_cap_ratio = 1.0 if cap is None else float(cap)
-        status.equity = float(risk.equity) / self.prep.execution.money.scale if self.prep else 0.0
+        if self.prep is not None:  # money units are 10**-scale of the quote currency
+            status.equity = risk.equity / 10 ** self.prep.execution.money.scale
         settings = self.request.settings.service
         due = (self._events_since_state >= settings.checkpoint_events
                or time.monotonic() - self._last_state_wall >= settings.checkpoint_seconds)
@@ -852,19 +890,42 @@ class LiveService:
                 self.status.fsync_seconds += time.perf_counter() - started
                 self._durable_pending = False
         except StoreWriteError as exc:
-            self.status.store_write_errors += 1
+            self._store_failed(exc)
+
+    def _store_failed(self, exc: StoreWriteError) -> None:
+        """The store cannot write: HALTED at once (DESIGN 8); what waits is retried later."""
+        self.status.store_write_errors += 1
+        if not self._store_broken:
             self.log.error("state_store_write_failed", error=exc.message,
-                           waiting_records=len(self._unsaved))
-            if self.engine is not None:
-                self._risk().store_failed(self.engine.clock.now_ns(),
-                                          f"state store cannot write: {exc.message}")
+                           waiting_records=len(self._unsaved), cursor=self.status.cursor,
+                           action="trading halted; free space or fix permissions in the state "
+                                  "directory; writes are retried at every event")
+        self._store_broken = True
+        if self.engine is not None:
+            self._risk().store_failed(self.engine.clock.now_ns(),
+                                      f"state store cannot write: {exc.message}",
+                                      cursor=self.status.cursor)
 
     def _commit_event(self) -> None:
         """The event's records are durable before the next event is taken."""
         if self._unsaved:
             self._flush_unsaved()
         if self.spool is not None:
-            self.spool.flush()
+            try:
+                self.spool.flush()
+            except OSError as exc:
+                self._store_failed(StoreWriteError("write", self.spool.directory, exc,
+                                                   seq=None))
+                return
+        if self._store_broken and not self._unsaved:
+            self._store_broken = False
+            self.log.warning("state_store_writes_again", cursor=self.status.cursor,
+                             message="trading stays HALTED until an operator resumes it")
+            if self.engine is not None:
+                try:
+                    self._risk().retry_persist()  # the halt it caused, on disk at last
+                except StoreWriteError as exc:
+                    self._store_failed(exc)
 
     # -- operator commands ---------------------------------------------------------------------
 
@@ -893,6 +954,10 @@ class LiveService:
     def _reapply(self, record: dict[str, Any], cursor: int) -> None:
         """A recorded operator command, applied again at its cursor by a re-run."""
         assert self.engine is not None
+        if "transition" in record:
+            self._risk().replay_transition(RiskTransition.from_payload(record["transition"]),
+                                           strict=False)
+            return
         command = OperatorCommand.from_payload(record["command"])
         risk = self._risk()
         apply_operator_command(risk, command, int(record["ts_ns"]), cursor=cursor,
@@ -917,8 +982,15 @@ class LiveService:
         assert self.engine is not None
         assert self.spool is not None
         assert self.store is not None
+        if self._store_broken and not self._unsaved_flushable():
+            return
         state = self.engine.save_state()
-        record = {"engine": state, "spool": self.spool.offsets(), "cursor": state["cursor"],
+        try:
+            offsets = self.spool.offsets()
+        except OSError as exc:
+            self._store_failed(StoreWriteError("write", self.spool.directory, exc, seq=None))
+            return
+        record = {"engine": state, "spool": offsets, "cursor": state["cursor"],
                   "commands": list(self.commands)}
         self._last_engine_state = record
         ts_ns = int(state["clock_ns"])
@@ -934,6 +1006,11 @@ class LiveService:
             self.log.error("engine_state_not_saved", error=exc.message)
         self._events_since_state = 0
         self._last_state_wall = time.monotonic()
+
+    def _unsaved_flushable(self) -> bool:
+        """Whether waiting records and spool lines could all be written now."""
+        self._commit_event()
+        return not self._unsaved and not self._store_broken
 
     def _check_reached(self) -> None:
         """A re-run from the start reached the saved cursor: it must be in the saved state."""
@@ -1084,6 +1161,12 @@ class LiveService:
                           events=status.events_processed,
                           signal=None if self.stop.signal is None
                           else signal.Signals(self.stop.signal).name)
+
+
+def _store_down(directory: Path) -> StoreWriteError:
+    return StoreWriteError("append", directory, OSError(errno.EIO, "the state store cannot "
+                                                        "write (an earlier write failed)"),
+                           seq=None)
 
 
 def _sizes(directory: Path) -> dict[str, int]:

@@ -24,7 +24,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -52,70 +52,86 @@ class RunSpool:
             adopt_directory_owner(directory)
             with contextlib.suppress(OSError):
                 fsync_dir(directory.parent)
-        self._files: dict[str, IO[str]] = {}
+        # Raw descriptors and our own buffers: a write that fails (a full disk) keeps what was
+        # not written and is retried by the next flush, so no line is lost or written twice.
+        self._fds: dict[str, int] = {}
+        self._buffers: dict[str, bytearray] = {}
+        self._sizes: dict[str, int] = {}
         for name in SPOOL_FILES:
             path = directory / name
-            handle = path.open("a+", encoding="utf-8", newline="\n")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            self._fds[name] = fd
             if created:
                 adopt_directory_owner(path)
             want = 0 if offsets is None else int(offsets.get(name, 0))
-            size = handle.seek(0, os.SEEK_END)
+            size = os.fstat(fd).st_size
             if size < want:
-                handle.close()
                 self.close()
                 raise SpoolDamaged(
                     f"{path} holds {size} bytes, fewer than the {want} its last checkpoint "
                     "recorded: the file was cut or replaced")
             if size > want:
-                handle.truncate(want)  # a killed process's lines after the checkpoint
-            handle.seek(want)
-            self._files[name] = handle
+                os.ftruncate(fd, want)  # a killed process's lines after the checkpoint
+            self._buffers[name] = bytearray()
+            self._sizes[name] = want
 
     # -- writing -------------------------------------------------------------------------------
 
     def add_fills(self, fills: list[Fill]) -> None:
         if fills:
             dumps = _JSON.encode
-            self._files["fills.jsonl"].write("".join(dumps(fill_data(f)) + "\n" for f in fills))
+            self._buffers["fills.jsonl"] += "".join(
+                dumps(fill_data(f)) + "\n" for f in fills).encode()
 
     def add_orders(self, orders: list[Order]) -> None:
         if orders:
             dumps = _JSON.encode
-            self._files["orders.jsonl"].write(
-                "".join(dumps(order_data(o)) + "\n" for o in orders))
+            self._buffers["orders.jsonl"] += "".join(
+                dumps(order_data(o)) + "\n" for o in orders).encode()
 
     def add_equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
         if len(ts):
-            self._files["equity.txt"].write("".join(
+            self._buffers["equity.txt"] += "".join(
                 f"{t} {e} {c}\n" for t, e, c in zip(ts.tolist(), equity.tolist(), cash.tolist(),
-                                                    strict=True)))
+                                                    strict=True)).encode()
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
         if events:
-            self._files["events.jsonl"].write(
-                "".join(_EVENT_JSON.encode(e) + "\n" for e in events))
+            self._buffers["events.jsonl"] += "".join(
+                _EVENT_JSON.encode(e) + "\n" for e in events).encode()
+
+    @property
+    def pending_bytes(self) -> int:
+        return sum(len(b) for b in self._buffers.values())
 
     def flush(self) -> None:
         """Hand buffered lines to the OS (a killed process loses nothing it flushed; what a
-        power cut loses after the last checkpoint, the restart re-runs)."""
-        for handle in self._files.values():
-            handle.flush()
+        power cut loses after the last checkpoint, the restart re-runs).
+
+        Raises ``OSError`` (a full disk): what was not written stays buffered for the next call.
+        """
+        for name, buffer in self._buffers.items():
+            fd = self._fds[name]
+            while buffer:
+                written = os.write(fd, buffer)
+                del buffer[:written]
+                self._sizes[name] += written
 
     def offsets(self) -> dict[str, int]:
         """Bytes in each file once flushed: what a checkpoint records."""
         self.flush()
-        return {name: handle.tell() for name, handle in self._files.items()}
+        return dict(self._sizes)
 
     def sync(self) -> None:
-        for handle in self._files.values():
-            handle.flush()
-            os.fsync(handle.fileno())
+        self.flush()
+        for fd in self._fds.values():
+            os.fsync(fd)
 
     def close(self) -> None:
-        for handle in self._files.values():
+        for fd in self._fds.values():
             with contextlib.suppress(OSError):
-                handle.close()
-        self._files = {}
+                os.close(fd)
+        self._fds = {}
 
     def remove(self) -> None:
         self.close()
@@ -124,7 +140,7 @@ class RunSpool:
     # -- reading (the write-out at the end of a run) ---------------------------------------------
 
     def _lines(self, name: str) -> Iterator[str]:
-        self._files[name].flush()
+        self.flush()
         with (self.directory / name).open(encoding="utf-8") as handle:
             for line in handle:
                 if line.endswith("\n"):
