@@ -225,11 +225,14 @@ def booted_systemd(console: Path, extra_masks: Sequence[str] = (),
                 + console.read_text(errors="replace")[-4000:])
         yield ns
     finally:
-        # kill -KILL of PID 1 ends every process of the namespace.
+        # kill -KILL of PID 1 ends every process of the namespace; unshare then reaps it and
+        # exits. Only if it does not is unshare killed too.
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)

@@ -8,9 +8,11 @@ reports and whether the metrics endpoint answers. docs/service.md has the detail
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +26,9 @@ from weltklassebot.service.install import (
     DEFAULT_USER,
 )
 
+if TYPE_CHECKING:
+    from weltklassebot.service.install import Host
+
 _PATH = click.Path(path_type=Path)
 
 
@@ -34,6 +39,78 @@ def _say(as_json: bool) -> Any:
 
 def _emit(document: dict[str, Any]) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+def fetch(url: str, timeout_s: float = 2.0) -> tuple[int | None, str]:
+    """GET ``url``: (HTTP status, body) or (None, the error)."""
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s) as response:
+            return int(response.status), response.read(65536).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read(4096).decode(errors="replace")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, str(reason)
+
+
+def service_status(unit_dir: Path | None, host: Host | None = None) -> dict[str, Any]:
+    """Where the unit is, whether systemd runs it, what its state dir and endpoint say."""
+    from weltklassebot.service.install import (
+        UNIT_NAME,
+        Host,
+        find_unit,
+        parse_unit,
+    )
+    from weltklassebot.service.operator import service_holder
+
+    host = host or Host()
+    unit_path = find_unit(unit_dir)
+    result: dict[str, Any] = {"unit": str(unit_path) if unit_path else None,
+                              "installed": unit_path is not None}
+    env: dict[str, str] = {}
+    if unit_path is not None:
+        unit = parse_unit(unit_path)
+        env = unit.effective_environment()
+        result["python"] = str(unit.python) if unit.python else None
+        result["user"] = unit.user
+    answer = host.systemctl("show", UNIT_NAME, "-p", "ActiveState", "-p", "SubState",
+                            "-p", "MainPID", "-p", "StatusText", "-p", "NRestarts")
+    if answer is None:
+        result["systemd"] = "not running on this machine"
+        result["active"] = None
+    else:
+        props = dict(line.split("=", 1) for line in answer.stdout.splitlines() if "=" in line)
+        result["systemd"] = "running"
+        result["active"] = props.get("ActiveState")
+        result["sub_state"] = props.get("SubState")
+        result["main_pid"] = int(props.get("MainPID") or 0)
+        result["status_text"] = props.get("StatusText") or None
+        result["restarts"] = int(props.get("NRestarts") or 0)
+    state_dir = Path(env.get("WELTKLASSE_STATE_DIR") or os.environ.get(
+        "WELTKLASSE_STATE_DIR") or DEFAULT_STATE_DIR)
+    result["state_dir"] = str(state_dir)
+    service: dict[str, Any] | None = None
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads((state_dir / "service.json").read_text())
+        service = loaded if isinstance(loaded, dict) else None
+    result["service_json"] = service
+    try:
+        result["lock_holder"] = service_holder(state_dir)
+    except OSError as exc:
+        result["lock_holder"] = f"unreadable: {exc.strerror}"
+    port = (service or {}).get("port") or env.get("WELTKLASSE_METRICS_PORT") or DEFAULT_PORT
+    bind = (service or {}).get("bind") or "127.0.0.1"
+    host_part = "127.0.0.1" if bind in ("0.0.0.0", "") else "[::1]" if bind == "::" else (
+        f"[{bind}]" if ":" in bind else bind)
+    url = f"http://{host_part}:{port}/readyz"
+    code, body = fetch(url)
+    result["readyz"] = {"url": url, "status": code, "body": body.strip()[:200]}
+    result["healthy"] = bool(code == 200 and result["active"] in ("active", None))
+    return result
 
 
 @click.group(name="service", help="Install, remove and inspect the systemd service.")
@@ -120,8 +197,6 @@ def status(unit_dir: Path | None, as_json: bool) -> None:
 
     Exit 0 when the service is running and ready, 1 otherwise.
     """
-    from weltklassebot.service.install import service_status
-
     result = service_status(unit_dir)
     if as_json:
         _emit(result)

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from typing import Any
 from weltklassebot.errors import RuntimeFailure, UsageError
 
 UNIT_NAME = "weltklassebot.service"
-SERVICE = "weltklassebot"
 DEFAULT_USER = "weltklassebot"
 DEFAULT_PREFIX = Path("/opt/weltklassebot")
 DEFAULT_STATE_DIR = Path("/var/lib/weltklassebot/state")
@@ -66,9 +65,6 @@ _SAFE_ADDRESS = re.compile(r"^[A-Za-z0-9.:/_-]+$")
 Say = Callable[[str], None]
 
 
-# ---- the machine -----------------------------------------------------------------------------
-
-
 class Host:
     """The machine install acts on: users, ownership, processes and systemd."""
 
@@ -94,9 +90,23 @@ class Host:
             raise RuntimeFailure(
                 f"`{' '.join(args)}` failed with exit status {done.returncode}"
                 + (f": {' / '.join(detail)}" if detail else " (its output is above)")
-                + ". Nothing else was changed after this step; fix the cause and run "
-                "`python -m cli service install` again (it is safe to repeat).")
+                + ". The steps after it were not made; fix the cause and run the command "
+                "again (it is safe to repeat).")
         return done.stdout or ""
+
+    def python_info(self, path: Path) -> dict[str, Any] | None:
+        """Version, base prefix and venv support of an interpreter; None if it does not run."""
+        code = ("import json, os, sys, importlib.util as u; print(json.dumps({'version': "
+                "list(sys.version_info[:3]), 'base_prefix': sys.base_prefix, 'executable': "
+                "os.path.realpath(sys.executable), 'venv': all(u.find_spec(m) is not None "
+                "for m in ('venv', 'ensurepip'))}))")
+        try:
+            done = subprocess.run([str(path), "-I", "-c", code], capture_output=True, text=True,
+                                  timeout=30, check=False)
+            info: dict[str, Any] = json.loads(done.stdout)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            return None
+        return info if done.returncode == 0 else None
 
     def user(self, name: str) -> tuple[int, int] | None:
         try:
@@ -141,9 +151,6 @@ class Host:
                               text=True, check=False, timeout=120)
 
 
-# ---- checks on inputs ------------------------------------------------------------------------
-
-
 def _under(path: Path, tree: Path) -> bool:
     return path == tree or tree in path.parents
 
@@ -157,17 +164,13 @@ def check_service_path(path: Path, what: str, option: str) -> Path:
         raise UsageError(
             f"{option} {path}: {what} may hold only letters, digits and . _ / @ + - (the "
             "path is written into the systemd unit as is); choose another path.")
-    for tree in HIDDEN_TREES:
+    for tree in (*HIDDEN_TREES, *PRIVATE_TREES):
         if _under(path, tree):
+            hides = "ProtectHome=yes hides" if tree in HIDDEN_TREES else "PrivateTmp=yes replaces"
             raise UsageError(
-                f"{option} {path}: {what} lies under {tree}, which the unit's ProtectHome=yes "
-                "hides from the service; choose a path such as /opt/weltklassebot or "
-                "/var/lib/weltklassebot (docs/service.md, Why a prefix).")
-    for tree in PRIVATE_TREES:
-        if _under(path, tree):
-            raise UsageError(
-                f"{option} {path}: {what} lies under {tree}, which the unit's PrivateTmp=yes "
-                "replaces with the service's own empty directory; choose a path outside it.")
+                f"{option} {path}: {what} lies under {tree}, which the unit's {hides} for the "
+                "service; choose a path such as /opt/weltklassebot or /var/lib/weltklassebot "
+                "(docs/service.md, Why a prefix).")
     return path
 
 
@@ -187,35 +190,17 @@ def state_directory(state_dir: Path) -> str | None:
 
 def find_source(flag: Path | None) -> Path:
     """The checkout to install from: ``--source``, else the one this package was loaded from."""
-    if flag is not None:
-        candidates = [flag.absolute()]
-    else:
-        import weltklassebot
+    import weltklassebot
 
-        candidates = [Path(weltklassebot.__file__).resolve().parents[2]]
-    for root in candidates:
-        if all((root / name).is_file() for name in ("pyproject.toml", "requirements.lock",
+    root = flag.absolute() if flag is not None else \
+        Path(weltklassebot.__file__).resolve().parents[2]
+    if not all((root / name).is_file() for name in ("pyproject.toml", "requirements.lock",
                                                     str(TEMPLATE))):
-            return root
-    raise UsageError(
-        f"{candidates[0]} is not a weltklassebot checkout (it needs pyproject.toml, "
-        f"requirements.lock and {TEMPLATE}). Run the command from a checkout's .venv, or pass "
-        "--source DIR naming one.")
-
-
-def _probe_python(path: Path) -> dict[str, Any] | None:
-    """Version, base prefix and venv support of an interpreter, or None if it does not run."""
-    code = ("import json, os, sys, importlib.util as u; print(json.dumps({'version': "
-            "list(sys.version_info[:3]), 'base_prefix': sys.base_prefix, 'executable': "
-            "os.path.realpath(sys.executable), 'venv': all(u.find_spec(m) is not None for m in "
-            "('venv', 'ensurepip'))}))")
-    try:
-        done = subprocess.run([str(path), "-I", "-c", code], capture_output=True, text=True,
-                              timeout=30, check=False)
-        info: dict[str, Any] = json.loads(done.stdout)
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    return info if done.returncode == 0 else None
+        raise UsageError(
+            f"{root} is not a weltklassebot checkout (it needs pyproject.toml, "
+            f"requirements.lock and {TEMPLATE}). Run the command from a checkout's .venv, or "
+            "pass --source DIR naming one.")
+    return root
 
 
 def _python_problem(path: Path, info: dict[str, Any] | None) -> str | None:
@@ -233,7 +218,7 @@ def _python_problem(path: Path, info: dict[str, Any] | None) -> str | None:
     return None
 
 
-def choose_python(flag: Path | None) -> tuple[Path, str]:
+def choose_python(flag: Path | None, host: Host) -> tuple[Path, str]:
     """The interpreter the service's venv is built on, and its version.
 
     ``--python``, else the interpreter running this command (its base, outside any venv), else
@@ -241,7 +226,7 @@ def choose_python(flag: Path | None) -> tuple[Path, str]:
     pyenv build under ``/root``, which the service could never start.
     """
     if flag is not None:
-        info = _probe_python(flag)
+        info = host.python_info(flag)
         problem = _python_problem(flag, info)
         if problem:
             raise UsageError(f"--python: {problem}. Pass another interpreter.")
@@ -255,7 +240,7 @@ def choose_python(flag: Path | None) -> tuple[Path, str]:
             candidates.append(Path(found))
     problems = []
     for candidate in candidates:
-        info = _probe_python(candidate)
+        info = host.python_info(candidate)
         problem = _python_problem(candidate, info)
         if problem is None:
             assert info is not None
@@ -265,9 +250,6 @@ def choose_python(flag: Path | None) -> tuple[Path, str]:
         "no interpreter the service can run was found: " + "; ".join(problems) + ". Install "
         "Python 3.11+ from the distribution (Debian: apt-get install python3 python3-venv) or "
         "pass --python PATH (outside /home, /root and /tmp).")
-
-
-# ---- the unit --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -327,7 +309,6 @@ class InstalledUnit:
     path: Path
     python: Path | None
     user: str | None
-    group: str | None
     environment: dict[str, str]
     environment_files: tuple[str, ...]
     settings: dict[str, list[str]] = field(default_factory=dict)
@@ -381,10 +362,9 @@ def parse_unit(path: Path) -> InstalledUnit:
                 environment[key] = val
     exec_start = (settings.get("ExecStart") or [""])[-1].split()
     python = Path(exec_start[0].lstrip("-@:+!")) if exec_start else None
-    users, groups = settings.get("User", []), settings.get("Group", [])
+    users = settings.get("User", [])
     return InstalledUnit(
-        path=path, python=python, user=users[-1] if users else None,
-        group=groups[-1] if groups else None, environment=environment,
+        path=path, python=python, user=users[-1] if users else None, environment=environment,
         environment_files=tuple(settings.get("EnvironmentFile", [])), settings=settings)
 
 
@@ -395,9 +375,6 @@ def find_unit(unit_dir: Path | None = None) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-# ---- install ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -444,6 +421,15 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def _check_prefix(prefix: Path, protected: Sequence[tuple[str, Path]]) -> None:
     """The prefix is ours to fill and, on uninstall, to delete: refuse anything else."""
     if len(prefix.parts) < 3:
@@ -483,17 +469,42 @@ def _make_dir(host: Host, path: Path, uid: int, gid: int, mode: int) -> str:
     return "created" if created else "kept"
 
 
-def install(options: InstallOptions, say: Say, host: Host | None = None) -> dict[str, Any]:
-    """Install (or upgrade) the service; returns what was done, for ``--json``."""
-    host = host or Host()
-    started = time.monotonic()
+@dataclass
+class _Plan:
+    """Checked install inputs, and what the steps learn on the way (the record)."""
+
+    options: InstallOptions
+    user: str
+    group: str
+    prefix: Path
+    state_dir: Path
+    snapshot_dir: Path
+    config_dir: Path
+    source: Path
+    python: Path
+    python_version: str
+    config_text: str | None
+    previous: dict[str, Any] | None
+    record: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def venv_python(self) -> Path:
+        return self.prefix / "venv" / "bin" / "python"
+
+    def save_record(self) -> None:
+        _write_file(self.prefix / RECORD, (json.dumps(self.record, indent=2) + "\n").encode(),
+                    0o644)
+
+
+def _plan(options: InstallOptions, host: Host) -> _Plan:
     if host.euid() != 0:
         raise UsageError(
             "`service install` must run as root: it creates a system user, directories owned "
             "by it and a systemd unit. Run it with sudo (e.g. `sudo .venv/bin/python -m cli "
             "service install`).")
     user = check_name(options.user, "--user")
-    group = check_name(options.group or user, "--group")
     prefix = check_service_path(options.prefix, "the install prefix", "--prefix")
     state_dir = check_service_path(options.state_dir, "the state directory", "--state-dir")
     snapshot_dir = check_service_path(options.snapshot_dir, "the snapshot directory",
@@ -508,153 +519,181 @@ def install(options: InstallOptions, say: Say, host: Host | None = None) -> dict
     source = find_source(options.source)
     _check_prefix(prefix, [("state directory", state_dir), ("snapshot directory", snapshot_dir),
                            ("config directory", config_dir), ("source checkout", source)])
-    config_text = None
-    if options.config is not None:
-        config_text = _checked_config(options.config)
-    python, version = choose_python(options.python)
-    notes: list[str] = []
-    timings: dict[str, float] = {}
-    previous = read_record(prefix)
-    os.umask(0o022)
+    config_text = _checked_config(options.config) if options.config is not None else None
+    python, version = choose_python(options.python, host)
+    return _Plan(options=options, user=user, group=check_name(options.group or user, "--group"),
+                 prefix=prefix, state_dir=state_dir, snapshot_dir=snapshot_dir,
+                 config_dir=config_dir, source=source, python=python, python_version=version,
+                 config_text=config_text, previous=read_record(prefix))
 
-    # 1. The system user and group.
+
+def install(options: InstallOptions, say: Say, host: Host | None = None) -> dict[str, Any]:
+    """Install (or upgrade) the service; returns what was done, for ``--json``."""
+    host = host or Host()
+    started = time.monotonic()
+    plan = _plan(options, host)
+    with _umask(0o022):  # the service user reads the venv and the unit
+        uid, gid = _ensure_user(plan, host, say)
+        _build_venv(plan, host, say)
+        _make_service_dirs(plan, host, uid, gid, say)
+        config_file = _fill_config_dir(plan, host, gid, say)
+        unit_path = _write_unit(plan, config_file, say)
+        plan.record.update({"complete": True, "unit": str(unit_path)})
+        plan.save_record()
+        reloaded = _reload(plan, host)
+    for note in plan.notes:
+        say(f"note: {note}")
+    plan.timings["total"] = round(time.monotonic() - started, 1)
+    return {**plan.record, "prefix": str(plan.prefix), "reloaded": reloaded,
+            "notes": plan.notes, "upgraded": plan.previous is not None,
+            "seconds": plan.timings}
+
+
+def _ensure_user(plan: _Plan, host: Host, say: Say) -> tuple[int, int]:
+    """The system user and group (created when missing), and the record naming them, written
+    before anything else so a failed install can be repeated or uninstalled."""
+    previous = plan.previous or {}
     created_group = created_user = False
-    if host.group(group) is None:
-        host.add_group(group)
+    if host.group(plan.group) is None:
+        host.add_group(plan.group)
         created_group = True
-    if host.user(user) is None:
-        host.add_user(user, group)
+    if host.user(plan.user) is None:
+        host.add_user(plan.user, plan.group)
         created_user = True
-    ids = host.user(user)
-    gid = host.group(group)
+    ids, gid = host.user(plan.user), host.group(plan.group)
     if ids is None or gid is None:
-        raise RuntimeFailure(f"user {user} / group {group} could not be found after creating "
-                             "them; check /etc/passwd and /etc/group and run again.")
-    uid = ids[0]
-    if previous is not None:  # an upgrade keeps what the first install created
-        created_user = created_user or bool(previous.get("created_user"))
-        created_group = created_group or bool(previous.get("created_group"))
-    say(f"user {user} (uid {uid}), group {group} (gid {gid}): "
+        raise RuntimeFailure(f"user {plan.user} / group {plan.group} could not be found after "
+                             "creating them; check /etc/passwd and /etc/group and run again.")
+    # An upgrade keeps what the first install created, so uninstall still removes it.
+    created_user = created_user or bool(previous.get("created_user"))
+    created_group = created_group or bool(previous.get("created_group"))
+    say(f"user {plan.user} (uid {ids[0]}), group {plan.group} (gid {gid}): "
         f"{'created' if created_user else 'exists'}")
-
-    # 2. The venv: created (or re-created for another interpreter), then the lock and package.
-    # The record is written first, so a failed install can be repeated or uninstalled.
-    prefix.mkdir(parents=True, exist_ok=True)
-    os.chmod(prefix, 0o755)
-    record: dict[str, Any] = {
-        **(previous or {}), "schema": RECORD_SCHEMA, "complete": False, "source": str(source),
-        "user": user, "group": group, "created_user": created_user,
-        "created_group": created_group, "state_dir": str(state_dir),
-        "snapshot_dir": str(snapshot_dir), "port": options.port,
-        "unit": str(options.unit_dir / UNIT_NAME), "config_dir": str(config_dir),
-        "created_config_dir": bool((previous or {}).get("created_config_dir"))
-        or not config_dir.exists(), "allow_from": list(options.allow_from),
+    plan.prefix.mkdir(parents=True, exist_ok=True)
+    os.chmod(plan.prefix, 0o755)
+    plan.record = {
+        **previous, "schema": RECORD_SCHEMA, "complete": False, "source": str(plan.source),
+        "user": plan.user, "group": plan.group, "created_user": created_user,
+        "created_group": created_group, "state_dir": str(plan.state_dir),
+        "snapshot_dir": str(plan.snapshot_dir), "port": plan.options.port,
+        "unit": str(plan.options.unit_dir / UNIT_NAME), "config_dir": str(plan.config_dir),
+        "created_config_dir": bool(previous.get("created_config_dir"))
+        or not plan.config_dir.exists(), "allow_from": list(plan.options.allow_from),
     }
-    _write_file(prefix / RECORD, (json.dumps(record, indent=2) + "\n").encode(), 0o644)
-    venv = prefix / "venv"
-    venv_python = venv / "bin" / "python"
+    plan.save_record()
+    return ids[0], gid
+
+
+def _build_venv(plan: _Plan, host: Host, say: Say) -> None:
+    """The venv (re-created only for another interpreter), the lock, then the package."""
+    venv = plan.prefix / "venv"
     tick = time.monotonic()
-    fresh = (previous or {}).get("python") != str(python) or not venv_python.exists()
+    fresh = (plan.previous or {}).get("python") != str(plan.python) or \
+        not plan.venv_python.exists()
     if fresh:
-        host.run([python, "-m", "venv", "--clear", venv])
-    timings["venv"] = round(time.monotonic() - tick, 1)
-    say(f"venv {venv}: {'created' if fresh else 'kept'} on {python} (Python {version})")
-    tick = time.monotonic()
-    pip: list[str | Path] = [venv_python, "-m", "pip", "--disable-pip-version-check",
+        host.run([plan.python, "-m", "venv", "--clear", venv])
+    plan.timings["venv"] = round(time.monotonic() - tick, 1)
+    say(f"venv {venv}: {'created' if fresh else 'kept'} on {plan.python} "
+        f"(Python {plan.python_version})")
+    pip: list[str | Path] = [plan.venv_python, "-m", "pip", "--disable-pip-version-check",
                              "--no-input", "--quiet"]
-    host.run([*pip, "install", "--require-hashes", "-r", source / "requirements.lock"])
-    timings["requirements"] = round(time.monotonic() - tick, 1)
-    say(f"dependencies: {source / 'requirements.lock'} installed ({timings['requirements']} s)")
+    tick = time.monotonic()
+    host.run([*pip, "install", "--require-hashes", "-r", plan.source / "requirements.lock"])
+    plan.timings["requirements"] = round(time.monotonic() - tick, 1)
+    say(f"dependencies: {plan.source / 'requirements.lock'} installed "
+        f"({plan.timings['requirements']} s)")
     tick = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="weltklassebot-build-") as scratch:
-        stage = _stage_source(source, Path(scratch))
+        stage = _stage_source(plan.source, Path(scratch))
         host.run([*pip, "install", "--no-deps", "--no-build-isolation", "--force-reinstall",
                   stage], cwd=Path(scratch))
-    timings["package"] = round(time.monotonic() - tick, 1)
-    package_version = host.run(
-        [venv_python, "-c", "import weltklassebot, cli; print(weltklassebot.__version__)"],
-        cwd=prefix, output_to_stderr=False).strip()
-    say(f"package: weltklassebot {package_version} from {source} (non-editable, "
-        f"{timings['package']} s)")
+    plan.timings["package"] = round(time.monotonic() - tick, 1)
+    version = host.run(
+        [plan.venv_python, "-c", "import weltklassebot, cli; print(weltklassebot.__version__)"],
+        cwd=plan.prefix, output_to_stderr=False).strip()
+    say(f"package: weltklassebot {version} from {plan.source} (non-editable, "
+        f"{plan.timings['package']} s)")
+    plan.record.update({"version": version, "python": str(plan.python),
+                        "python_version": plan.python_version,
+                        "venv_python": str(plan.venv_python)})
 
-    # 3. Directories: state (the service's), snapshots (the service reads, operators promote).
-    state_parent = VAR_LIB / name if (name := state_directory(state_dir)) else None
-    if state_parent is not None and state_parent != state_dir:
-        _make_dir(host, state_parent, uid, gid, 0o750)
-    done = _make_dir(host, state_dir, uid, gid, 0o750)
-    say(f"state dir {state_dir}: {done}, {user}:{group} 0750")
-    done = _make_dir(host, snapshot_dir, uid, gid, 0o2770)
-    say(f"snapshot dir {snapshot_dir}: {done}, {user}:{group} 2770 (members of {group} may "
-        "promote)")
 
-    # 4. The config directory: env example, config.toml when given (kept when present).
+def _make_service_dirs(plan: _Plan, host: Host, uid: int, gid: int, say: Say) -> None:
+    """State (the service's own) and snapshots (the service reads, operators promote)."""
+    name = state_directory(plan.state_dir)
+    if name is not None and VAR_LIB / name != plan.state_dir:
+        _make_dir(host, VAR_LIB / name, uid, gid, 0o750)
+    done = _make_dir(host, plan.state_dir, uid, gid, 0o750)
+    say(f"state dir {plan.state_dir}: {done}, {plan.user}:{plan.group} 0750")
+    done = _make_dir(host, plan.snapshot_dir, uid, gid, 0o2770)
+    say(f"snapshot dir {plan.snapshot_dir}: {done}, {plan.user}:{plan.group} 2770 (members of "
+        f"{plan.group} may promote)")
+
+
+def _fill_config_dir(plan: _Plan, host: Host, gid: int, say: Say) -> Path | None:
+    """env.example always; config.toml when given (an existing one is kept otherwise)."""
+    config_dir = plan.config_dir
     config_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     host.chown(config_dir, 0, gid)
     os.chmod(config_dir, 0o750)
     env_example = config_dir / "env.example"
-    _write_file(env_example, (source / ENV_EXAMPLE).read_bytes(), 0o640)
+    _write_file(env_example, (plan.source / ENV_EXAMPLE).read_bytes(), 0o640)
     host.chown(env_example, 0, gid)
     config_file = config_dir / "config.toml"
-    written_config = (previous or {}).get("config_sha256")
-    if config_text is not None:
-        _write_file(config_file, config_text.encode(), 0o640)
+    if plan.config_text is not None:
+        _write_file(config_file, plan.config_text.encode(), 0o640)
         host.chown(config_file, 0, gid)
-        written_config = _sha256(config_file)
-        say(f"config: {options.config} -> {config_file}")
-    extra_writable: tuple[Path, ...] = ()
-    if config_file.is_file():
-        extra_writable = _config_runs_dir(config_file, state_dir)
+        plan.record["config_sha256"] = _sha256(config_file)
+        say(f"config: {plan.options.config} -> {config_file}")
+    return config_file if config_file.is_file() else None
 
-    # 5. The unit.
-    template = (source / TEMPLATE).read_text()
+
+def _write_unit(plan: _Plan, config_file: Path | None, say: Say) -> Path:
     values = UnitValues(
-        python=venv_python, prefix=prefix, user=user, group=group, port=options.port,
-        state_dir=state_dir, snapshot_dir=snapshot_dir, config_dir=config_dir,
-        config_file=config_file if config_file.is_file() else None,
-        ip_allow=("localhost", *options.allow_from), extra_writable=extra_writable)
-    unit_dir = options.unit_dir
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    unit_path = unit_dir / UNIT_NAME
-    _write_file(unit_path, render_unit(template, values).encode(), 0o644)
+        python=plan.venv_python, prefix=plan.prefix, user=plan.user, group=plan.group,
+        port=plan.options.port, state_dir=plan.state_dir, snapshot_dir=plan.snapshot_dir,
+        config_dir=plan.config_dir, config_file=config_file,
+        ip_allow=("localhost", *plan.options.allow_from),
+        extra_writable=_config_runs_dir(config_file, plan.state_dir) if config_file else ())
+    text = render_unit((plan.source / TEMPLATE).read_text(), values)
+    plan.options.unit_dir.mkdir(parents=True, exist_ok=True)
+    unit_path = plan.options.unit_dir / UNIT_NAME
+    _write_file(unit_path, text.encode(), 0o644)
     say(f"unit: {unit_path}")
+    return unit_path
 
-    record.update({
-        "complete": True, "version": package_version, "python": str(python),
-        "python_version": version, "venv_python": str(venv_python), "unit": str(unit_path),
-        "config_sha256": written_config,
-    })
-    _write_file(prefix / RECORD, (json.dumps(record, indent=2) + "\n").encode(), 0o644)
 
-    # 6. systemd.
-    reloaded = False
-    if options.reload:
-        answer = host.systemctl("daemon-reload")
-        if answer is None:
-            notes.append("systemd is not running on this machine (not PID 1): daemon-reload "
-                          "skipped; it reads the unit when it starts")
-        elif answer.returncode != 0:
-            notes.append(f"systemctl daemon-reload failed: {answer.stderr.strip()}; run it by "
-                         "hand")
-        else:
-            reloaded = True
-            active = host.systemctl("is-active", SERVICE)
-            if previous is not None and active is not None and active.stdout.strip() == "active":
-                notes.append("the service is running the previous version: `systemctl restart "
-                             "weltklassebot` to use this one")
-    for note in notes:
-        say(f"note: {note}")
-    timings["total"] = round(time.monotonic() - started, 1)
-    return {**record, "prefix": str(prefix), "reloaded": reloaded, "notes": notes,
-            "upgraded": previous is not None, "seconds": timings}
+def _reload(plan: _Plan, host: Host) -> bool:
+    """``systemctl daemon-reload`` when systemd runs here (a note otherwise)."""
+    if not plan.options.reload:
+        return False
+    answer = host.systemctl("daemon-reload")
+    if answer is None:
+        plan.notes.append("systemd is not running on this machine (not PID 1): daemon-reload "
+                          "skipped; systemd reads the unit when it starts")
+        return False
+    if answer.returncode != 0:
+        plan.notes.append(f"systemctl daemon-reload failed: {answer.stderr.strip()}; run it "
+                          "by hand")
+        return False
+    active = host.systemctl("is-active", UNIT_NAME)
+    if plan.previous is not None and active is not None and active.stdout.strip() == "active":
+        plan.notes.append("the service still runs the previous version: `systemctl restart "
+                          "weltklassebot` to use this one")
+    return True
 
 
 def _checked_config(path: Path) -> str:
-    """The text of a config file whose service sections are valid (the service reads it)."""
+    """The text of a config file the service will accept (the checks ``live`` makes)."""
+    from weltklassebot.cli.backtest import OTHER_COMMANDS_SECTIONS
     from weltklassebot.config.load import read_toml, validate_config
+    from weltklassebot.config.model import BacktestConfig
     from weltklassebot.config.service import LiveSettings, live_sections
 
     raw = read_toml(path)
     validate_config(LiveSettings, live_sections(raw), f"config file {path}")
+    validate_config(BacktestConfig, {k: v for k, v in raw.items()
+                                     if k not in OTHER_COMMANDS_SECTIONS}, f"config file {path}")
     return path.read_text()
 
 
@@ -673,13 +712,10 @@ def _config_runs_dir(config_file: Path, state_dir: Path) -> tuple[Path, ...]:
     return () if _under(path, state_dir) else (path,)
 
 
-# ---- uninstall -------------------------------------------------------------------------------
-
-
 def uninstall(prefix: Path, unit_dir: Path | None, *, remove_user: bool, reload: bool,
               say: Say, user: str | None = None,
               host: Host | None = None) -> dict[str, Any]:
-    """Stop and remove the service; keep the state and snapshot directories."""
+    """Stop and remove the service installed in ``prefix``; keep its state and snapshots."""
     host = host or Host()
     if host.euid() != 0:
         raise UsageError("`service uninstall` must run as root (it removes a systemd unit and "
@@ -691,60 +727,39 @@ def uninstall(prefix: Path, unit_dir: Path | None, *, remove_user: bool, reload:
             f"{prefix} holds no {RECORD}: it was not made by `service install` (or is another "
             "prefix); nothing was removed. Pass the --prefix used at install.")
     record = record or {}
-    unit_path = Path(record["unit"]) if "unit" in record else None
-    if unit_dir is not None:
-        unit_path = unit_dir / UNIT_NAME
-    elif unit_path is None:
-        unit_path = find_unit()
     removed: list[str] = []
     kept: list[str] = []
     notes: list[str] = []
-
-    if host.systemd_running():
-        for args in (("stop", UNIT_NAME), ("disable", UNIT_NAME)):
-            answer = host.systemctl(*args)
+    unit_path = unit_dir / UNIT_NAME if unit_dir is not None else (
+        Path(record["unit"]) if "unit" in record else find_unit())
+    if unit_path is not None and unit_path.is_file():
+        python = parse_unit(unit_path).python
+        if python is None or not _under(python, prefix):
+            kept.append(f"{unit_path} (it starts {python}, not a service in {prefix})")
+            unit_path = None
+    if not host.systemd_running():
+        notes.append("systemd is not running here: the unit was not stopped")
+    elif unit_path is not None:
+        for verb in ("stop", "disable"):
+            answer = host.systemctl(verb, UNIT_NAME)
             if answer is not None and answer.returncode == 0:
-                say(f"systemctl {' '.join(args)}: done")
-    else:
-        notes.append("systemd is not running here: the unit was not stopped (if it runs, "
-                     "stop it first)")
+                say(f"systemctl {verb} {UNIT_NAME}: done")
     if unit_path is not None:
-        for wants in unit_path.parent.glob(f"*.wants/{UNIT_NAME}"):
-            wants.unlink()
-            removed.append(str(wants))
-        if unit_path.is_file():
-            unit_path.unlink()
-            removed.append(str(unit_path))
-        drop_in = unit_path.with_name(UNIT_NAME + ".d")
-        if drop_in.is_dir():
-            kept.append(f"{drop_in} (local overrides)")
+        for path in [*unit_path.parent.glob(f"*.wants/{UNIT_NAME}"), unit_path]:
+            if os.path.lexists(path):
+                path.unlink()
+                removed.append(str(path))
+        if unit_path.with_name(UNIT_NAME + ".d").is_dir():
+            kept.append(f"{unit_path.with_name(UNIT_NAME + '.d')} (local overrides)")
     if reload and host.systemctl("daemon-reload") is not None:
         host.systemctl("reset-failed", UNIT_NAME)
         say("systemctl daemon-reload: done")
     if prefix.exists():
         shutil.rmtree(prefix)
         removed.append(str(prefix))
-
-    config_dir = Path(record.get("config_dir", DEFAULT_CONFIG_DIR))
-    for name in ("env.example", "config.toml"):
-        path = config_dir / name
-        if not path.is_file():
-            continue
-        if name == "config.toml" and _sha256(path) != record.get("config_sha256"):
-            kept.append(f"{path} (not the file install wrote)")
-            continue
-        path.unlink()
-        removed.append(str(path))
-    if record.get("created_config_dir") and config_dir.is_dir():
-        if any(config_dir.iterdir()):
-            kept.append(f"{config_dir} (holds {', '.join(p.name for p in config_dir.iterdir())})")
-        else:
-            config_dir.rmdir()
-            removed.append(str(config_dir))
-    for key in ("state_dir", "snapshot_dir"):
-        if key in record and Path(record[key]).exists():
-            kept.append(f"{record[key]} (data)")
-
+    _empty_config_dir(record, removed, kept)
+    kept += [f"{record[k]} (data)" for k in ("state_dir", "snapshot_dir")
+             if k in record and Path(record[k]).exists()]
     user = user or record.get("user") or DEFAULT_USER
     group = record.get("group") or user
     if remove_user:
@@ -757,79 +772,29 @@ def uninstall(prefix: Path, unit_dir: Path | None, *, remove_user: bool, reload:
             removed.append(f"group {group}")
     elif host.user(user) is not None:
         kept.append(f"user {user} (--remove-user removes it)")
-    for item in removed:
-        say(f"removed {item}")
-    for item in kept:
-        say(f"kept {item}")
-    for note in notes:
-        say(f"note: {note}")
+    for line in ([f"removed {r}" for r in removed] + [f"kept {k}" for k in kept]
+                 + [f"note: {n}" for n in notes]):
+        say(line)
     return {"removed": removed, "kept": kept, "notes": notes, "prefix": str(prefix)}
 
 
-# ---- status ----------------------------------------------------------------------------------
-
-
-def fetch(url: str, timeout_s: float = 2.0) -> tuple[int | None, str]:
-    """GET ``url``: (HTTP status, body) or (None, the error)."""
-    import urllib.error
-    import urllib.request
-
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout_s) as response:
-            return int(response.status), response.read(65536).decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read(4096).decode(errors="replace")
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return None, str(reason)
-
-
-def service_status(unit_dir: Path | None, host: Host | None = None) -> dict[str, Any]:
-    """Where the unit is, whether systemd runs it, what its state dir and endpoint say."""
-    from weltklassebot.service.operator import service_holder
-
-    host = host or Host()
-    unit_path = find_unit(unit_dir)
-    result: dict[str, Any] = {"unit": str(unit_path) if unit_path else None,
-                              "installed": unit_path is not None}
-    env: dict[str, str] = {}
-    if unit_path is not None:
-        unit = parse_unit(unit_path)
-        env = unit.effective_environment()
-        result["python"] = str(unit.python) if unit.python else None
-        result["user"] = unit.user
-    answer = host.systemctl("show", UNIT_NAME, "-p", "ActiveState", "-p", "SubState",
-                            "-p", "MainPID", "-p", "StatusText", "-p", "NRestarts")
-    if answer is None:
-        result["systemd"] = "not running on this machine"
-        result["active"] = None
-    else:
-        props = dict(line.split("=", 1) for line in answer.stdout.splitlines() if "=" in line)
-        result["systemd"] = "running"
-        result["active"] = props.get("ActiveState")
-        result["sub_state"] = props.get("SubState")
-        result["main_pid"] = int(props.get("MainPID") or 0)
-        result["status_text"] = props.get("StatusText") or None
-        result["restarts"] = int(props.get("NRestarts") or 0)
-    state_dir = Path(env.get("WELTKLASSE_STATE_DIR") or os.environ.get(
-        "WELTKLASSE_STATE_DIR") or DEFAULT_STATE_DIR)
-    result["state_dir"] = str(state_dir)
-    service: dict[str, Any] | None = None
-    with contextlib.suppress(OSError, ValueError):
-        loaded = json.loads((state_dir / "service.json").read_text())
-        service = loaded if isinstance(loaded, dict) else None
-    result["service_json"] = service
-    try:
-        result["lock_holder"] = service_holder(state_dir)
-    except OSError as exc:
-        result["lock_holder"] = f"unreadable: {exc.strerror}"
-    port = (service or {}).get("port") or env.get("WELTKLASSE_METRICS_PORT") or DEFAULT_PORT
-    bind = (service or {}).get("bind") or "127.0.0.1"
-    host_part = "127.0.0.1" if bind in ("0.0.0.0", "") else "[::1]" if bind == "::" else (
-        f"[{bind}]" if ":" in bind else bind)
-    url = f"http://{host_part}:{port}/readyz"
-    code, body = fetch(url)
-    result["readyz"] = {"url": url, "status": code, "body": body.strip()[:200]}
-    result["healthy"] = bool(code == 200 and result["active"] in ("active", None))
-    return result
+def _empty_config_dir(record: dict[str, Any], removed: list[str], kept: list[str]) -> None:
+    """Remove the files install wrote to the config dir (config.toml only if unchanged), and
+    the directory if install created it and nothing else is left."""
+    config_dir = Path(record.get("config_dir", DEFAULT_CONFIG_DIR))
+    for name in ("env.example", "config.toml"):
+        path = config_dir / name
+        if not path.is_file():
+            continue
+        if name == "config.toml" and _sha256(path) != record.get("config_sha256"):
+            kept.append(f"{path} (not the file install wrote)")
+            continue
+        path.unlink()
+        removed.append(str(path))
+    if record.get("created_config_dir") and config_dir.is_dir():
+        left = sorted(p.name for p in config_dir.iterdir())
+        if left:
+            kept.append(f"{config_dir} (holds {', '.join(left)})")
+        else:
+            config_dir.rmdir()
+            removed.append(str(config_dir))
