@@ -58,6 +58,10 @@ def test_halt_and_resume_reach_the_running_service_and_survive_a_kill(tmp_path: 
     transitions = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()
                    if '"risk_transition"' in line]
     assert [t["to"] for t in transitions] == ["HALTED", "ACTIVE"]
+    # Replay re-runs the live run with both commands at their recorded cursors.
+    replayed = run_cli("replay", out)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "MATCH" in replayed.stdout
 
 
 def test_a_halt_written_while_no_service_runs_is_adopted_at_start(tmp_path: Path) -> None:

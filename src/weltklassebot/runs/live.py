@@ -118,6 +118,9 @@ class LiveRequest:
     bind: str
     port: int
     resend_fills: float = 0.0
+    serve_metrics: bool = True
+    replay_commands: tuple[dict[str, Any], ...] = ()
+    """Operator commands of a recorded run, applied at their cursors (``replay``)."""
 
 
 @dataclass
@@ -288,6 +291,7 @@ class LiveService:
         self.lock: Any = None
         self.notifier: Any = None
         self.server: Any = None
+        self.port: int | None = None
         # the run
         self.prep: _Prepared | None = None
         self.engine: BacktestEngine | None = None
@@ -333,7 +337,8 @@ class LiveService:
         status.state_dir = str(request.state_dir)
         try:
             self.lock = acquire_service_lock(request.state_dir)
-            self._start_http()
+            if request.serve_metrics:
+                self._start_http()
             self._open_store()
             self._begin()
             self._halt_if_store_down()
@@ -358,7 +363,8 @@ class LiveService:
         registry = build_registry(self.status, request.state_dir)
         self.server = MetricsServer(self.status, registry, request.bind, request.port)
         self.server.start()
-        self.log.info("metrics_listening", bind=request.bind, port=self.server.port)
+        self.port = self.server.port
+        self.log.info("metrics_listening", bind=request.bind, port=self.port)
 
     def _open_store(self) -> None:
         section = self.request.settings.state
@@ -451,6 +457,8 @@ class LiveService:
         spool_dir = self.request.state_dir / SPOOL_DIR / run_id
         self.spool = RunSpool(spool_dir, None)
         self.engine = self._build_engine()
+        for command in self.request.replay_commands:
+            self._schedule.setdefault(int(command["cursor"]), []).append(dict(command))
         first_ts = self._first_ts()
         self.engine.start(first_ts, equity_sink=self._on_equity, batch_sink=self._on_batch)
         self.started_ns = wall_ns
@@ -637,9 +645,9 @@ class LiveService:
         self._write_service_file()
         state = "ended" if self.run_status == "closed" else "running"
         self.notifier.ready(f"run {status.run_id} {state}; metrics on "
-                            f"{self.request.bind}:{self.server.port}")
+                            f"{self.request.bind}:{self.port}")
         self.log.info("service_ready", run_id=status.run_id, state=state,
-                      state_dir=str(self.request.state_dir), port=self.server.port,
+                      state_dir=str(self.request.state_dir), port=self.port,
                       seed=self.request.config.seed, snapshot_sha256=status.snapshot_sha256,
                       strategy=status.strategy, strategy_version=status.strategy_version,
                       invocation=self.request.argv, pid=os.getpid())
@@ -647,7 +655,7 @@ class LiveService:
     def _write_service_file(self) -> None:
         from weltklassebot.service.operator import _write_atomic
 
-        payload = {"pid": os.getpid(), "bind": self.request.bind, "port": self.server.port,
+        payload = {"pid": os.getpid(), "bind": self.request.bind, "port": self.port,
                    "run_id": self.status.run_id, "state_dir": str(self.request.state_dir),
                    "started": ns_to_iso(int(self.status.started_wall_s * 1e9))}
         with contextlib.suppress(Exception):

@@ -185,8 +185,9 @@ def _structure_problems(manifest: dict[str, Any]) -> list[str]:
     equity_hash = manifest.get("equity_hash")
     if not isinstance(equity_hash, str) or not _HEX64.fullmatch(equity_hash):
         problems.append(f"{MANIFEST} equity_hash is {equity_hash!r}, not 64 lowercase hex digits")
-    if manifest.get("kind") != "backtest":
-        problems.append(f"{MANIFEST} kind is {manifest.get('kind')!r}, not 'backtest'")
+    if manifest.get("kind") not in ("backtest", "live"):
+        problems.append(f"{MANIFEST} kind is {manifest.get('kind')!r}, not 'backtest' or "
+                        "'live'")
     config = manifest.get("config")
     if not isinstance(config, dict):
         problems.append(f"{MANIFEST} config is missing or not an object")

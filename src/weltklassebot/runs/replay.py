@@ -75,15 +75,43 @@ def replay(run_dir: Path, *, force: bool = False, out: Path | None = None) -> Re
         request = RunRequest(config=config, config_file=manifest.get("config_file"),
                              argv=list(manifest.get("argv") or []), out=target,
                              runs_dir=target.parent)
-        outcome = execute(request)
-        replayed_hash = outcome.summary["equity_hash"]
+        if manifest.get("kind") == "live":
+            replayed_dir, replayed_hash = _rerun_live(manifest, config, target, Path(tmp))
+        else:
+            outcome = execute(request)
+            replayed_dir, replayed_hash = outcome.run_dir, outcome.summary["equity_hash"]
         if replayed_hash != record.equity_hash:
-            difference: dict[str, Any] | None = first_difference(run_dir, outcome.run_dir)
+            difference: dict[str, Any] | None = first_difference(run_dir, replayed_dir)
         else:  # same fills and equity: the orders and events must agree too
-            difference = first_other_difference(run_dir, outcome.run_dir)
+            difference = first_other_difference(run_dir, replayed_dir)
     verdict = "MATCH" if difference is None else "DIVERGED"
     return ReplayResult(verdict, record.equity_hash, replayed_hash, difference, warnings,
                         record.checks)
+
+
+def _rerun_live(manifest: dict[str, Any], config: BacktestConfig, target: Path,
+                tmp: Path) -> tuple[Path, str]:
+    """A live run again, on the service's own engine path, with the operator commands it
+    recorded applied at their recorded cursors; no pacing, no metrics endpoint."""
+    from weltklassebot.config.service import LiveSettings
+    from weltklassebot.runs.live import LiveRequest, LiveService
+
+    live = manifest.get("live") or {}
+    if live.get("complete") is False:
+        raise UnusableInput(
+            f"this live run was closed before its end ({live.get('closed_reason')}): its record "
+            "stops part-way, so a full re-run cannot match it. Replay a complete run.")
+    request = LiveRequest(
+        config=config, settings=LiveSettings(), config_file=manifest.get("config_file"),
+        argv=list(manifest.get("argv") or []), state_dir=tmp / "replay-state",
+        runs_dir=target.parent, out=target, speed=None, exit_at_end=True, bind="127.0.0.1",
+        port=0, serve_metrics=False,
+        replay_commands=tuple(live.get("operator_commands") or ()))
+    service = LiveService(request)
+    service.run()
+    if service.summary is None or service.result_dir is None:
+        raise UnusableInput("the live re-run did not reach the end of its snapshot")
+    return service.result_dir, str(service.summary["equity_hash"])
 
 
 def first_difference(recorded: Path, replayed: Path) -> dict[str, Any]:
