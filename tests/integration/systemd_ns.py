@@ -118,13 +118,14 @@ class SystemdNamespace:
     pid: int
     process: subprocess.Popen[bytes]
     console: Path
-    commands: list[str] = field(default_factory=list)
+    commands: list[list[str]] = field(default_factory=list)
+    """Every command run in the namespace, in order."""
 
     def run(self, *args: str, timeout: float = 60, check: bool = False,
             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace (its mounts and PIDs, the machine's network)."""
         argv = ["nsenter", "-t", str(self.pid), "-m", "-p", *args]
-        self.commands.append(" ".join(args))
+        self.commands.append(list(args))
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                               env=None if env is None else dict(env))
         if check and done.returncode != 0:

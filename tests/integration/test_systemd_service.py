@@ -92,17 +92,13 @@ class Deployment:
         """``python -m cli ARGS`` inside the namespace, from this checkout's .venv, as root."""
         return self.ns.run(sys.executable, "-m", "cli", *args, timeout=timeout, env=cli_env())
 
-    def metrics(self) -> str:
-        done = subprocess.run(["curl", "-sf", f"http://localhost:{self.port}/metrics"],
-                              capture_output=True, text=True, timeout=10, check=False)
-        assert done.returncode == 0, f"curl /metrics exited {done.returncode}: {done.stderr}"
-        return done.stdout
-
     def wait_for_metrics(self, timeout: float = 30) -> str:
+        """``curl -sf http://localhost:PORT/metrics`` (the network is shared) until it answers."""
         deadline = time.monotonic() + timeout
+        argv = ["curl", "-sf", f"http://localhost:{self.port}/metrics"]
+        self.ns.commands.append(argv)
         while True:
-            done = subprocess.run(["curl", "-sf", f"http://localhost:{self.port}/metrics"],
-                                  capture_output=True, text=True, timeout=10, check=False)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
             if done.returncode == 0:
                 return done.stdout
             if time.monotonic() > deadline:
@@ -300,3 +296,33 @@ def test_uninstall_removes_the_install_and_keeps_the_data(deployment: Deployment
     assert deployment.state_dir.is_dir()
     assert deployment.snapshot_dir.is_dir()
     assert deployment.ns.systemctl("cat", UNIT).returncode != 0
+
+    # Every command of the procedure in docs/service.md is one this module ran.
+    ran = {command_key(argv) for argv in deployment.ns.commands}
+    shown = {command_key(line.split()) for line in procedure_in_docs()}
+    assert shown <= ran, f"docs/service.md shows commands this test never ran: {shown - ran}"
+
+
+def procedure_in_docs() -> list[str]:
+    """The ``$ `` lines of the console block in docs/service.md, without comments."""
+    text = (REPO / "docs" / "service.md").read_text()
+    block = text.split("```console\n", 1)[1].split("```", 1)[0]
+    lines = [line[2:].split("  #", 1)[0].strip() for line in block.splitlines()
+             if line.startswith("$ ")]
+    assert len(lines) >= 10, lines
+    return [line.split("|", 1)[0] for line in lines]
+
+
+def command_key(words: list[str]) -> tuple[str, ...]:
+    """What a command does, without sudo, paths and options: ``('cli', 'service', 'install')``,
+    ``('systemctl', 'start')``, ``('curl',)``."""
+    words = [w for w in words if w != "sudo"]
+    program = Path(words[0]).name
+    args = [w for w in words[1:] if not w.startswith("-")]
+    if program.startswith("python") and words[1:3] == ["-m", "cli"]:
+        args = [w for w in words[3:] if not w.startswith("-")]
+        return ("cli", *args[:2]) if args[0] in ("service", "snapshot", "state") else \
+            ("cli", args[0])
+    if program == "systemctl":
+        return (program, args[0])
+    return (program,)
