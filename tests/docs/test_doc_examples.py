@@ -252,7 +252,23 @@ PLACEHOLDERS: dict[tuple[str, str], Callable[[Sandbox], str]] = {
     ("docs/equity-hash.md", "<run>"): lambda box: "example",
 }
 
+_SYSTEMD = ("runs the installed service under systemd (root); "
+            "tests/integration/test_systemd_service.py runs it under a real systemd")
 SHELL_NOT_RUN: dict[tuple[str, str], str] = {
+    **{("docs/RUNBOOK.md", line): _SYSTEMD for line in (
+        "systemctl start weltklassebot", "systemctl status weltklassebot",
+        "systemctl stop weltklassebot", "systemctl restart weltklassebot",
+        "curl -sf http://localhost:${WELTKLASSE_METRICS_PORT:-9000}/metrics | head",
+        'journalctl -u weltklassebot -o cat --since "1 hour ago"',
+        "journalctl -u weltklassebot -o cat > incident-logs.jsonl",
+        "curl -sf http://localhost:${WELTKLASSE_METRICS_PORT:-9000}/metrics > "
+        "incident-metrics.txt")},
+    ("docs/RUNBOOK.md", ".venv/bin/python -m cli service install --port 9000"):
+        "installs into /opt and /etc and creates a user (root); tests/unit/"
+        "test_service_install.py and tests/integration/test_systemd_service.py run it",
+    ("docs/RUNBOOK.md", "python -m cli doctor"):
+        "checks the host's installed service (unit, user, directories); "
+        "tests/unit/test_doctor.py runs it against prepared hosts",
     ("docs/snapshots.md", "sudo systemctl restart weltklassebot"):
         "restarts the installed service (root, systemd); there is none here",
     **{("docs/performance.md", f".venv/bin/python benchmarks/{line}"):
