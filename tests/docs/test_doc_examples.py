@@ -220,7 +220,8 @@ def sandbox(template: Path, tmp_path: Path) -> Sandbox:
 # --- what the pages assume a reader has --------------------------------------------------------
 
 def configuration_sample(box: Sandbox) -> str:
-    (block,) = [b for b in read_blocks("docs/configuration.md") if b.lang == "toml"]
+    # The first TOML block: the backtest file (the service's sections follow it).
+    block = next(b for b in read_blocks("docs/configuration.md") if b.lang == "toml")
     return box.localise(block.text)
 
 
@@ -430,6 +431,11 @@ SPECIAL: dict[tuple[str, str], Special] = {
         "made", check_catalog_layout),
     ("docs/snapshots.md", 'D=$(mktemp -d)/snapshots && mkdir "$D"'): Special(
         "the worked repair", elsewhere="tests/snapshot/test_snapshot_docs_example.py"),
+    ("docs/service.md", "$ sudo .venv/bin/python -m cli service install"): Special(
+        "root only: creates a system user, /opt/weltklassebot and a systemd unit; run under a "
+        "real systemd", elsewhere="tests/integration/test_systemd_service.py"),
+    ("docs/live.md", "python -m cli live [--config FILE]"): Special(
+        "the command's synopsis; tests/live runs every option of it"),
     ("docs/snapshots.md", "ok          20261130T154750.013813Z_coinbase.parquet"): Special(
         "the output of the worked repair (times differ per run)",
         elsewhere="tests/snapshot/test_snapshot_docs_example.py"),
@@ -509,6 +515,10 @@ def run_shell(block: Block, box: Sandbox) -> int:
             f"{where}: `{command.text}` is not a `python -m cli` command: make it one, or list it "
             "in SHELL_NOT_RUN (or the whole block in SPECIAL) with the reason it cannot run here"
         )
+        # Commands that change the host (a system user, /opt, /etc, systemd) never run here,
+        # whatever the page says: the sandbox only moves /var/lib/weltklassebot.
+        assert not re.search(r"\bservice (un)?install\b|\bsystemctl\b", command.text), (
+            f"{where}: `{command.text}` changes the host: list it in SHELL_NOT_RUN")
         script = box.localise(command.text)
         for (doc, placeholder), value in PLACEHOLDERS.items():
             if doc == block.doc and placeholder in script:
