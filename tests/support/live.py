@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -37,7 +38,8 @@ def start_live(state_dir: Path, *args: str | Path, out: Path | None = None,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def wait_ready(state_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> dict:
+def wait_ready(state_dir: Path, proc: subprocess.Popen[bytes],
+               timeout: float = 60) -> dict[str, Any]:
     """The service's ``service.json`` once it is ready (and written by this process)."""
     deadline = time.monotonic() + timeout
     path = state_dir / "service.json"
@@ -73,8 +75,8 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
     return proc.wait(timeout)
 
 
-def log_events(log: Path) -> list[dict]:
-    events = []
+def log_events(log: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
     for line in log.read_text(errors="replace").splitlines():
         try:
             item = json.loads(line)
@@ -85,5 +87,5 @@ def log_events(log: Path) -> list[dict]:
     return events
 
 
-def summary(run_dir: Path) -> dict:
+def summary(run_dir: Path) -> dict[str, Any]:
     return dict(json.loads((run_dir / "summary.json").read_text()))
