@@ -186,11 +186,11 @@ class BundleExtractError(RuntimeFailure):
                          "elsewhere) and try again.")
 
 
-def _os_cause(exc: OSError) -> str:
+def _os_cause(exc: OSError, name_file: bool = True) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on the device (ENOSPC)"
     text = exc.strerror or str(exc)
-    return f"{text} ({exc.filename})" if exc.filename else text
+    return f"{text} ({exc.filename})" if exc.filename and name_file else text
 
 
 # ---------------------------------------------------------------------------------- names
@@ -678,7 +678,7 @@ class _Scan:
             raise BundleDamaged(self.bundle, None, self._at(stream, f"the archive data is corrupt "
                                                             f"({exc})")) from None
         except OSError as exc:
-            raise BundleUnreadable(self.bundle, f"cannot be read: {_os_cause(exc)}") from exc
+            raise BundleUnreadable(self.bundle, f"cannot be read: {_os_cause(exc, False)}") from exc
         assert self.manifest is not None
         return BundleInfo(self.bundle, self.manifest, tuple(sorted(
             self.expected.values(), key=lambda member: member.name)), os.fstat(self.fd).st_size)
@@ -799,7 +799,7 @@ def _open_bundle(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise BundleUnreadable(path, f"cannot be opened: {_os_cause(exc)}") from exc
+        raise BundleUnreadable(path, f"cannot be opened: {_os_cause(exc, False)}") from exc
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
