@@ -114,7 +114,11 @@ def command(config_file: Path | None, seed: int | None, snapshot: Path | None,
         ["python -m cli", "live", *sys.argv[1:]],
         state_dir=directory, runs_dir=runs, out=out, speed=pace,
         exit_at_end=bool(exit_at_end) or settings.service.exit_at_end,
-        bind=settings.service.bind, port=port, resend_fills=settings.faults.resend_fills)
+        bind=settings.service.bind, port=port, resend_fills=settings.faults.resend_fills,
+        bundles_dir=(None if not settings.service.auto_bundle
+                     else Path(settings.service.bundles_dir) if settings.service.bundles_dir
+                     else directory.absolute().parent / "bundles"),
+        keep_bundles=settings.service.keep_bundles)
     code = LiveService(request).run()
     if code:
         raise SystemExit(code)

@@ -42,6 +42,12 @@ class ServiceConfig(_Frozen):
     checkpoint_seconds: float = Field(default=5.0, gt=0)
     """... and at least every this many wall seconds (a restart re-runs at most that much)."""
     exit_at_end: bool = False
+    bundles_dir: str | None = None
+    """Where incident bundles go (default ``<state dir>/../bundles``; the service's own, on
+    HALTED or a restart divergence, in its ``auto/`` folder)."""
+    keep_bundles: int = Field(default=20, ge=1)
+    """Auto-bundles kept (oldest removed first)."""
+    auto_bundle: bool = True
 
     @field_validator("speed")
     @classmethod

@@ -121,6 +121,13 @@ class LiveRequest:
     serve_metrics: bool = True
     replay_commands: tuple[dict[str, Any], ...] = ()
     """Operator commands of a recorded run, applied at their cursors (``replay``)."""
+    stop_after_points: int | None = None
+    """Stop (without ending the run) once this many equity points are spooled: a replay of a
+    run recorded part-way."""
+    bundles_dir: Path | None = None
+    """Where the service writes a bundle by itself on HALTED or a restart divergence (``None``:
+    never)."""
+    keep_bundles: int = 20
 
 
 @dataclass
@@ -316,6 +323,12 @@ class LiveService:
         self._replayed = 0
         self._divergence: str | None = None
         self._cursor_recorded = 0
+        self.points = 0
+        """Equity points spooled by this process (a replay stops at a recorded count)."""
+        self.partial = False
+        """The loop stopped at ``stop_after_points`` before the end of the feed."""
+        self._was_halted = False
+        self._bundling: threading.Thread | None = None
         self._store_broken = False
         self._in_step = False
         self.result_dir: Path | None = None
@@ -746,10 +759,14 @@ class LiveService:
                 self._diverged(cursor)
             self._events_since_state += 1
             self._after_event(instant, cursor)
+            stop_at = self.request.stop_after_points
+            if stop_at is not None and self.points >= stop_at:
+                self.partial = True
+                break
             if replaying and not self._expected and cursor >= replay_end:
                 self._rerun_done(cursor)
         else:
-            if not stop.requested:
+            if not stop.requested and not self.partial:
                 self._finish(cursor)
 
     def _between_events(self, cursor: int) -> None:
@@ -773,6 +790,7 @@ class LiveService:
         status.duplicate_fills = engine.duplicate_fills
         risk = self._risk()
         status.risk_state = risk.state.value
+        self._watch_halt()
         status.drawdown_ratio = float(risk.drawdown)
         cap = risk.drawdown_cap
         status.drawdown_cap_ratio = 1.0 if cap is None else float(cap)
@@ -783,6 +801,38 @@ class LiveService:
                or time.monotonic() - self._last_state_wall >= settings.checkpoint_seconds)
         if due and cursor >= self._silent_until and not self._expected:
             self._save_engine_state()
+
+    def _watch_halt(self) -> None:
+        """Entering HALTED writes an incident bundle (in the background: never delays trading
+        or undoes the halt)."""
+        halted = self.status.risk_state == "HALTED"
+        if halted and not self._was_halted and not (
+                self.status.cursor < self._silent_until or self._expected):
+            self._auto_bundle("halted")
+        self._was_halted = halted
+
+    def _auto_bundle(self, reason: str) -> None:
+        directory = self.request.bundles_dir
+        if directory is None or (self._bundling is not None and self._bundling.is_alive()):
+            return
+        status, log, state_dir = self.status, self.log, self.request.state_dir
+        keep = self.request.keep_bundles
+
+        def work() -> None:
+            try:
+                from weltklassebot.runs.bundle import write_auto_bundle
+
+                path = write_auto_bundle(state_dir, directory, reason, status.run_id, keep)
+            except Exception as exc:  # a bundle must never take the service down
+                status.bundle_failures += 1
+                log.error("bundle_not_written", reason=reason, directory=str(directory),
+                          error=f"{type(exc).__name__}: {exc}")
+                return
+            status.bundles_written += 1
+            log.warning("bundle_written", reason=reason, bundle=str(path))
+
+        self._bundling = threading.Thread(target=work, name="auto-bundle", daemon=True)
+        self._bundling.start()
 
     def _risk(self) -> RiskEngine:
         assert self.engine is not None
@@ -797,6 +847,7 @@ class LiveService:
     def _on_equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
         assert self.spool is not None
         self.spool.add_equity(ts, equity, cash)
+        self.points += len(ts)
 
     def _on_batch(self, batch: EngineBatch) -> None:
         """Spool the event's outputs and hand fills and closed orders to the store."""
@@ -953,6 +1004,7 @@ class LiveService:
                                    wall_ns=wall_ns)
         self.status.operator_commands += 1
         self.status.risk_state = risk.state.value
+        self._watch_halt()
         self.log.warning("operator_command", command_id=command.command_id,
                          action=command.action, user=command.user, cursor=cursor,
                          result=result.get("message") or result.get("error"))
@@ -1050,6 +1102,8 @@ class LiveService:
             self._risk().halt(f"restart re-run diverged from the record: {why}"[:500],
                               self.engine.clock.now_ns(), APPLIED_BY, cursor=cursor)
             self._commit_event()
+            self._was_halted = True
+        self._auto_bundle("restart_diverged")
 
     # -- the end of the feed -------------------------------------------------------------------
 
@@ -1142,6 +1196,8 @@ class LiveService:
         """Persist and release: engine state, store flushed and closed, lock, HTTP."""
         status = self.status
         status.stopping = True
+        if self._bundling is not None:
+            self._bundling.join(timeout=3.0)
         if self.notifier is not None:
             self.notifier.stopping(f"stopping run {status.run_id}")
         try:

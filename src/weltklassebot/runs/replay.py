@@ -38,13 +38,15 @@ class ReplayResult:
                 "record_checks": self.checks, "warnings": self.warnings}
 
 
-def replay(run_dir: Path, *, force: bool = False, out: Path | None = None) -> ReplayResult:
+def replay(run_dir: Path, *, force: bool = False, out: Path | None = None,
+           snapshot: Path | None = None) -> ReplayResult:
     """Verify the record (never bypassed), check the inputs (``force`` may go on), re-run and
-    compare fills, equity points, orders and events with the record."""
+    compare fills, equity points, orders and events with the record. ``snapshot`` replaces the
+    recorded path (a bundle's copy); its SHA-256 is checked all the same."""
     record = verify_record(run_dir)
     manifest = record.manifest
     warnings: list[str] = []
-    snapshot = Path(manifest["snapshot"]["resolved_path"])
+    snapshot = snapshot or Path(manifest["snapshot"]["resolved_path"])
     if not snapshot.is_file():
         raise UnusableInput(
             f"the recorded snapshot {snapshot} no longer exists; restore it (e.g. from the "
