@@ -57,6 +57,7 @@ _NAME_PART = re.compile(r"[A-Za-z0-9._+=@,-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _BLOCK = tarfile.BLOCKSIZE
 _SAFE_CHARS = "letters, digits and . _ - + = @ ,"
+_UNSAFE_PART = "has an empty, '.' or '..' path component"
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,7 @@ def _hash_file(name: str, source: Path, bundle: Path) -> tuple[int, str]:
                 left -= len(block)
     except OSError as exc:
         raise BundleWriteError(bundle, f"cannot read member {name!r} from {source}: "
-                               f"{_os_cause(exc)}", name, exc.errno) from exc
+                               f"{_os_cause(exc, False)}", name, exc.errno) from exc
     return info.st_size, digest.hexdigest()
 
 
@@ -403,7 +404,7 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: _Planned, sour
         handle = source.open("rb")
     except OSError as exc:
         raise BundleWriteError(bundle, f"cannot read member {entry.name!r} from {source}: "
-                               f"{_os_cause(exc)}", entry.name, exc.errno) from exc
+                               f"{_os_cause(exc, False)}", entry.name, exc.errno) from exc
     with handle:
         reader = _HashingReader(handle, entry.size, bundle, entry, source)
         tar.addfile(info, cast(IO[bytes], reader))
@@ -464,6 +465,10 @@ def _listed_members(manifest: Mapping[str, Any]) -> tuple[BundleMember, ...]:
 # ---------------------------------------------------------------------------------- reading
 
 
+class _CorruptStream(Exception):
+    """The gzip stream does not decompress (bad deflate data, CRC or length)."""
+
+
 class _Inflater(io.RawIOBase):
     """The decompressed stream as tarfile reads it; every block read is held to the limits.
 
@@ -489,7 +494,11 @@ class _Inflater(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        block = self._gzip.read(_CHUNK if size is None or size < 0 else size)
+        try:
+            block = self._gzip.read(_CHUNK if size is None or size < 0 else size)
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            # tarfile would report a zlib error as "not a tar file"; keep it distinct.
+            raise _CorruptStream(str(exc)) from None
         self.produced += len(block)
         limits = self._limits
         if self.in_header:
@@ -552,6 +561,9 @@ class _Extractor:
         fd = os.dup(self._root_fd)
         try:
             for part in parts:
+                # The scan has refused such names already; this keeps the writer safe alone.
+                if part in ("", ".", "..") or "/" in part:
+                    raise BundleRefused(self.bundle, "/".join(parts), _UNSAFE_PART)
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, DIR_MODE, dir_fd=fd)
                 child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -571,6 +583,8 @@ class _Extractor:
 
     def open_file(self, name: str) -> int:
         parts = name.split("/")
+        if parts[-1] in ("", ".", ".."):
+            raise BundleRefused(self.bundle, name, _UNSAFE_PART)
         try:
             directory = self._directory(parts[:-1])
             try:
@@ -672,10 +686,13 @@ class _Scan:
         except EOFError:
             raise BundleDamaged(self.bundle, None, self._at(stream, "the archive ends early (it "
                                 "was cut short)")) from None
-        except (gzip.BadGzipFile, zlib.error, tarfile.TarError) as exc:
-            if self.count == 0 and isinstance(exc, tarfile.TarError):
+        except _CorruptStream as exc:
+            raise BundleDamaged(self.bundle, None, self._at(stream, f"the compressed data is "
+                                                            f"corrupt ({exc})")) from None
+        except tarfile.TarError as exc:
+            if self.count == 0:
                 raise BundleUnreadable(self.bundle, f"is not a tar archive ({exc})") from None
-            raise BundleDamaged(self.bundle, None, self._at(stream, f"the archive data is corrupt "
+            raise BundleDamaged(self.bundle, None, self._at(stream, f"the tar data is corrupt "
                                                             f"({exc})")) from None
         except OSError as exc:
             raise BundleUnreadable(self.bundle, f"cannot be read: {_os_cause(exc, False)}") from exc
@@ -733,7 +750,7 @@ class _Scan:
         problem = self.names.add(name, kind == "dir")
         if problem is not None:
             raise self._refuse(name, problem)
-        if kind == "file":
+        if kind == "file" and self.count > 1:  # bundle.json has a limit of its own
             if member.size > limits.max_member_bytes:
                 raise self._refuse(name, f"is {_size(member.size)}, more than the limit of "
                                    f"{_size(limits.max_member_bytes)} for one member", limit=True)
