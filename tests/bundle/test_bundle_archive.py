@@ -162,12 +162,25 @@ def test_write_refuses_bad_names_and_reserved_keys(tmp_path: Path) -> None:
         write_bundle(path, {}, [("a/b", b"x"), ("a", b"y")])
     with pytest.raises(ValueError, match="set by write_bundle"):
         write_bundle(path, {"members": {}}, [])
-    with pytest.raises(ValueError, match="time zone"):
-        write_bundle(path, {"created": "2025-03-04T05:06:07"}, [])
+    for local in ("2025-03-04T05:06:07", "2025-03-04T07:06:07+02:00"):
+        with pytest.raises(ValueError, match="not in UTC"):
+            write_bundle(path, {"created": local}, [])
     with pytest.raises(ValueError, match="plain JSON"):
         write_bundle(path, {"x": float("nan")}, [])
     assert not path.exists()
     assert name_problem("runs/20250304T050607.000000Z-abcdef12/fills.jsonl") is None
+
+
+def test_the_creation_time_keeps_the_callers_precision(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = tmp_path / "b.tar.gz"
+    precise = "2025-03-04T05:06:07.123456789Z"
+    assert write_bundle(path, {"created": precise}, []).created == precise
+    with tarfile.open(path, "r:gz") as tar:
+        assert tar.getmembers()[0].mtime == 1741064767
+    moment = datetime(2025, 3, 4, 5, 6, 7, 250000, tzinfo=UTC)
+    assert write_bundle(path, {"created": moment}, []).created == "2025-03-04T05:06:07.250000Z"
 
 
 def test_an_empty_bundle_and_the_default_creation_time(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -94,7 +95,7 @@ class BundleInfo:
     """A bundle's manifest (all of ``bundle.json``) and its listed files, sorted by name."""
 
     path: Path
-    manifest: Mapping[str, Any]
+    manifest: dict[str, Any]
     members: tuple[BundleMember, ...]
     archive_bytes: int
 
@@ -269,9 +270,13 @@ class _Planned:
 
 
 def _created(value: object) -> tuple[str, int]:
-    """The manifest's creation time as ``YYYY-MM-DDTHH:MM:SSZ`` and as the tar/gzip mtime."""
+    """The manifest's creation time (ISO 8601 UTC) and the whole second used as tar/gzip mtime.
+
+    A string is kept as the caller wrote it (the lead's precision is theirs); a datetime or the
+    default, now, is written ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
+    """
     if value is None:
-        moment = datetime.now(UTC)
+        moment = datetime.now(UTC).replace(microsecond=0)
     elif isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -283,10 +288,14 @@ def _created(value: object) -> tuple[str, int]:
     else:
         raise ValueError(f"bundle manifest 'created' must be an ISO 8601 string or a datetime, "
                          f"not {type(value).__name__}")
-    if moment.tzinfo is None:
-        raise ValueError(f"bundle manifest 'created' {value!r} has no time zone (give UTC)")
-    moment = moment.astimezone(UTC).replace(microsecond=0)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ"), int(moment.timestamp())
+    offset = moment.utcoffset()
+    if offset is None or offset.total_seconds() != 0:
+        raise ValueError(f"bundle manifest 'created' {value!r} is not in UTC (end it in Z)")
+    mtime = math.floor(moment.timestamp())
+    if isinstance(value, str):
+        return value, mtime
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{moment:%f}" if moment.microsecond else "")
+    return text + "Z", mtime
 
 
 def _hash_file(name: str, source: Path, bundle: Path) -> tuple[int, str]:
@@ -852,7 +861,7 @@ class ExtractedBundle:
         self.root = Path(directory.name)
 
     @property
-    def manifest(self) -> Mapping[str, Any]:
+    def manifest(self) -> dict[str, Any]:
         return self.info.manifest
 
     def path(self, name: str) -> Path:
