@@ -4,6 +4,7 @@ id order, the records' new states, and the column-wise Parquet tables of orders 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -128,6 +129,83 @@ def _maybe_cancel(rng: random.Random, venue: SimulatedVenue) -> None:
         for symbol in ("A", "B"):
             for order in venue.open_orders(symbol)[:1]:
                 venue.cancel(order.order_id, symbol, 0, "from_on_fill")
+
+
+class _LookingVenue(SimulatedVenue):
+    """The venue without its reach bounds: every bar looks at every resting order."""
+
+    __slots__ = ()
+
+    def process_bar(self, symbol: str, ts_ns: int, bar_open: int, bar_high: int,
+                    bar_low: int, volume_cap: int | None) -> None:
+        book = self._books[symbol]
+        book.up, book.down = -float("inf"), float("inf")
+        super().process_bar(symbol, ts_ns, bar_open, bar_high, bar_low, volume_cap)
+
+
+def test_a_bar_the_reach_bounds_pass_over_is_one_where_nothing_happens() -> None:
+    """Random orders, cancels (between bars and from on_fill), orders placed from on_fill and
+    bars far from and near the book: the venue that skips bars by its reach bounds gives the
+    fills, closed records and books of one that looks at every order at every bar."""
+    rng = random.Random(11)
+    fees = FeeModel(Decimal(10), Decimal(5), 0, 1)
+    venues: list[SimulatedVenue] = []
+    fills: list[list[Fill]] = [[], []]
+    ids = [1_000_000, 1_000_000]
+    for k, cls in enumerate((SimulatedVenue, _LookingVenue)):
+        venue = cls({"A": A, "B": B}, fees, SlippageModel(), fills[k].append)
+        venues.append(venue)
+    choices = random.Random(12)  # one stream of on_fill decisions for both venues
+
+    def on_fill_for(k: int) -> Callable[[Fill], None]:
+        def on_fill(fill: Fill) -> None:
+            fills[k].append(fill)
+            pick = choices.random() if k == 0 else replay.pop(0)
+            if k == 0:
+                replay.append(pick)
+            venue = venues[k]
+            if pick < 0.2:
+                for order in venue.open_orders(fill.symbol)[:1]:
+                    venue.cancel(order.order_id, fill.symbol, fill.ts_ns, "from_on_fill")
+            elif pick < 0.4:
+                ids[k] += 1
+                venue.accept(Order(ids[k], fill.symbol, -fill.side, OrderType.STOP, 1, None,
+                                   fill.price - 5 * fill.side, TimeInForce.GTC, fill.ts_ns,
+                                   fill.ts_ns))
+        return on_fill
+
+    replay: list[float] = []
+    for k in (0, 1):
+        venues[k].on_fill = on_fill_for(k)
+    next_id = 1
+    for step in range(4000):
+        action = rng.random()
+        symbol = rng.choice(("A", "B"))
+        if action < 0.3:
+            order = _random_order(rng, next_id, symbol)
+            next_id += 1
+            for venue in venues:
+                venue.accept(order)
+        elif action < 0.45:
+            open_ids = [o.order_id for o in venues[0].open_orders(symbol)]
+            if open_ids:
+                order_id = rng.choice(open_ids)
+                for venue in venues:
+                    assert venue.cancel(order_id, symbol, step, "test")
+        else:
+            bar_open, high, low = _random_bar(rng)
+            shift = rng.choice((0, 0, 30, -30))  # now and then a bar far from every order
+            cap = rng.choice((None, None, 0, 3))
+            venues[0].process_bar(symbol, step, bar_open + shift, high + shift, low + shift,
+                                  cap)
+            venues[1].process_bar(symbol, step, bar_open + shift, high + shift, low + shift,
+                                  cap)
+        assert fills[0] == fills[1]
+        assert venues[0].take_closed() == venues[1].take_closed()
+        for s in ("A", "B"):
+            assert venues[0].open_orders(s) == venues[1].open_orders(s)
+    assert fills[0]
+    assert not replay
 
 
 def test_an_order_arriving_out_of_id_order_is_matched_in_id_order() -> None:

@@ -8,6 +8,8 @@ set iteration. Quantities: without a volume cap an order fills whole; with a cap
 Each symbol's book is a dict kept in order-id order (orders arrive with rising ids; one that
 does not re-sorts the book), and the open quantity of each side is kept up to date as orders
 rest, fill and close, so neither matching nor the buying-power check sorts or sums the book.
+The book also knows how far a bar must reach to touch any of its resting stops and limits: a
+bar that stays inside is done without looking at a single order.
 """
 
 from __future__ import annotations
@@ -27,13 +29,68 @@ _IOC = TimeInForce.IOC
 _TAKER = Liquidity.TAKER
 _CANCELLED = OrderStatus.CANCELLED
 _FILLED = OrderStatus.FILLED
+_INF = float("inf")
+
+
+class _Book:
+    """One symbol's open orders (by id, in id order) and what is kept about them.
+
+    ``up`` is at or below the lowest price an upward path must reach to trigger or fill a
+    resting order (buy stops and stop-limits by their stop, sell limits by their limit), and
+    ``down`` at or above the highest a downward path must reach (sell stops, buy limits).
+    ``hot`` counts the orders a bar must always look at: market, triggered and IOC orders.
+    The bounds are exact after every bar that looked at the orders; an order leaving between
+    bars only makes them cautious (a bar may then look at orders it cannot reach, never the
+    reverse).
+    """
+
+    __slots__ = ("down", "hot", "last_id", "open_qty", "orders", "up")
+
+    def __init__(self) -> None:
+        self.orders: dict[int, Order] = {}
+        # Remaining quantity of the open orders, indexed by side: [unused, buy, sell]
+        # (side +1 is index 1, side -1 index -1).
+        self.open_qty = [0, 0, 0]
+        self.last_id = 0
+        self.up: float = _INF
+        self.down: float = -_INF
+        self.hot = 0
+
+    def add(self, order: Order) -> None:
+        """Count a newly resting order in the bounds (or as hot)."""
+        if order.triggered or order.type is _MARKET or order.tif is _IOC:
+            self.hot += 1
+        elif order.type is _LIMIT:
+            level = order.limit
+            assert level is not None
+            if order.side > 0:
+                if level > self.down:
+                    self.down = level
+            elif level < self.up:
+                self.up = level
+        else:
+            level = order.stop
+            assert level is not None
+            if order.side > 0:
+                if level < self.up:
+                    self.up = level
+            elif level > self.down:
+                self.down = level
+
+    def reset(self) -> None:
+        """Recount from the orders resting now (the bounds exact again)."""
+        self.up = _INF
+        self.down = -_INF
+        self.hot = 0
+        for order in self.orders.values():
+            self.add(order)
 
 
 class SimulatedVenue:
     """Matching against bars; emits ``Fill`` records through ``on_fill``."""
 
-    __slots__ = ("_book", "_last_id", "_next_fill_id", "_open_qty", "closed", "fees",
-                 "instruments", "on_fill", "open_count", "slippage")
+    __slots__ = ("_books", "_next_fill_id", "closed", "fees", "instruments", "on_fill",
+                 "open_count", "slippage")
 
     def __init__(
         self,
@@ -46,27 +103,25 @@ class SimulatedVenue:
         self.fees = fees
         self.slippage = slippage
         self.on_fill = on_fill
-        self._book: dict[str, dict[int, Order]] = {s: {} for s in sorted(instruments)}
-        # Remaining quantity of the open orders per symbol, indexed by side: [unused, buy, sell]
-        # (side +1 is index 1, side -1 index -1).
-        self._open_qty: dict[str, list[int]] = {s: [0, 0, 0] for s in self._book}
-        self._last_id: dict[str, int] = {s: 0 for s in self._book}
+        self._books: dict[str, _Book] = {s: _Book() for s in sorted(instruments)}
         self._next_fill_id = 1
         self.open_count = 0
         self.closed: list[Order] = []
 
     # -- order entry -----------------------------------------------------------------------
     def accept(self, order: Order) -> None:
-        symbol = order.symbol
-        book = self._book[symbol]
-        book[order.order_id] = order
-        if order.order_id < self._last_id[symbol]:
-            ordered = sorted(book.items())  # in place: a matching loop may hold this dict
-            book.clear()
-            book.update(ordered)
+        book = self._books[order.symbol]
+        orders = book.orders
+        order_id = order.order_id
+        orders[order_id] = order
+        if order_id < book.last_id:
+            ordered = sorted(orders.items())  # in place: a matching loop may hold this dict
+            orders.clear()
+            orders.update(ordered)
         else:
-            self._last_id[symbol] = order.order_id
-        self._open_qty[symbol][order.side] += order.qty - order.filled
+            book.last_id = order_id
+        book.open_qty[order.side] += order.qty - order.filled
+        book.add(order)
         self.open_count += 1
 
     def record_closed(self, order: Order) -> None:
@@ -86,23 +141,27 @@ class SimulatedVenue:
         self.closed = list(orders)
 
     def cancel(self, order_id: int, symbol: str, ts_ns: int, reason: str) -> bool:
-        order = self._book[symbol].pop(order_id, None)
+        book = self._books[symbol]
+        order = book.orders.pop(order_id, None)
         if order is None:
             return False
-        # _close, inlined: strategies cancel about as often as they submit.
+        # _close, inlined: strategies cancel about as often as they submit. The bounds may
+        # stay where the order was (cautious); a hot order is no longer counted.
         self.open_count -= 1
-        self._open_qty[symbol][order.side] -= order.qty - order.filled
+        book.open_qty[order.side] -= order.qty - order.filled
+        if order.triggered or order.type is _MARKET or order.tif is _IOC:
+            book.hot -= 1
         self.closed.append(order.closed(_CANCELLED, ts_ns, reason))
         return True
 
     def open_orders(self, symbol: str) -> list[Order]:
-        return list(self._book[symbol].values())
+        return list(self._books[symbol].orders.values())
 
     def has_open(self, symbol: str) -> bool:
-        return bool(self._book[symbol])
+        return bool(self._books[symbol].orders)
 
     def open_qty(self, symbol: str, side: int) -> int:
-        return self._open_qty[symbol][side]
+        return self._books[symbol].open_qty[side]
 
     def next_fill_id(self) -> int:
         return self._next_fill_id
@@ -124,39 +183,48 @@ class SimulatedVenue:
 
         ``volume_cap`` is the quantity (ticks) the bar can fill in all, or ``None`` for no cap.
         """
-        book = self._book[symbol]
+        state = self._books[symbol]
+        book = state.orders
         if not book:
             return
-        available = volume_cap
-        instrument = self.instruments[symbol]
         # How far the bar's path reaches up and down (the open counts too, whatever the data).
         up = bar_high if bar_high > bar_open else bar_open
         down = bar_low if bar_low < bar_open else bar_open
+        if not state.hot and up < state.up and down > state.down:
+            return  # no resting order is reached: nothing triggers, fills or is cancelled
+        available = volume_cap
+        instrument: Instrument | None = None
         # Orders submitted during this bar (from on_fill) are not in this snapshot: they become
         # eligible from the next bar. Orders cancelled from on_fill are skipped. Only the order
         # being matched changes while it is matched, so the snapshot's records are current.
         for order in list(book.values()):
-            order_id = order.order_id
-            if order_id not in book or order.active_from_ns > ts_ns:
-                continue
-            kind = order.type
-            if not order.triggered and kind is not _MARKET:
+            if not order.triggered:
                 # A resting stop or stop-limit whose stop the bar's path does not reach from
                 # the far side, or a limit whose limit it does not reach, neither triggers nor
                 # fills: exactly the bars where fill_point finds nothing, decided without it.
+                # A GTC one has nothing to do: it is passed over before anything else.
+                kind = order.type
                 if kind is _LIMIT:
                     level = order.limit
                     assert level is not None
                     reached = down <= level if order.side > 0 else up >= level
+                elif kind is _MARKET:
+                    reached = True
                 else:
                     level = order.stop
                     assert level is not None
                     reached = up >= level if order.side > 0 else down <= level
-                if not reached:
-                    if order.tif is _IOC:  # only an IOC order has something left to do
-                        del book[order_id]
-                        self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
+                if not reached and order.tif is not _IOC:
                     continue
+            else:
+                reached = True
+            order_id = order.order_id
+            if order_id not in book or order.active_from_ns > ts_ns:
+                continue
+            if not reached:  # only an IOC order has something left to do
+                del book[order_id]
+                self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
+                continue
             price, liquidity, triggered = fill_point(
                 order.type, order.side, order.limit, order.stop, order.triggered,
                 bar_open, bar_high, bar_low,
@@ -169,6 +237,8 @@ class SimulatedVenue:
                 qty = order.remaining if available is None else min(order.remaining, available)
                 if available is not None:
                     available -= qty
+                if instrument is None:
+                    instrument = self.instruments[symbol]
                 fill, order = self._fill(order, instrument, ts_ns, price, qty, liquidity)
                 # Book the order's new state before anyone hears of the fill: on_fill sees a
                 # filled order as closed and a partly filled one with its true remainder.
@@ -185,6 +255,7 @@ class SimulatedVenue:
             if order.tif is _IOC:
                 del book[order_id]
                 self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
+        state.reset()
 
     def _fill(self, order: Order, instrument: Instrument, ts_ns: int, price: int, qty: int,
               liquidity: Liquidity) -> tuple[Fill, Order]:
@@ -199,19 +270,20 @@ class SimulatedVenue:
         fill = Fill(self._next_fill_id, order.order_id, ts_ns, order.symbol, side, price, qty,
                     self.fees.fee(notional, liquidity), notional, liquidity)
         self._next_fill_id += 1
-        self._open_qty[order.symbol][side] -= qty
+        self._books[order.symbol].open_qty[side] -= qty
         return fill, order.with_fill(qty)
 
     def _close(self, order: Order, status: OrderStatus, ts_ns: int, reason: str) -> None:
+        # Only from matching (whose end recounts the bounds) and expiry (which empties all).
         self.open_count -= 1
-        self._open_qty[order.symbol][order.side] -= order.qty - order.filled
+        self._books[order.symbol].open_qty[order.side] -= order.qty - order.filled
         self.closed.append(order.closed(status, ts_ns, reason))
 
     def book_state(self) -> dict[str, Any]:
         """The resting orders (in id order, per symbol) and the fill counter, as records; the
         engine state record stores them as plain data."""
-        return {"orders": [order for symbol in sorted(self._book)
-                           for order in self._book[symbol].values()],
+        return {"orders": [order for symbol in sorted(self._books)
+                           for order in self._books[symbol].orders.values()],
                 "next_fill_id": self._next_fill_id}
 
     def load_book(self, orders: list[Order], next_fill_id: int) -> None:
@@ -224,8 +296,10 @@ class SimulatedVenue:
 
     def expire_all(self, ts_ns: int) -> None:
         """End of data: every open order expires unfilled (nothing is liquidated)."""
-        for symbol in sorted(self._book):
-            book = self._book[symbol]
+        for symbol in sorted(self._books):
+            state = self._books[symbol]
+            book = state.orders
             for order_id in sorted(book):
                 self._close(book[order_id], OrderStatus.EXPIRED, ts_ns, "end_of_data")
             book.clear()
+            state.reset()
