@@ -58,6 +58,9 @@ from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 from weltklassebot.strategy.series import Series, SeriesSet
 
 _INT64_SAFE = 1 << 62
+_new = tuple.__new__
+_OPEN = OrderStatus.OPEN
+_REJECTED = OrderStatus.REJECTED
 SEEN_FILLS = 1 << 16
 """Fill ids remembered for dropping resends (and saved with the engine state)."""
 _VECTOR_MIN = 64  # below this many bars a plain loop beats NumPy's per-call overhead
@@ -203,6 +206,8 @@ class BacktestEngine:
             self._slots.append(_SymbolSlot(symbol, self.instruments[symbol], intervals[symbol],
                                            strategy, ctx, self.ledger))
         self._slot_by_symbol = {s.symbol: s for s in self._slots}
+        self._several = len(self._slots) > 1
+        self._leverage = (execution.leverage.numerator, execution.leverage.denominator)
         self._where: tuple[str, int] | None = None
         self._bars = 0
         self._equity_points = 0
@@ -234,26 +239,32 @@ class BacktestEngine:
     def submit(self, symbol: str, side: int, qty: int, order_type: OrderType,
                limit: int | None, stop: int | None, tif: TimeInForce, tag: str,
                reduce_only: bool) -> int | None:
-        now = self.clock.now_ns()
+        # The order record is built once, positionally, with its final quantity and activation
+        # time (strategies submit about once per bar in order-heavy runs).
+        now = self.clock._now
         order_id = self._next_order_id
         self._next_order_id = order_id + 1
-        order = Order(order_id, symbol, side, order_type, qty, limit, stop, tif, now, now, 0,
-                      OrderStatus.OPEN, False, "", None, tag, reduce_only)
-        if self.gate is not None:
-            allowed, reason, detail = self.gate.check_order(order, self.portfolio_view)
+        reason = ""
+        gate = self.gate
+        if gate is not None:
+            order = _new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif, now,
+                                 now, 0, _OPEN, False, "", None, tag, reduce_only))
+            allowed, clip, detail = gate.check_order(order, self.portfolio_view)
             if allowed <= 0:
-                self._deny(order, reason or "denied", detail)
+                self._deny(order, clip or "denied", detail)
                 return None
             if allowed < qty:
-                order = order._replace(qty=allowed, reason=f"clipped:{reason}")
-        bp_detail = self._buying_power_shortfall(order)
+                qty = allowed
+                reason = f"clipped:{clip}"
+        bp_detail = self._buying_power_shortfall(symbol, side, qty, limit, stop)
         if bp_detail:
-            self._deny(order, "insufficient_buying_power", bp_detail)
+            self._deny(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif,
+                                    now, now, 0, _OPEN, False, reason, None, tag, reduce_only)),
+                       "insufficient_buying_power", bp_detail)
             return None
-        delay = self.latency.draw()
-        if delay:
-            order = order._replace(active_from_ns=now + delay)
-        self.venue.accept(order)
+        self.venue.accept(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif,
+                                       now, now + self.latency.draw(), 0, _OPEN, False, reason,
+                                       None, tag, reduce_only)))
         return order_id
 
     def _place(self, intents: list[OrderIntent]) -> None:
@@ -263,47 +274,54 @@ class BacktestEngine:
                         i.reduce_only)
 
     def _deny(self, order: Order, reason: str, detail: str) -> None:
-        now = self.clock.now_ns()
-        self.denials.append(Denial(order.order_id, now, order.symbol, order.side, order.qty,
-                                   reason, detail))
+        now = self.clock._now
+        self.denials.append(_new(Denial, (order.order_id, now, order.symbol, order.side,
+                                          order.qty, reason, detail)))
         self.denial_counts[reason] += 1
         if self.gate is not None and reason == "insufficient_buying_power":
             self.gate.on_engine_denial(reason, now, detail)
-        self.venue.record_closed(order.closed(OrderStatus.REJECTED, now, reason))
+        self.venue.record_closed(order.closed(_REJECTED, now, reason))
 
-    def _buying_power_shortfall(self, order: Order) -> str:
+    def _buying_power_shortfall(self, symbol: str, side: int, qty: int, limit: int | None,
+                                stop: int | None) -> str:
         """Refuse orders that would lift gross exposure above equity x leverage."""
-        slot = self._slot_by_symbol[order.symbol]
-        side = order.side
-        position = slot.position.qty
-        pending = self.venue.open_qty(order.symbol, side)  # kept up to date by the venue
-        before = abs(position + side * pending)
-        after = abs(position + side * (pending + order.qty))
-        if after <= before:
+        slot = self._slot_by_symbol[symbol]
+        pos = slot.position
+        position = pos.qty
+        pending = self.venue.open_qty(symbol, side)  # kept up to date by the venue
+        before = position + side * pending
+        after = before + side * qty
+        if after < 0:
+            after = -after
+        if after <= (before if before >= 0 else -before):
             return ""  # reduces exposure: always allowed
         # The worst price the order can fill at: the higher of its limit and stop (a
         # stop-limit fills at either), else the last close for a market order.
-        limit, stop = order.limit, order.stop
         if limit is None:
-            reference = slot.position.last_price if stop is None else stop
+            reference = pos.last_price if stop is None else stop
         else:
             reference = limit if stop is None or stop < limit else stop
         if reference is None:
             return ""
-        needed = slot.instrument.notional(after, reference)
-        if len(self._slots) > 1:
+        # Instrument.notional, inlined (its denominator is positive).
+        den = pos.ratio_den
+        needed, r = divmod(after * reference * pos.ratio_num, den)
+        twice = 2 * r
+        if twice > den or (twice == den and needed & 1):
+            needed += 1
+        needed *= pos.step
+        if self._several:
             needed += sum(abs(s.position.mark()) for s in self._slots if s is not slot)
             equity = self.ledger.equity()
         else:
-            equity = self.ledger.cash + slot.position.mark()
-        leverage = self.execution.leverage
-        if needed * leverage.denominator > equity * leverage.numerator:
-            return _exposure_text(needed, equity, self.execution.money.scale,
-                                  leverage.numerator, leverage.denominator)
+            equity = self.ledger.cash + pos.mark() if position else self.ledger.cash
+        lev_num, lev_den = self._leverage
+        if needed * lev_den > equity * lev_num:
+            return _exposure_text(needed, equity, self.execution.money.scale, lev_num, lev_den)
         return ""
 
     def cancel(self, symbol: str, order_id: int) -> bool:
-        return self.venue.cancel(order_id, symbol, self.clock.now_ns(), "cancelled_by_strategy")
+        return self.venue.cancel(order_id, symbol, self.clock._now, "cancelled_by_strategy")
 
     def open_orders(self, symbol: str) -> list[Order]:
         return self.venue.open_orders(symbol)
@@ -942,81 +960,100 @@ class BacktestEngine:
         eq_cash: list[int] = []
         every = wake is None
         n_wake = 0 if wake is None else len(wake)
+        on_bar = slot.on_bar
+        ctx = slot.ctx
+        # Position.mark, inlined below: the engine marks every bar held in a position.
+        ratio_num, ratio_den, step = pos.ratio_num, pos.ratio_den, pos.step
         w = 0
         next_wake = 0
         i = 0
-        while i < n:
-            if not every:
-                assert wake is not None
-                next_wake = wake[w] if w < n_wake else n
-                if i < next_wake and not venue.has_open(symbol):
-                    if gate is None:
-                        j = next_wake
-                        cash = ledger.cash
-                        eq_cash.extend([cash] * (j - i))
-                        if pos.qty:
-                            eq_val.extend(_equity_values(cash, _marks(pos.qty, chunk.close[i:j],
-                                                                      slot)))
-                        else:
-                            eq_val.extend([cash] * (j - i))
-                        pos.last_price = c_l[j - 1]
-                        slot.bars_seen += j - i
-                        i = j
-                    else:
-                        i = self._quiet_with_gate(i, next_wake, ts_l, c_l, eq_val, eq_cash)
-                    continue
-            ts = ts_l[i]
-            self._where = (symbol, ts)
-            if venue.open_count:
-                cap = None if participation is None else _volume_cap(v_l[i], participation, slot)
-                clock._now = ts  # fills happen inside the bar; on_fill acts at its start
-                if probe is not None:
-                    probe.enter("execution")
-                venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
-                if probe is not None:
-                    probe.exit()
-            clock._now = ts + interval  # close event of this bar
-            close = c_l[i]
-            pos.last_price = close
-            if every or i == next_wake:
+        try:
+            while i < n:
                 if not every:
-                    w += 1
-                bar.index = slot.bars_seen
-                bar.ts_ns = ts
-                bar.open = o_l[i]
-                bar.high = h_l[i]
-                bar.low = l_l[i]
-                bar.close = close
-                bar.volume = v_l[i]
-                for series, values, ready in series_lists:
-                    series.value = values[i]
-                    series.ready = ready[i]
+                    assert wake is not None
+                    next_wake = wake[w] if w < n_wake else n
+                    if i < next_wake and not venue.has_open(symbol):
+                        if gate is None:
+                            j = next_wake
+                            cash = ledger.cash
+                            eq_cash.extend([cash] * (j - i))
+                            if pos.qty:
+                                eq_val.extend(_equity_values(
+                                    cash, _marks(pos.qty, chunk.close[i:j], slot)))
+                            else:
+                                eq_val.extend([cash] * (j - i))
+                            pos.last_price = c_l[j - 1]
+                            slot.bars_seen += j - i
+                            i = j
+                        else:
+                            i = self._quiet_with_gate(i, next_wake, ts_l, c_l, eq_val, eq_cash)
+                        continue
+                ts = ts_l[i]
+                if venue.open_count:
+                    cap = (None if participation is None
+                           else _volume_cap(v_l[i], participation, slot))
+                    clock._now = ts  # fills happen inside the bar; on_fill acts at its start
+                    if probe is not None:
+                        probe.enter("execution")
+                    venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
+                    if probe is not None:
+                        probe.exit()
+                clock._now = ts + interval  # close event of this bar
+                close = c_l[i]
+                pos.last_price = close
+                if every or i == next_wake:
+                    if not every:
+                        w += 1
+                    bar.index = slot.bars_seen
+                    bar.ts_ns = ts
+                    bar.open = o_l[i]
+                    bar.high = h_l[i]
+                    bar.low = l_l[i]
+                    bar.close = close
+                    bar.volume = v_l[i]
+                    if series_lists:
+                        for series, values, ready in series_lists:
+                            series.value = values[i]
+                            series.ready = ready[i]
+                    if probe is not None:
+                        probe.enter("strategy")
+                        on_bar(ctx, bar)
+                        probe.exit()
+                    else:
+                        on_bar(ctx, bar)
+                slot.bars_seen += 1
                 if probe is not None:
-                    probe.enter("strategy")
-                    slot.on_bar(slot.ctx, bar)
-                    probe.exit()
+                    probe.enter("accounting")
+                cash = ledger.cash
+                qty = pos.qty
+                if qty:
+                    q, r = divmod(qty * close * ratio_num, ratio_den)
+                    if 2 * r > ratio_den or (2 * r == ratio_den and q & 1):
+                        q += 1
+                    equity = cash + q * step
                 else:
-                    slot.on_bar(slot.ctx, bar)
-            slot.bars_seen += 1
-            if probe is not None:
-                probe.enter("accounting")
-            cash = ledger.cash
-            equity = cash + pos.mark() if pos.qty else cash
-            eq_cash.append(cash)
-            eq_val.append(equity)
-            if gate is not None:
-                if probe is not None:
-                    probe.enter("risk")
-                # Risk runs on the event clock: this equity is known at the bar's close event.
-                intents = gate.on_equity(ts + interval, equity, view)
-                if intents:
-                    self._place(intents)
+                    equity = cash
+                eq_cash.append(cash)
+                eq_val.append(equity)
+                if gate is not None:
+                    if probe is not None:
+                        probe.enter("risk")
+                    # Risk runs on the event clock: this equity is known at the bar's close.
+                    intents = gate.on_equity(ts + interval, equity, view)
+                    if intents:
+                        self._place(intents)
+                    if probe is not None:
+                        probe.exit()
                 if probe is not None:
                     probe.exit()
-            if probe is not None:
-                probe.exit()
-                probe.event_done()
-            i += 1
+                    probe.event_done()
+                i += 1
+        except BaseException:
+            # Where it happened, for the error a strategy's exception becomes (set here, not
+            # at every bar).
+            if i < n:
+                self._where = (symbol, ts_l[i])
+            raise
         return _int_array(eq_val), _int_array(eq_cash)
 
     def _quiet_with_gate(self, i: int, j: int, ts_l: list[int], c_l: list[int],

@@ -19,6 +19,8 @@ from weltklassebot.strategy.series import CrossSeries, RollingSumSeries, Series,
 
 Number = Decimal | int | str | float
 _TIF = {t.value: t for t in TimeInForce}
+_MARKET, _LIMIT, _STOP, _STOP_LIMIT = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP,
+                                       OrderType.STOP_LIMIT)
 
 
 class Bar:
@@ -86,21 +88,19 @@ class StrategyContext:
                      stop_ticks: int | None = None, tif: str = "gtc", tag: str = "",
                      reduce_only: bool = False) -> int | None:
         """Submit with quantities and prices already in integer ticks (no conversion)."""
-        if side not in (BUY, SELL):
+        if side != BUY and side != SELL:
             raise ValueError("side must be +1 (buy) or -1 (sell)")
         if qty_ticks <= 0:
             raise ValueError(f"order quantity must be positive, got {qty_ticks} ticks")
-        if limit_ticks is not None and stop_ticks is not None:
-            order_type = OrderType.STOP_LIMIT
-        elif limit_ticks is not None:
-            order_type = OrderType.LIMIT
-        elif stop_ticks is not None:
-            order_type = OrderType.STOP
+        # The order type from the prices given; a price must be positive (limit checked first).
+        if limit_ticks is not None:
+            if limit_ticks <= 0:
+                raise ValueError(f"limit price must be positive, got {limit_ticks} ticks")
+            order_type = _LIMIT if stop_ticks is None else _STOP_LIMIT
         else:
-            order_type = OrderType.MARKET
-        for name, value in (("limit", limit_ticks), ("stop", stop_ticks)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} price must be positive, got {value} ticks")
+            order_type = _MARKET if stop_ticks is None else _STOP
+        if stop_ticks is not None and stop_ticks <= 0:
+            raise ValueError(f"stop price must be positive, got {stop_ticks} ticks")
         time_in_force = _TIF.get(tif) or TimeInForce(tif.lower())
         return self._router.submit(self.symbol, side, qty_ticks, order_type, limit_ticks,
                                    stop_ticks, time_in_force, tag, reduce_only)
