@@ -70,10 +70,20 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
 @json_option
 def write_command(source: Path, out: Path | None, with_snapshot: bool, as_json: bool) -> None:
     """Write one bundle of RUN_DIR or STATE_DIR (``python -m cli bundle SOURCE``)."""
-    from weltklassebot.errors import UsageError
+    import sys
 
-    raise UsageError(f"python -m cli bundle {source}: writing bundles is not part of this build "
-                     "yet; `python -m cli bundle verify BUNDLE` checks an existing bundle.")
+    from weltklassebot.runs.bundle import build_bundle
+
+    path, manifest = build_bundle(source, out, with_snapshot=with_snapshot,
+                                  invocation=["python -m cli", *sys.argv[1:]])
+    if as_json:
+        print_json({"bundle": str(path), "run_id": manifest.get("run_id"),
+                    "source": manifest.get("source"), "created": manifest.get("created"),
+                    "with_snapshot": with_snapshot})
+        return
+    click.echo(f"bundle written: {path}")
+    click.echo(f"  run {manifest.get('run_id')} ({manifest.get('source')} directory "
+               f"{manifest.get('source_path')}); replay it with `python -m cli replay {path}`")
 
 
 @command.command("verify")

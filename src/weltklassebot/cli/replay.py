@@ -1,7 +1,9 @@
-"""``replay``: verify a recorded run, re-run it and say MATCH (exit 0) or DIVERGED (exit 1).
+"""``replay``: verify a recorded run (a run directory or an incident bundle), re-run it and say
+MATCH (exit 0) or DIVERGED (exit 1).
 
-A record that does not match itself (edited, truncated or missing files) is refused with exit 2
-before any re-run; ``--force`` never bypasses that check.
+A record that does not match itself (edited, truncated or missing files, a bundle whose checksums
+fail or that is unsafe to extract) is refused with exit 2 before any re-run; ``--force`` never
+bypasses that check.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ from weltklassebot.cli.options import json_option, print_json
 
 
 @click.command("replay")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", metavar="RUN_DIR|BUNDLE", type=click.Path(path_type=Path))
+@click.option("--data-snapshot", "snapshot", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="For a bundle without its snapshot: the snapshot to use (checked against the "
+                   "recorded SHA-256).")
 @click.option("--force", is_flag=True,
               help="Replay even when the snapshot's SHA-256 or the strategy code changed "
                    "(never when the record itself does not verify).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the replayed run directory here (default: a temporary one).")
 @json_option
-def command(run_dir: Path, force: bool, out: Path | None, as_json: bool) -> int:
+def command(run_dir: Path, snapshot: Path | None, force: bool, out: Path | None,
+            as_json: bool) -> int:
     """Verify RUN_DIR, re-run it from its manifest and compare with the record.
 
     The record is checked first: the manifest's checksum, each run file's size and SHA-256, and
@@ -32,7 +39,12 @@ def command(run_dir: Path, force: bool, out: Path | None, as_json: bool) -> int:
     """
     from weltklassebot.runs.replay import replay
 
-    result = replay(run_dir, force=force, out=out)
+    if run_dir.is_file():
+        from weltklassebot.runs.bundle import replay_bundle
+
+        result = replay_bundle(run_dir, snapshot=snapshot, force=force)
+    else:
+        result = replay(run_dir, force=force, out=out, snapshot=snapshot)
     if as_json:
         print_json(result.to_json_dict())
     else:
