@@ -434,6 +434,8 @@ SPECIAL: dict[tuple[str, str], Special] = {
     ("docs/service.md", "$ sudo .venv/bin/python -m cli service install"): Special(
         "root only: creates a system user, /opt/weltklassebot and a systemd unit; run under a "
         "real systemd", elsewhere="tests/integration/test_systemd_service.py"),
+    ("docs/bundles.md", "python -m cli bundle RUN_DIR|STATE_DIR [--out FILE]"): Special(
+        "the command's synopsis; tests/bundle runs every option of it"),
     ("docs/live.md", "python -m cli live [--config FILE]"): Special(
         "the command's synopsis; tests/live runs every option of it"),
     ("docs/snapshots.md", "ok          20261130T154750.013813Z_coinbase.parquet"): Special(
