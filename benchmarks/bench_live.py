@@ -33,7 +33,8 @@ from weltklassebot.config.service import LiveSettings
 from weltklassebot.engine.backtest import BacktestEngine
 from weltklassebot.engine.probe import STAGES
 from weltklassebot.runs.backtest import RunRequest, execute
-from weltklassebot.runs.live import LiveRequest, LiveService, RecordingProbe
+from weltklassebot.runs.live import LiveService, RecordingProbe
+from weltklassebot.runs.live_record import LiveRequest
 from weltklassebot.service.status import LiveStatus
 
 

@@ -21,7 +21,8 @@ from support.live import SAMPLE, sample_slice
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.config.service import LiveSettings, ServiceConfig
 from weltklassebot.runs.backtest import RunRequest, execute
-from weltklassebot.runs.live import LiveRequest, LiveService
+from weltklassebot.runs.live import LiveService
+from weltklassebot.runs.live_record import LiveRequest
 
 RISK = {
     "max_consecutive_losses": 2, "cooldown": "36h", "max_position": 3, "max_order_qty": 2,

@@ -17,7 +17,7 @@ from weltklassebot.engine.costs import FeeModel, SlippageModel
 from weltklassebot.model.enums import Liquidity
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Fill
-from weltklassebot.runs.live import read_resume, resending_venue, restart_reason
+from weltklassebot.runs.live_record import read_resume, resending_venue, restart_reason
 from weltklassebot.runs.spool import RunSpool, SpoolDamaged
 from weltklassebot.service.notify import Notifier
 from weltklassebot.state.codec import Record

@@ -58,7 +58,8 @@ def command(config_file: Path | None, seed: int | None, snapshot: Path | None,
     from weltklassebot.data.catalog.settings import resolve_settings
     from weltklassebot.errors import ConfigError, UsageError
     from weltklassebot.logs import log_to_stdout
-    from weltklassebot.runs.live import LiveRequest, LiveService
+    from weltklassebot.runs.live import LiveService
+    from weltklassebot.runs.live_record import LiveRequest
     from weltklassebot.strategy.loader import parse_param_pairs
 
     log_to_stdout()

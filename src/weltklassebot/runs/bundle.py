@@ -35,14 +35,8 @@ from weltklassebot.engine.state import ENGINE_STATE_VERSION
 from weltklassebot.errors import UnusableInput, UsageError, VerdictFailed
 from weltklassebot.fsutil import sha256_file
 from weltklassebot.runs.environment import dependency_versions, git_commit
-from weltklassebot.runs.live import (
-    APPLIED_BY,
-    SERVICE_FILE,
-    SPOOL_DIR,
-    LiveRequest,
-    LiveService,
-    read_resume,
-)
+from weltklassebot.runs.live import APPLIED_BY, SERVICE_FILE, SPOOL_DIR, LiveService
+from weltklassebot.runs.live_record import LiveRequest, read_resume
 from weltklassebot.runs.replay import ReplayResult, replay
 from weltklassebot.runs.spool import SPOOL_FILES
 from weltklassebot.service.bundle_archive import extract_bundle, write_bundle

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import itertools
 import json
 import os
@@ -37,8 +36,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,36 +45,30 @@ import numpy as np
 
 from weltklassebot import __version__
 from weltklassebot.config.model import BacktestConfig
-from weltklassebot.config.service import LiveSettings
 from weltklassebot.core.timeutil import ns_to_basic, ns_to_iso
-from weltklassebot.data.catalog.integrity import check_catalog_file
-from weltklassebot.data.feed import ParquetFeed
-from weltklassebot.data.reader import open_snapshot
-from weltklassebot.data.validate import ValidationReport, require_valid
-from weltklassebot.engine.backtest import BacktestEngine, EngineBatch, ExecutionSettings
-from weltklassebot.engine.costs import FeeModel, SlippageModel
+from weltklassebot.engine.backtest import BacktestEngine, EngineBatch
 from weltklassebot.engine.probe import TimingProbe
 from weltklassebot.engine.risk_gate import RiskGate
-from weltklassebot.engine.state import ENGINE_STATE_VERSION, fill_data, order_data
-from weltklassebot.engine.venue import SimulatedVenue
-from weltklassebot.engine.venue_api import Venue, VenueFactory
-from weltklassebot.errors import RuntimeFailure, UsageError
-from weltklassebot.fsutil import sha256_file
+from weltklassebot.engine.state import fill_data, order_data
 from weltklassebot.logs import get_logger
 from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.enums import side_label
-from weltklassebot.model.instrument import Instrument
-from weltklassebot.model.records import Fill
 from weltklassebot.risk import RiskEngine, RiskTransition
 from weltklassebot.runs.backtest import (
     RunRequest,
-    execution_settings,
-    resolve_instruments,
     risk_report,
-    snapshot_path,
 )
 from weltklassebot.runs.environment import git_commit
 from weltklassebot.runs.live_output import write_run_directory
+from weltklassebot.runs.live_record import (
+    LiveRequest,
+    Prepared,
+    Resume,
+    prepare,
+    read_resume,
+    resending_venue,
+    restart_reason,
+)
 from weltklassebot.runs.spool import RunSpool
 from weltklassebot.service.operator import (
     OperatorCommand,
@@ -89,7 +81,6 @@ from weltklassebot.service.operator import (
 from weltklassebot.service.status import LiveStatus
 from weltklassebot.state.codec import Record
 from weltklassebot.state.jsonl_store import JsonlStore, StoreConfig, StoreWriteError
-from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
 
 LIVE_SCHEMA = 1
 CURSOR_EVERY = 256
@@ -99,162 +90,6 @@ COMMAND_POLL_S = 0.1
 SERVICE_FILE = "service.json"
 SPOOL_DIR = "spool"
 APPLIED_BY = "service"
-
-
-@dataclass(frozen=True)
-class LiveRequest:
-    """A resolved ``live`` invocation."""
-
-    config: BacktestConfig
-    settings: LiveSettings
-    config_file: str | None
-    argv: list[str]
-    state_dir: Path
-    runs_dir: Path
-    out: Path | None
-    speed: float | None
-    """Event seconds per wall second; ``None``: as fast as possible."""
-    exit_at_end: bool
-    bind: str
-    port: int
-    resend_fills: float = 0.0
-    serve_metrics: bool = True
-    replay_commands: tuple[dict[str, Any], ...] = ()
-    """Operator commands of a recorded run, applied at their cursors (``replay``)."""
-    stop_after_points: int | None = None
-    """Stop (without ending the run) once this many equity points are spooled: a replay of a
-    run recorded part-way."""
-    bundles_dir: Path | None = None
-    """Where the service writes a bundle by itself on HALTED or a restart divergence (``None``:
-    never)."""
-    keep_bundles: int = 20
-
-
-@dataclass
-class _Prepared:
-    """Everything a run needs that follows from the request and the snapshot."""
-
-    snapshot: Path
-    snapshot_sha: str
-    report: ValidationReport
-    instruments: dict[str, Instrument]
-    intervals: dict[str, int]
-    spec: StrategySpec
-    execution: ExecutionSettings
-    feed: ParquetFeed
-    identity: dict[str, Any]
-
-
-@dataclass
-class _Resume:
-    """What the store says about the run in this state directory."""
-
-    identity: dict[str, Any] | None = None
-    status: str | None = None
-    closed: dict[str, Any] | None = None
-    engine: dict[str, Any] | None = None
-    after: list[Record] = field(default_factory=list)
-    commands: list[dict[str, Any]] = field(default_factory=list)
-
-
-# --- preparing a run ---------------------------------------------------------------------------
-
-
-def prepare(request: LiveRequest) -> _Prepared:
-    """Validate the snapshot and resolve instruments, strategy and costs (as ``backtest``)."""
-    config = request.config
-    path = snapshot_path(config)
-    catalog_sha = check_catalog_file(path)
-    report = require_valid(path, data=config.data)
-    resolved = path.resolve()
-    snapshot_sha = catalog_sha or sha256_file(resolved)
-    snapshot = open_snapshot(resolved)
-    instruments, intervals = resolve_instruments(config, snapshot, report)
-    spec = resolve_strategy(config.strategy.name, dict(config.strategy.params))
-    execution = execution_settings(config)
-    feed = ParquetFeed(snapshot, instruments,
-                       None if snapshot.has_symbol else next(iter(instruments)),
-                       time_ordered=bool(report.facts.get("time_ordered")))
-    config_json = json.dumps(config.model_dump(mode="json"), sort_keys=True,
-                             separators=(",", ":"))
-    identity = {
-        "schema": LIVE_SCHEMA,
-        "snapshot_path": str(path),
-        "snapshot_resolved": str(resolved),
-        "snapshot_sha256": snapshot_sha,
-        "strategy": spec.name,
-        "strategy_version": spec.version,
-        "code_hash": spec.code_hash,
-        "config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),
-        "engine_state_version": ENGINE_STATE_VERSION,
-        "seed": config.seed,
-        "rows": report.rows,
-    }
-    return _Prepared(path, snapshot_sha, report, instruments, intervals, spec, execution, feed,
-                     identity)
-
-
-def restart_reason(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """Why a recorded run cannot be continued by this process; ``None`` when it can."""
-    if old.get("snapshot_sha256") != new["snapshot_sha256"]:
-        return "new_snapshot"
-    if old.get("engine_state_version") != new["engine_state_version"]:
-        return "engine_version_changed"
-    if old.get("code_hash") != new["code_hash"] or old.get("strategy") != new["strategy"]:
-        return "code_changed"
-    if old.get("config_sha256") != new["config_sha256"] or old.get("seed") != new["seed"]:
-        return "config_changed"
-    return None
-
-
-def read_resume(records: list[Record], checkpoint: dict[str, Any] | None) -> _Resume:
-    """The run, its last engine state and the records after it, from a recovered store."""
-    found = _Resume()
-    cp = checkpoint or {}
-    found.identity = cp.get("run")
-    found.status = cp.get("run_status")
-    found.closed = cp.get("closed")
-    engine = cp.get("engine")
-    found.engine = engine if isinstance(engine, dict) else None
-    found.commands = list(cp.get("commands") or [])
-    for record in records:
-        kind = record.kind
-        if kind == "run_started":
-            found.identity, found.status, found.closed = record.payload, "active", None
-            found.engine, found.after, found.commands = None, [], []
-        elif kind == "run_closed":
-            found.status, found.closed, found.after = "closed", record.payload, []
-        elif kind == "engine_state":
-            found.engine, found.after = record.payload, []
-            found.commands = list(record.payload.get("commands") or [])
-        else:
-            found.after.append(record)
-    return found
-
-
-# --- the venue with the resend fault -------------------------------------------------------------
-
-
-def resending_venue(probability: float, seed: int) -> VenueFactory:
-    """A ``VenueFactory`` for the simulated venue that sends some fills twice (a test fault).
-
-    Which fills are resent depends only on the seed and the fill id (a digest, no random
-    stream), so a restarted run resends the same ones and the engine's own streams are
-    untouched.
-    """
-    threshold = int(probability * 2**64)
-
-    def factory(instruments: dict[str, Instrument], fees: FeeModel, slippage: SlippageModel,
-                on_fill: Callable[[Fill], None]) -> Venue:
-        def deliver(fill: Fill) -> None:
-            on_fill(fill)
-            digest = hashlib.sha256(f"resend|{seed}|{fill.fill_id}".encode()).digest()
-            if int.from_bytes(digest[:8], "big") < threshold:
-                on_fill(fill)  # the same fill again, as a venue does after a reconnect
-
-        return SimulatedVenue(instruments, fees, slippage, deliver)
-
-    return factory
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -300,7 +135,7 @@ class LiveService:
         self.server: Any = None
         self.port: int | None = None
         # the run
-        self.prep: _Prepared | None = None
+        self.prep: Prepared | None = None
         self.engine: BacktestEngine | None = None
         self.spool: RunSpool | None = None
         self.identity: dict[str, Any] | None = None
@@ -328,6 +163,7 @@ class LiveService:
         self.partial = False
         """The loop stopped at ``stop_after_points`` before the end of the feed."""
         self._was_halted = False
+        self._engine_stopped = False
         self._bundling: threading.Thread | None = None
         self._store_broken = False
         self._in_step = False
@@ -521,7 +357,7 @@ class LiveService:
                              if not (u[0] == "risk_transition" and u[1] is payload)]
             raise _store_down(self.request.state_dir)
 
-    def _close_old(self, found: _Resume, reason: str) -> None:
+    def _close_old(self, found: Resume, reason: str) -> None:
         """Write out a run that cannot go on (its spool as it stands) and record its end."""
         assert self.store is not None
         assert found.identity is not None
@@ -573,14 +409,14 @@ class LiveService:
         self._prune_runs()
         return str(path)
 
-    def _last_ts(self, found: _Resume) -> int:
+    def _last_ts(self, found: Resume) -> int:
         for record in reversed(found.after):
             return int(record.ts_ns)
         if found.engine is not None:
             return int(found.engine["engine"]["clock_ns"])
         return 0
 
-    def _resume(self, found: _Resume) -> None:
+    def _resume(self, found: Resume) -> None:
         """Continue the recorded run: restore, cut the spool back, re-run what followed."""
         assert self.prep is not None
         assert found.identity is not None
@@ -1113,8 +949,20 @@ class LiveService:
         assert self.prep is not None
         assert self.spool is not None
         engine, prep = self.engine, self.prep
+        if self._store_broken:
+            # The run's end must be on disk before it is announced: wait for the state
+            # directory (metrics and the watchdog go on meanwhile).
+            self.log.warning("run_end_waits_for_the_state_directory", cursor=cursor)
+            while self._store_broken and not self.stop.requested:
+                self.notifier.keepalive()
+                self.status.last_loop_wall_s = time.time()
+                self.stop.event.wait(COMMAND_POLL_S * 5)
+                self._commit_event()
+            if self.stop.requested:
+                return
         self._durable_pending = False
         result = engine.stop(expire_open_orders=True)
+        self._engine_stopped = True
         self._commit_event()
         if self._expected and self._divergence is None:
             self._divergence = (f"the feed ended with {len(self._expected)} recorded records not "
@@ -1202,7 +1050,8 @@ class LiveService:
             self.notifier.stopping(f"stopping run {status.run_id}")
         try:
             if (self.store is not None and self.engine is not None and self.run_status == "active"
-                    and self.spool is not None and not self._expected
+                    and not self._engine_stopped and self.spool is not None
+                    and not self._expected
                     and status.cursor >= self._silent_until):
                 self._save_engine_state()
             if self.spool is not None:
@@ -1248,5 +1097,4 @@ def run_live(request: LiveRequest) -> int:
     return service.run()
 
 
-__all__ = ["LiveRequest", "LiveService", "RuntimeFailure", "UsageError",
-           "prepare", "read_resume", "restart_reason", "run_live"]
+__all__ = ["LiveRequest", "LiveService", "RecordingProbe", "run_live"]

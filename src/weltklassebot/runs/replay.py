@@ -96,7 +96,8 @@ def _rerun_live(manifest: dict[str, Any], config: BacktestConfig, target: Path,
     """A live run again, on the service's own engine path, with the operator commands it
     recorded applied at their recorded cursors; no pacing, no metrics endpoint."""
     from weltklassebot.config.service import LiveSettings
-    from weltklassebot.runs.live import LiveRequest, LiveService
+    from weltklassebot.runs.live import LiveService
+    from weltklassebot.runs.live_record import LiveRequest
 
     live = manifest.get("live") or {}
     if live.get("complete") is False:
