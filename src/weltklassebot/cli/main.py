@@ -66,6 +66,22 @@ def _on_sigterm(_signum: int, _frame: object) -> None:
     raise Terminated
 
 
+def _user_traceback(exc: BaseException) -> str:
+    """The frames of ``exc`` outside weltklassebot (a strategy's own code), as Python prints
+    them: what a user needs to debug a strategy, without the engine's frames."""
+    import traceback
+    from pathlib import Path
+
+    package = str(Path(__file__).resolve().parents[1])
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not str(Path(f.filename).resolve()).startswith(package)]
+    if not frames:
+        frames = traceback.extract_tb(exc.__traceback__)
+    lines = ["Traceback (the strategy's own frames; most recent call last):\n",
+             *traceback.format_list(frames), *traceback.format_exception_only(exc)]
+    return "".join(lines)
+
+
 def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with the DESIGN section 3 status."""
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -79,6 +95,8 @@ def run(argv: list[str] | None = None) -> NoReturn:
     try:
         result = app.main(args=args, prog_name="python -m cli", standalone_mode=False)
     except WeltklasseError as exc:
+        if os.environ.get("WELTKLASSE_DEBUG") and exc.__cause__ is not None:
+            sys.stderr.write(_user_traceback(exc.__cause__))
         fail(exc.message, exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         sys.stderr.write("interrupted: nothing was left half-written\n")

@@ -3,6 +3,7 @@ coerce ``--param K=V`` values to the declared defaults' types, and fingerprint t
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -70,6 +71,30 @@ def _strategy_failed(cls: type[Strategy], hook: str, exc: Exception) -> Strategy
     )
 
 
+def _syntax_message(path: Path, exc: SyntaxError) -> str:
+    """File, line and a caret under the place, as Python shows it, without a traceback."""
+    line = (exc.text or "").rstrip("\n")
+    shown = line.lstrip()
+    caret = ""
+    if shown and exc.offset:
+        column = max(0, exc.offset - 1 - (len(line) - len(shown)))
+        caret = "\n    " + " " * min(column, len(shown)) + "^"
+    where = f"{exc.filename or path}, line {exc.lineno}"
+    code = f"\n    {shown}{caret}" if shown else ""
+    return (f"strategy file {path} has a syntax error: {exc.msg} ({where}){code}\n"
+            "Fix the line and run again.")
+
+
+def _import_failed(path: Path, exc: Exception) -> str:
+    """The exception and the innermost line of the user's file that raised it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).name == path.name or f.filename == str(path)]
+    frame = frames[-1] if frames else None
+    at = f" at {frame.filename}:{frame.lineno} ({(frame.line or '').strip()})" if frame else ""
+    return (f"strategy {path} raised {type(exc).__name__}: {exc} while it was being imported"
+            f"{at}. Fix it and run again (WELTKLASSE_DEBUG=1 shows the traceback).")
+
+
 def code_hash(cls: type[Strategy]) -> str:
     """SHA-256 of the bytes of the file that defines the strategy class."""
     source_file = inspect.getsourcefile(cls)
@@ -87,6 +112,13 @@ def _load_class(ref: str) -> type[Strategy]:
     module: ModuleType
     if target.endswith(".py") or "/" in target:
         path = Path(target)
+        if path.is_dir():
+            files = sorted(p.name for p in path.glob("*.py") if not p.name.startswith("_"))
+            listing = (f"; it holds {', '.join(files[:12])}" if files
+                       else "; it holds no .py file")
+            raise UsageError(
+                f"strategy {path} is a directory, not a Python file{listing}. Give the file, "
+                f"e.g. --strategy {path / (files[0] if files else 'mine.py')}[:ClassName].")
         if not path.is_file():
             raise UsageError(
                 f"strategy file {path} does not exist. Give a built-in name "
@@ -102,8 +134,12 @@ def _load_class(ref: str) -> type[Strategy]:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
+        except SyntaxError as exc:
+            sys.modules.pop(module_name, None)
+            raise UsageError(_syntax_message(path, exc)) from None
         except Exception as exc:
-            raise UsageError(f"strategy file {path} failed to import: {exc!r}") from exc
+            sys.modules.pop(module_name, None)
+            raise UsageError(_import_failed(path, exc)) from exc
     else:
         try:
             module = importlib.import_module(target)
@@ -112,8 +148,10 @@ def _load_class(ref: str) -> type[Strategy]:
                 f"unknown strategy {ref!r}: not a built-in ({', '.join(sorted(BUILTINS))}) and "
                 f"module {target!r} cannot be imported ({exc})."
             ) from exc
+        except SyntaxError as exc:
+            raise UsageError(_syntax_message(Path(exc.filename or target), exc)) from None
         except Exception as exc:
-            raise UsageError(f"strategy module {target} failed to import: {exc!r}") from exc
+            raise UsageError(_import_failed(Path(target), exc)) from exc
     candidates = [
         obj for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, Strategy) and obj is not Strategy
@@ -122,7 +160,13 @@ def _load_class(ref: str) -> type[Strategy]:
     if class_name:
         found = getattr(module, class_name, None)
         if not (inspect.isclass(found) and issubclass(found, Strategy)):
-            raise UsageError(f"{ref}: {class_name} is not a Strategy subclass in {target}.")
+            defined = sorted(c.__name__ for c in candidates)
+            close = difflib.get_close_matches(class_name, defined, n=1)
+            hint = f" Did you mean {target}:{close[0]}?" if close else ""
+            defines = (f"it defines the strategy classes {', '.join(defined)}" if defined
+                       else "it defines no Strategy subclass")
+            what = "is not a Strategy subclass" if found is not None else "does not exist"
+            raise UsageError(f"{ref}: {class_name} {what} in {target}; {defines}.{hint}")
         return found
     if len(candidates) != 1:
         names = ", ".join(sorted(c.__name__ for c in candidates)) or "none"
