@@ -88,8 +88,8 @@ class Other(Mine):
                                          "Other"):
         resolve_strategy(str(path), {})
     assert resolve_strategy(f"{path}:Other", {}).name == "other"
-    with pytest.raises(UsageError, match="Missing does not exist in .*it defines the strategy "
-                                         "classes Mine, Other"):
+    with pytest.raises(UsageError, match=r"Missing does not exist in .*it defines the strategy "
+                                         r"classes Mine, Other"):
         resolve_strategy(f"{path}:Missing", {})
 
 
@@ -126,8 +126,8 @@ def test_unknown_strategies_are_usage_errors(ref: str, match: str) -> None:
 
 def test_a_file_that_fails_to_import_is_a_usage_error(tmp_path: Path) -> None:
     path = write(tmp_path / "broken.py", "raise RuntimeError('boom at import')\n")
-    with pytest.raises(UsageError, match="raised RuntimeError: boom at import while it was "
-                                         "being imported at .*broken.py:1"):
+    with pytest.raises(UsageError, match=r"raised RuntimeError: boom at import while it was "
+                                         r"being imported at .*broken\.py:1"):
         resolve_strategy(str(path), {})
 
 
