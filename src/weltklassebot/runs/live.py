@@ -490,6 +490,7 @@ class LiveService:
 
     def _ready(self) -> None:
         status = self.status
+        self._refresh_status()
         status.ready = True
         self._write_service_file()
         state = "ended" if self.run_status == "closed" else "running"
@@ -606,9 +607,10 @@ class LiveService:
                 self._finish(cursor)
 
     def _between_events(self, cursor: int) -> None:
-        """Wall-time chores: watchdog, operator commands, status for systemd."""
+        """Wall-time chores: watchdog, operator commands, the figures metrics show."""
         self.notifier.keepalive()
         self.status.last_loop_wall_s = time.time()
+        self._refresh_status()
         for command in poll_operator_commands(self.request.state_dir):
             self._operator(command, cursor)
         if self._adopt:
@@ -621,22 +623,30 @@ class LiveService:
         now = time.time()
         status.last_event_wall_s = now
         status.last_loop_wall_s = now
-        engine = self.engine
-        assert engine is not None
-        status.duplicate_fills = engine.duplicate_fills
-        risk = self._risk()
-        status.risk_state = risk.state.value
-        self._watch_halt()
-        status.drawdown_ratio = float(risk.drawdown)
-        cap = risk.drawdown_cap
-        status.drawdown_cap_ratio = 1.0 if cap is None else float(cap)
-        if self.prep is not None:  # money units are 10**-scale of the quote currency
-            status.equity = risk.equity / 10 ** self.prep.execution.money.scale
+        state = self._risk().state.value
+        if state != status.risk_state:
+            status.risk_state = state
+            self._watch_halt()
         settings = self.request.settings.service
         due = (self._events_since_state >= settings.checkpoint_events
                or time.monotonic() - self._last_state_wall >= settings.checkpoint_seconds)
         if due and cursor >= self._silent_until and not self._expected:
             self._save_engine_state()
+
+    def _refresh_status(self) -> None:
+        """Equity, drawdown and duplicates for metrics: at most every 0.1 s of wall time (and
+        at the end), not per event: a scrape every few seconds cannot tell the difference."""
+        engine, status = self.engine, self.status
+        if engine is None or self.prep is None:
+            return
+        status.duplicate_fills = engine.duplicate_fills
+        risk = self._risk()
+        status.risk_state = risk.state.value
+        status.drawdown_ratio = float(risk.drawdown)
+        cap = risk.drawdown_cap
+        status.drawdown_cap_ratio = 1.0 if cap is None else float(cap)
+        # money units are 10**-scale of the quote currency
+        status.equity = risk.equity / 10 ** self.prep.execution.money.scale
 
     def _watch_halt(self) -> None:
         """Entering HALTED writes an incident bundle (in the background: never delays trading
@@ -839,7 +849,7 @@ class LiveService:
             result = failed_result(command, risk, f"state store cannot write: {exc.message}",
                                    wall_ns=wall_ns)
         self.status.operator_commands += 1
-        self.status.risk_state = risk.state.value
+        self._refresh_status()
         self._watch_halt()
         self.log.warning("operator_command", command_id=command.command_id,
                          action=command.action, user=command.user, cursor=cursor,
@@ -963,6 +973,7 @@ class LiveService:
         self._durable_pending = False
         result = engine.stop(expire_open_orders=True)
         self._engine_stopped = True
+        self._refresh_status()
         self._commit_event()
         if self._expected and self._divergence is None:
             self._divergence = (f"the feed ended with {len(self._expected)} recorded records not "
