@@ -45,7 +45,8 @@ pytestmark = pytest.mark.integration
 
 GOOD = [(100, 101, 99, 100, 10)] * 8
 SAMPLE = REPO / "src" / "weltklassebot" / "sample" / "coinbase_btcusd_1h_2017-07_2019-10.parquet"
-SUMMARY_LABELS = ("Total return", "Max drawdown", "Sharpe", "Fills", "Fees paid", "Equity hash")
+SUMMARY_LABELS = ("Strategy", "Data", "Total return", "Max drawdown", "Sharpe", "Fills",
+                  "Fees paid", "Equity hash", "Report")
 
 
 Bar = tuple[float, float, float, float, float]  # open, high, low, close, volume
@@ -432,9 +433,15 @@ def test_zero_argument_run_on_the_bundled_sample(tmp_path: Path) -> None:
     summary, manifest = run["summary"], run["manifest"]
     assert re.fullmatch(r"\d{8}T\d{6}\.\d{6}Z-sma_cross-[0-9a-f]{8}", run_dir.name)
     assert run_dir.name.endswith(summary["equity_hash"][:8])
-    assert f"Equity hash          {summary['equity_hash']}" in proc.stdout
-    for key in ("total_return", "max_drawdown", "sharpe", "fills", "fees_paid", "equity_hash"):
+    assert re.search(rf"^Equity hash +{summary['equity_hash']}$", proc.stdout, re.MULTILINE)
+    for key in ("stats", "benchmark", "fills", "fees_paid", "equity_hash", "data", "params"):
         assert key in summary
+    # One Sharpe, one total return, one drawdown: the stats object's (schema version 3).
+    assert not {"total_return", "max_drawdown", "sharpe"} & set(summary)
+    assert summary["schema_version"] == 3
+    assert summary["data"]["rows"] == 20111
+    assert summary["data"]["interval"] == "1h"
+    assert re.search(r"^Sharpe \(annualised\) +\S+ +\S+$", proc.stdout, re.MULTILINE)
     assert summary["fills"] > 0
     assert summary["bars"] == 20111
     # manifest
@@ -467,7 +474,7 @@ def test_zero_argument_run_on_the_bundled_sample(tmp_path: Path) -> None:
     assert run["equity"].num_rows == 20111
     drawdown = run["equity"].column("drawdown").to_pylist()
     assert min(drawdown) >= 0
-    assert max(drawdown) == pytest.approx(summary["max_drawdown"])
+    assert max(drawdown) == pytest.approx(summary["stats"]["max_drawdown"])
     assert recompute_equity_hash(run) == summary["equity_hash"]
     final = run["equity"].column("equity").to_pylist()[-1]
     assert plain(final) == summary["final_equity"]

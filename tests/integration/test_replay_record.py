@@ -35,6 +35,7 @@ from weltklassebot.errors import UnusableInput
 from weltklassebot.runs.backtest import RunRequest, execute
 from weltklassebot.runs.record import (
     MANIFEST,
+    REPORT,
     RUN_FILES,
     TamperedRecord,
     equity_hash_of_files,
@@ -83,10 +84,10 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
 
 def test_a_fresh_record_verifies_with_one_seed_and_its_checksums(recorded: Path) -> None:
     manifest = _manifest(recorded)
-    assert manifest["schema_version"] == 2
+    assert manifest["schema_version"] == 3
     assert manifest["seed"] == 3
     assert "seed" not in manifest["config"]
-    assert sorted(manifest["files"]) == sorted(RUN_FILES)
+    assert sorted(manifest["files"]) == sorted([*RUN_FILES, REPORT])
     assert list(manifest)[-1] == "manifest_sha256"
     record = verify_record(recorded)
     assert record.seed == 3

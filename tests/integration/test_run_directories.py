@@ -19,7 +19,7 @@ from support.tmpfs import mounted_tmpfs
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.errors import UsageError
 from weltklassebot.runs.backtest import RunRequest, execute
-from weltklassebot.runs.record import MANIFEST, RUN_FILES, verify_record
+from weltklassebot.runs.record import MANIFEST, REPORT, RUN_FILES, verify_record
 from weltklassebot.runs.rundir import OWNER_LOCK, remove_stale
 
 SLOW = '''
@@ -141,7 +141,7 @@ def _dead_pid() -> int:
 
 def test_a_committed_run_holds_only_its_files(tmp_path: Path, msft_daily: Path) -> None:
     run_dir = _execute(tmp_path / "out", msft_daily, tmp_path)
-    assert sorted(p.name for p in run_dir.iterdir()) == sorted([MANIFEST, *RUN_FILES])
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([MANIFEST, *RUN_FILES, REPORT])
     assert _incomplete(tmp_path) == []
 
 
@@ -187,7 +187,7 @@ def test_a_link_to_an_empty_directory_is_that_directory(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["run_dir"] == str(link)
     assert link.is_symlink()
-    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST, *RUN_FILES])
+    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST, *RUN_FILES, REPORT])
     assert _incomplete(tmp_path / "store") == []
     verify_record(link)
 

@@ -20,13 +20,14 @@ import pyarrow.parquet as pq
 from weltklassebot.runs.record import (
     CHECKSUM_KEY,
     MANIFEST,
+    REPORT,
     RUN_FILES,
     equity_hash_of_files,
     file_digests,
     seal_manifest,
 )
 
-ALL_FILES = (MANIFEST, *RUN_FILES)
+ALL_FILES = (MANIFEST, *RUN_FILES, REPORT)
 
 
 @dataclass(frozen=True)

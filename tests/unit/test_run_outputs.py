@@ -94,16 +94,16 @@ def test_drawdown_starts_from_initial_cash() -> None:
     assert stats.update(np.array([1]), np.array([90])).tolist() == [pytest.approx(0.1)]
 
 
-def test_sharpe_is_annualised_by_the_bar_interval() -> None:
+def test_sharpe_is_annualised_by_the_periods_per_year() -> None:
     stats = EquityStats(100)
     values = [101, 100, 102, 101, 103]
     stats.update(np.arange(5), np.array(values))
     returns = np.diff([100, *values]) / np.array([100, *values[:-1]])
     expect = returns.mean() / returns.std(ddof=1) * math.sqrt(NS_PER_YEAR / NS_PER_DAY)
-    assert stats.sharpe(NS_PER_DAY) == pytest.approx(expect)
+    assert stats.sharpe(NS_PER_YEAR / NS_PER_DAY) == pytest.approx(expect)
     flat = EquityStats(100)
     flat.update(np.arange(3), np.array([100, 100, 100]))
-    assert flat.sharpe(NS_PER_DAY) is None
+    assert flat.sharpe(252) is None
 
 
 def test_run_directory_commit_and_discard(tmp_path: Path) -> None:

@@ -104,6 +104,16 @@ class DataConfig(InstrumentConfig):
     snapshot: str | None = None
     symbol: str | None = None
     instruments: dict[str, InstrumentConfig] = Field(default_factory=dict)
+    # Bars per year for annualising statistics; default: observed in the data
+    # (docs/statistics.md).
+    periods_per_year: float | None = None
+
+    @field_validator("periods_per_year")
+    @classmethod
+    def _positive_periods(cls, value: float | None) -> float | None:
+        if value is not None and not (0 < value < 1e9):
+            raise ValueError("must be a number of bars per year > 0, e.g. 252")
+        return value
 
 
 class ExecutionConfig(_Frozen):

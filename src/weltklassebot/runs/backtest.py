@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -34,12 +34,20 @@ from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
 from weltklassebot.fsutil import sha256_file
 from weltklassebot.logs import get_logger
+from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.enums import side_label
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
+from weltklassebot.runs.benchmark import MarketTape
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
-from weltklassebot.runs.outputs import EquityWriter, fills_writer, orders_writer
-from weltklassebot.runs.record import MANIFEST_SCHEMA_VERSION, file_digests, seal_manifest
+from weltklassebot.runs.outputs import EquityWriter, RecordsWriter, fills_writer, orders_writer
+from weltklassebot.runs.record import (
+    MANIFEST_SCHEMA_VERSION,
+    REPORT,
+    file_digests,
+    seal_manifest,
+)
+from weltklassebot.runs.results import RunAnalysis, analyse_run
 from weltklassebot.runs.rundir import RunDirectory, resolve_out, write_json
 from weltklassebot.runs.stats import EquityStats
 from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
@@ -48,6 +56,12 @@ SAMPLE_SNAPSHOT = Path(__file__).resolve().parent.parent / "sample" / (
     "coinbase_btcusd_1h_2017-07_2019-10.parquet"
 )
 DEFAULT_SYMBOL = "default"
+# The engine steps through the file this many bars at a time (an instant of several symbols is
+# never cut): the progress bar moves several times a second, and the results do not depend on
+# the step (docs/architecture.md). Output files are still written in large row groups.
+STEP_BARS = 4096
+EQUITY_ROW_GROUP = 1 << 17
+RECORDS_ROW_GROUP = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,8 @@ class RunRequest:
     out: Path | None
     runs_dir: Path
     show_progress: bool = False
+    write_report: bool = True  # report.html; sweeps and replay's scratch runs go without
+    notice: str | None = None  # said in the summary too (e.g. the bundled sample was used)
 
 
 @dataclass(frozen=True)
@@ -151,15 +167,16 @@ class _BatchSink:
                  money: MoneySpec, engine: BacktestEngine, fill_spool: BinaryIO) -> None:
         self.instruments = instruments
         self.engine = engine
-        self.fills = fills_writer(rundir.path("fills.parquet"), instruments, money)
-        self.orders = orders_writer(rundir.path("orders.parquet"), instruments)
+        self.fills = _Buffered(fills_writer(rundir.path("fills.parquet"), instruments, money))
+        self.orders = _Buffered(orders_writer(rundir.path("orders.parquet"), instruments))
         self.fill_spool = fill_spool
         self.events = rundir.path("events.jsonl").open("w", encoding="utf-8")
         self.transitions_seen = 0
 
     def __call__(self, batch: EngineBatch) -> None:
         self.fills.write(batch.fills)
-        self.fill_spool.write(fill_lines_text(batch.fills, self.instruments))
+        if batch.fills:
+            self.fill_spool.write(fill_lines_text(batch.fills, self.instruments))
         self.orders.write(batch.orders)
         events: list[tuple[int, int, dict[str, Any]]] = []
         gate = self.engine.gate
@@ -192,6 +209,29 @@ class _BatchSink:
 
 
 _EVENT_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
+class _Buffered:
+    """Collects the records of many small steps into row groups of ``RECORDS_ROW_GROUP``."""
+
+    def __init__(self, writer: RecordsWriter) -> None:
+        self.writer = writer
+        self.pending: list[Any] = []
+
+    def write(self, records: list[Any]) -> None:
+        if records:
+            self.pending.extend(records)
+            if len(self.pending) >= RECORDS_ROW_GROUP:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write(self.pending)
+            self.pending = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
 
 
 def _transition_dict(t: RiskTransition) -> dict[str, Any]:
@@ -231,7 +271,8 @@ def execution_settings(config: BacktestConfig) -> ExecutionSettings:
 
 
 class _EquitySink:
-    """Receives equity chunks: Parquet rows, hash text spool, running statistics."""
+    """Receives equity chunks: Parquet rows (in row groups of ``EQUITY_ROW_GROUP``), hash text
+    spool, running statistics."""
 
     def __init__(self, writer: EquityWriter, spool: BinaryIO, stats: EquityStats,
                  scale: int) -> None:
@@ -239,11 +280,38 @@ class _EquitySink:
         self.spool = spool
         self.stats = stats
         self.scale = scale
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.rows = 0
 
     def __call__(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+        if not len(ts):
+            return
         drawdown = self.stats.update(ts, equity)
-        self.writer.write(ts, equity, cash, drawdown)
         self.spool.write(equity_text(ts, equity, self.scale))
+        self.pending.append((np.array(ts), np.array(equity), np.array(cash), drawdown))
+        self.rows += len(ts)
+        if self.rows >= EQUITY_ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        parts = list(zip(*self.pending, strict=True))
+        self.writer.write(*(np.concatenate(p) for p in parts))
+        self.pending, self.rows = [], 0
+
+
+def _steps(chunks: Iterable[BarChunk], size: int) -> Iterator[BarChunk]:
+    """The feed's chunks cut into steps of about ``size`` bars, never inside an instant."""
+    for chunk in chunks:
+        n = len(chunk)
+        start = 0
+        while start < n:
+            stop = min(start + size, n)
+            if stop < n and chunk.codes is not None:
+                stop = int(np.searchsorted(chunk.ts, chunk.ts[stop - 1], side="right"))
+            yield chunk if (start, stop) == (0, n) else chunk.slice(start, stop)
+            start = stop
 
 
 def execute(request: RunRequest,
@@ -296,6 +364,7 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
     config = request.config
     money = execution.money
     stats = EquityStats(execution.initial_cash)
+    tape = MarketTape(instruments)
     writer = EquityWriter(rundir.path("equity.parquet"), money)
     with (tempfile.TemporaryFile(dir=rundir.tmp) as spool,
           tempfile.TemporaryFile(dir=rundir.tmp) as fill_spool):
@@ -306,7 +375,9 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
         try:
             feed = ParquetFeed(snapshot, instruments, symbol_of_file,
                                time_ordered=bool(report.facts.get("time_ordered")))
-            result = engine.run(feed.chunks(), sink, progress, batch_sink=batches)
+            result = engine.run(_steps(tape.tap(feed.chunks()), STEP_BARS), sink, progress,
+                                batch_sink=batches)
+            sink.flush()
         finally:
             writer.close()
             batches.close()
@@ -314,14 +385,18 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
         _feed(fill_spool, hasher.add_fills)  # all fill lines first, then every equity line
         _feed(spool, hasher.add_equity_text)
     equity_hash = hasher.hexdigest()
-    base_interval = min(intervals.values())
-    summary = build_summary(result, stats, money, equity_hash, config.seed, spec, base_interval,
-                            execution.initial_cash)
     risk = risk_report(engine, money)
     log_risk(risk)
-    summary["denials"] = risk["denials"]
-    summary["risk_state"] = risk["state"]
-    summary["risk_transitions"] = risk["transitions"]
+    analysis = analyse_run(rundir.tmp, instruments=instruments, money=money,
+                           initial_cash=execution.initial_cash, equity=stats, tape=tape,
+                           base_interval=min(intervals.values()),
+                           periods_per_year=config.data.periods_per_year,
+                           fees_paid=result.fees_paid, risk=risk)
+    summary = build_summary(result, analysis, stats, money, equity_hash, config.seed, spec,
+                            execution.initial_cash, data_facts(path, snapshot_sha, report,
+                                                               instruments, intervals), risk)
+    if request.notice:
+        summary["notice"] = request.notice
     final = rundir.final or request.runs_dir / (
         f"{ns_to_basic(started_ns)}-{spec.name}-{equity_hash[:8]}"
     )
@@ -330,12 +405,25 @@ def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
                               summary, result, wall, started_ns)
     manifest["risk"] = risk
     summary["run_dir"] = str(request.out or final)
+    manifest = write_record(rundir, summary, manifest, tape if request.write_report else None,
+                            write_report=request.write_report)
+    committed = rundir.commit(final)
+    return RunOutcome(committed, summary, manifest)
+
+
+def write_record(rundir: RunDirectory, summary: dict[str, Any], manifest: dict[str, Any],
+                 tape: MarketTape | None, *, write_report: bool) -> dict[str, Any]:
+    """summary.json, report.html (unless told not to), then the sealed manifest over every
+    file; returns the manifest as sealed."""
     write_json(rundir.path("summary.json"), summary)
+    if write_report:
+        from weltklassebot.runs.report import build_report
+
+        rundir.path(REPORT).write_bytes(build_report(rundir.tmp, summary, manifest, tape))
     manifest["files"] = file_digests(rundir.tmp)
     sealed, manifest = seal_manifest(manifest)
     rundir.path("manifest.json").write_bytes(sealed)
-    committed = rundir.commit(final)
-    return RunOutcome(committed, summary, manifest)
+    return manifest
 
 
 def _feed(spool: BinaryIO, add: Callable[[bytes], None]) -> None:
@@ -344,13 +432,34 @@ def _feed(spool: BinaryIO, add: Callable[[bytes], None]) -> None:
         add(block)
 
 
-def build_summary(result: EngineResult, stats: EquityStats, money: MoneySpec, equity_hash: str,
-                  seed: int, spec: StrategySpec, interval: int, initial: int) -> dict[str, Any]:
-    sharpe = stats.sharpe(interval)
+def data_facts(path: Path, snapshot_sha: str, report: ValidationReport,
+               instruments: dict[str, Instrument], intervals: dict[str, int]) -> dict[str, Any]:
+    """Which data ran: the file, its SHA-256, symbols, first and last bar, interval, rows."""
+    distinct = sorted(set(intervals.values()))
+    return {
+        "file": str(path),
+        "sha256": snapshot_sha,
+        "symbols": list(instruments),
+        "first_bar": None if report.ts_min_ns is None else ns_to_iso(report.ts_min_ns),
+        "last_bar": None if report.ts_max_ns is None else ns_to_iso(report.ts_max_ns),
+        "interval": ", ".join(format_duration(i) for i in distinct),
+        "rows": report.rows,
+    }
+
+
+def build_summary(result: EngineResult, analysis: RunAnalysis, stats: EquityStats,
+                  money: MoneySpec, equity_hash: str, seed: int, spec: StrategySpec,
+                  initial: int, data: dict[str, Any], risk: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: what ran, on which data, the statistics beside the buy-and-hold
+    benchmark's, counts, risk, and the equity hash."""
+    annual = analysis.annualisation
     return {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "strategy": spec.name,
+        "strategy_version": spec.version,
+        "params": {k: str(v) if isinstance(v, Decimal) else v for k, v in spec.params.items()},
         "seed": seed,
+        "data": data,
         "bars": result.bars,
         "equity_points": result.equity_points,
         "first_ts": None if result.first_ts_ns is None else ns_to_iso(result.first_ts_ns),
@@ -358,16 +467,19 @@ def build_summary(result: EngineResult, stats: EquityStats, money: MoneySpec, eq
         "initial_equity": money.text(initial),
         "final_equity": money.text(result.final_equity),
         "final_cash": money.text(result.final_cash),
-        "total_return": round(result.final_equity / initial - 1.0, 12) if initial else 0.0,
-        "max_drawdown": round(stats.max_drawdown, 12),
+        "stats": analysis.stats,
+        "benchmark": analysis.benchmark,
+        "annualisation": {"periods_per_year": annual.periods_per_year, "source": annual.source,
+                          "rule": annual.rule},
         "max_drawdown_at": None if stats.max_drawdown_ts is None
         else ns_to_iso(stats.max_drawdown_ts),
-        "sharpe": None if sharpe is None else round(sharpe, 12),
         "fills": result.fill_count,
         "orders": result.order_count,
-        "denials": result.denial_counts,
         "fees_paid": money.text(result.fees_paid),
         "realised_pnl": money.text(int(result.realised)),
+        "denials": risk["denials"],
+        "risk_state": risk["state"],
+        "risk_transitions": risk["transitions"],
         "equity_hash": equity_hash,
     }
 

@@ -1,4 +1,5 @@
-"""A live run's spool becomes a run directory: the same files, manifest and hash as a backtest.
+"""A live run's spool becomes a run directory: the same files, manifest and hash as a backtest,
+with the same trades, statistics, benchmark and report (``runs.results``, ``runs.report``).
 
 Called at the end of the feed (the run is complete: open orders were expired exactly as a
 backtest expires them, so ``live --speed max`` and ``backtest`` give the same directory) and when
@@ -14,14 +15,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from weltklassebot.data.reader import open_snapshot
 from weltklassebot.data.validate import ValidationReport
 from weltklassebot.engine.backtest import EngineResult, ExecutionSettings
 from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_lines_text
 from weltklassebot.model.instrument import Instrument
-from weltklassebot.runs.backtest import RunRequest, build_manifest, build_summary
+from weltklassebot.runs.backtest import (
+    RunRequest,
+    build_manifest,
+    build_summary,
+    data_facts,
+    write_record,
+)
+from weltklassebot.runs.benchmark import MarketTape
 from weltklassebot.runs.outputs import EquityWriter, fills_writer, orders_writer
-from weltklassebot.runs.record import file_digests, seal_manifest
-from weltklassebot.runs.rundir import RunDirectory, write_json
+from weltklassebot.runs.results import analyse_run
+from weltklassebot.runs.rundir import RunDirectory
 from weltklassebot.runs.spool import RunSpool
 from weltklassebot.runs.stats import EquityStats
 from weltklassebot.strategy.loader import StrategySpec
@@ -77,11 +86,18 @@ def write_run_directory(
         equity_hash = hasher.hexdigest()
         if result is None:
             result = counts.result(execution.initial_cash)
-        summary = build_summary(result, stats, money, equity_hash, request.config.seed, spec,
-                                min(intervals.values()), execution.initial_cash)
-        summary["denials"] = risk["denials"]
-        summary["risk_state"] = risk["state"]
-        summary["risk_transitions"] = risk["transitions"]
+        snapshot = open_snapshot(snapshot_path.resolve())
+        tape = MarketTape.from_snapshot(snapshot, instruments,
+                                        time_ordered=bool(report.facts.get("time_ordered")))
+        analysis = analyse_run(rundir.tmp, instruments=instruments, money=money,
+                               initial_cash=execution.initial_cash, equity=stats, tape=tape,
+                               base_interval=min(intervals.values()),
+                               periods_per_year=request.config.data.periods_per_year,
+                               fees_paid=result.fees_paid, risk=risk)
+        summary = build_summary(result, analysis, stats, money, equity_hash,
+                                request.config.seed, spec, execution.initial_cash,
+                                data_facts(snapshot_path, snapshot_sha, report, instruments,
+                                           intervals), risk)
         summary["live"] = live
         target = final
         manifest = build_manifest(request, spec, snapshot_path, snapshot_sha, report,
@@ -90,10 +106,8 @@ def write_run_directory(
         manifest["risk"] = risk
         manifest["live"] = live
         summary["run_dir"] = str(target)
-        write_json(rundir.path("summary.json"), summary)
-        manifest["files"] = file_digests(rundir.tmp)
-        sealed, manifest = seal_manifest(manifest)
-        rundir.path("manifest.json").write_bytes(sealed)
+        manifest = write_record(rundir, summary, manifest, tape,
+                                write_report=request.write_report)
         committed = rundir.commit(target)
     except BaseException:
         rundir.discard()

@@ -1,10 +1,11 @@
 """The run record: what a backtest seals into ``manifest.json`` and what ``replay`` checks first.
 
-A run directory holds ``manifest.json`` plus the run files of ``RUN_FILES``. The manifest (schema
-version 2) records each run file's size and SHA-256, exactly one seed (top level; its ``config``
-carries none), the equity hash, and ``manifest_sha256``: the SHA-256 of the manifest file's
-own bytes with that checksum's 64 hex digits written as zeros, so every byte of the record is
-covered. ``verify_record`` checks all of it and also
+A run directory holds ``manifest.json`` plus the run files of ``RUN_FILES`` and, unless the run
+was told not to write one, ``report.html``. The manifest (schema version 3) records each run
+file's size and SHA-256 (the report's too, when there is one), exactly one seed (top level; its
+``config`` carries none), the equity hash, and ``manifest_sha256``: the SHA-256 of the manifest
+file's own bytes with that checksum's 64 hex digits written as zeros, so every byte of the
+record is covered. ``verify_record`` checks all of it and also
 recomputes the equity hash from ``fills.parquet`` and ``equity.parquet`` exactly as
 ``engine.equity_hash`` defines it, so a record is refused (exit 2) before any re-run when any of
 its bytes changed. The checksums catch damage and edits; a forger who rewrites files and
@@ -30,9 +31,12 @@ from weltklassebot.engine.equity_hash import EquityHasher, equity_text, format_s
 from weltklassebot.errors import UnusableInput
 from weltklassebot.fsutil import sha256_file
 
-MANIFEST_SCHEMA_VERSION = 2
+MANIFEST_SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
-RUN_FILES = ("summary.json", "fills.parquet", "orders.parquet", "equity.parquet", "events.jsonl")
+RUN_FILES = ("summary.json", "fills.parquet", "orders.parquet", "equity.parquet", "events.jsonl",
+             "trades.parquet")
+REPORT = "report.html"
+OPTIONAL_FILES = (REPORT,)
 CHECKSUM_KEY = "manifest_sha256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ZEROS = "0" * 64
@@ -62,9 +66,11 @@ def manifest_checksum(raw: bytes, recorded: str) -> str | None:
 
 
 def file_digests(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Size and SHA-256 of every run file, as the manifest records them."""
+    """Size and SHA-256 of every run file (and of the report, when written), as the manifest
+    records them."""
+    names = [*RUN_FILES, *(n for n in OPTIONAL_FILES if (run_dir / n).is_file())]
     return {name: {"bytes": (run_dir / name).stat().st_size,
-                   "sha256": sha256_file(run_dir / name)} for name in RUN_FILES}
+                   "sha256": sha256_file(run_dir / name)} for name in names}
 
 
 def seal_manifest(manifest: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
@@ -87,9 +93,10 @@ class VerifiedRecord:
     checks: list[str]
 
 
-def verify_record(run_dir: Path) -> VerifiedRecord:
+def verify_record(run_dir: Path, *, skip: tuple[str, ...] = ()) -> VerifiedRecord:
     """Check a run directory against its own manifest; raise ``TamperedRecord`` (exit 2) naming
-    every file and field that does not match, or ``UnusableInput`` when there is no record."""
+    every file and field that does not match, or ``UnusableInput`` when there is no record.
+    ``skip`` names optional files not to check (``report`` writes the report again)."""
     raw, manifest = _load_manifest(run_dir)
     problems: list[str] = []
     recorded = manifest.get(CHECKSUM_KEY)
@@ -105,7 +112,7 @@ def verify_record(run_dir: Path) -> VerifiedRecord:
         problems.append(f"{MANIFEST} schema_version is {version!r}; this build reads version "
                         f"{MANIFEST_SCHEMA_VERSION} (replay a newer build's run with that build)")
     problems.extend(_structure_problems(manifest))
-    verified = _file_problems(run_dir, manifest.get("files"), problems)
+    verified = _file_problems(run_dir, manifest.get("files"), problems, skip)
     equity_hash: Any = manifest.get("equity_hash")
     seed: Any = manifest.get("seed")
     if "fills.parquet" in verified and "equity.parquet" in verified:
@@ -128,7 +135,10 @@ def verify_record(run_dir: Path) -> VerifiedRecord:
             + ". A damaged or edited record cannot be replayed (--force does not bypass this "
             "check): restore the run directory from a copy, or run the backtest again to get a "
             "new record.", problems)
-    checks = [f"{MANIFEST} checksum", f"{len(RUN_FILES)} run files (size and SHA-256)",
+    recorded_files = manifest.get("files") or {}
+    optional = [n for n in OPTIONAL_FILES if n in recorded_files and n not in skip]
+    checks = [f"{MANIFEST} checksum",
+              f"{len(RUN_FILES) + len(optional)} run files (size and SHA-256)",
               "equity hash recomputed from fills.parquet and equity.parquet",
               "summary.json seed and equity hash"]
     return VerifiedRecord(manifest, seed, equity_hash, checks)  # types checked above
@@ -202,13 +212,19 @@ def _structure_problems(manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _file_problems(run_dir: Path, files: Any, problems: list[str]) -> set[str]:
-    """Compare every run file with its recorded size and SHA-256; return the names that match."""
+def _file_problems(run_dir: Path, files: Any, problems: list[str],
+                   skip: tuple[str, ...] = ()) -> set[str]:
+    """Compare every run file with its recorded size and SHA-256; return the names that match.
+    An optional file (the report) is checked when the manifest records it."""
     verified: set[str] = set()
     if not isinstance(files, dict):
         problems.append(f"{MANIFEST} files (each run file's size and SHA-256) is missing")
         return verified
-    for name in RUN_FILES:
+    extra = [n for n in OPTIONAL_FILES if n in files and n not in skip]
+    unknown = sorted(set(files) - set(RUN_FILES) - set(OPTIONAL_FILES))
+    if unknown:
+        problems.append(f"{MANIFEST} files names unknown file(s) {', '.join(unknown)}")
+    for name in (*RUN_FILES, *extra):
         entry = files.get(name)
         if (not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str)
                 or not isinstance(entry.get("bytes"), int)):
@@ -296,6 +312,12 @@ def _timestamps(column: pa.Array, name: str) -> np.ndarray:
     if not pa.types.is_timestamp(column.type) or column.type.unit != "ns":
         raise RecordFileError(f"{name} column ts is {column.type}, not timestamp[ns]")
     return np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def decimal_units(column: pa.Array, name: str, what: str) -> tuple[np.ndarray, int]:
+    """Exact integer units of ``10**-scale`` of a decimal128 column (int64, or Python ints
+    when a value does not fit), and the scale."""
+    return _decimal_units(column, name, what)
 
 
 def _decimal_units(column: pa.Array, name: str, what: str) -> tuple[np.ndarray, int]:

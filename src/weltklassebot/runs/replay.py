@@ -74,9 +74,10 @@ def replay(run_dir: Path, *, force: bool = False, out: Path | None = None,
         warnings.append(message)
     with tempfile.TemporaryDirectory(prefix="weltklassebot-replay-") as tmp:
         target = out or Path(tmp) / "replay"
+        # A scratch re-run needs no report; one kept with --out is a full run directory.
         request = RunRequest(config=config, config_file=manifest.get("config_file"),
                              argv=list(manifest.get("argv") or []), out=target,
-                             runs_dir=target.parent)
+                             runs_dir=target.parent, write_report=out is not None)
         if manifest.get("kind") == "live":
             replayed_dir, replayed_hash = _rerun_live(manifest, config, target, Path(tmp))
         else:
