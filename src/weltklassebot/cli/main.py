@@ -20,6 +20,8 @@ from weltklassebot.errors import WeltklasseError
 _COMMAND_MODULES: tuple[str, ...] = (
     "weltklassebot.cli.backtest",
     "weltklassebot.cli.replay",
+    "weltklassebot.cli.report",
+    "weltklassebot.cli.compare",
     "weltklassebot.cli.snapshot",
     "weltklassebot.cli.risk",
     "weltklassebot.cli.state",

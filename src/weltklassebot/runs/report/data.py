@@ -1,0 +1,328 @@
+"""What a report shows, as plain JSON data: series downsampled for display, the monthly-returns
+grid, the rolling Sharpe, the trades, the risk events and the run's identity.
+
+Everything here is computed from the run directory (and the bars of its snapshot, for the
+price chart and the benchmark curve), so ``python -m cli report RUN_DIR`` rebuilds the same
+report byte for byte as long as the snapshot is where the manifest says.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from weltklassebot.core.timeutil import NS_PER_DAY, format_duration
+from weltklassebot.runs.benchmark import MarketTape, buy_and_hold
+from weltklassebot.runs.record import decimal_units
+from weltklassebot.runs.report.downsample import DISPLAY_BUCKETS, bucket_first, minmax_indices
+from weltklassebot.runs.trades import TRADES
+
+MAX_TRADE_ROWS = 50_000  # the report's table; trades.parquet has every trade
+MAX_EVENTS = 1_000  # risk transitions and denied orders listed one by one
+MAX_MARKERS = 2_000  # entry (and exit) markers per symbol: the first in each time span
+_NS_PER_MS = 1_000_000
+
+
+def load_equity(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps (int64 ns) and equity in the quote currency (float64)."""
+    table = pq.read_table(run_dir / "equity.parquet", columns=["ts", "equity"]).combine_chunks()
+    if table.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    ts = np.asarray(table.column("ts").cast("int64").to_numpy(), dtype=np.int64)
+    units, scale = decimal_units(table.column("equity").chunk(0), "equity.parquet", "equity")
+    return ts, units.astype(np.float64) / 10.0**scale
+
+
+def drawdown_of(values: np.ndarray, initial: float) -> np.ndarray:
+    peaks = np.maximum.accumulate(np.concatenate(([initial], values)))[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(peaks > 0, (peaks - values) / peaks, 0.0)
+
+
+def _ms(ts: np.ndarray) -> list[int]:
+    values: list[int] = (ts // _NS_PER_MS).astype(np.int64).tolist()
+    return values
+
+
+def _round(values: np.ndarray, digits: int = 10) -> list[float | None]:
+    """Floats for JSON with ``digits`` significant digits (NaN -> null): display precision."""
+    out: list[float | None] = []
+    for v in values.tolist():
+        out.append(None if not math.isfinite(v) else float(f"{v:.{digits}g}"))
+    return out
+
+
+def series(ts: np.ndarray, values: np.ndarray, digits: int = 10) -> dict[str, Any]:
+    keep = minmax_indices(values)
+    return {"x": _ms(ts[keep]), "y": _round(values[keep], digits)}
+
+
+def rolling_sharpe(ts: np.ndarray, values: np.ndarray, initial: float,
+                   periods_per_year: float) -> dict[str, Any] | None:
+    """Sharpe over a moving window: a quarter of a year of points, or a quarter of the run
+    when that is shorter (at least 2 points)."""
+    n = int(values.size)
+    window = max(2, min(round(periods_per_year / 4), n // 4))
+    if n < window + 1 or window < 2:
+        return None
+    previous = np.concatenate(([initial], values[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.where(previous != 0, values / previous - 1.0, 0.0)
+    centre = float(returns.mean())
+    shifted = returns - centre  # the variance does not move; the sums lose less precision
+    c1 = np.concatenate(([0.0], np.cumsum(shifted)))
+    c2 = np.concatenate(([0.0], np.cumsum(shifted * shifted)))
+    s1 = c1[window:] - c1[:-window]
+    s2 = c2[window:] - c2[:-window]
+    var = np.maximum((s2 - s1 * s1 / window) / (window - 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = np.where(var > 1e-30, (s1 / window + centre) / np.sqrt(var), np.nan)
+    sharpe *= math.sqrt(periods_per_year)
+    out = series(ts[window - 1:], sharpe, 6)
+    span = int(ts[window - 1] - ts[0]) if n > window else 0
+    out["window"] = window
+    out["window_text"] = f"{window:,} points" + (
+        f" (about {format_duration(span) if span < 3 * NS_PER_DAY else _days(span)})"
+        if span > 0 else "")
+    return out
+
+
+def _days(span_ns: int) -> str:
+    return f"{span_ns / NS_PER_DAY:,.0f} days"
+
+
+def monthly_returns(ts: np.ndarray, values: np.ndarray, initial: float) -> dict[str, Any]:
+    """Each calendar month's return (last point of the month over the last point before it,
+    the first month over the initial equity), per year, with the year's return last."""
+    if not ts.size:
+        return {"years": [], "z": [], "text": []}
+    months = ts.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    last = np.flatnonzero(np.concatenate((np.diff(months) != 0, [True])))
+    month_ids = months[last]
+    closes = values[last]
+    before = np.concatenate(([initial], closes[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rets = np.where(before != 0, closes / before - 1.0, np.nan)
+    years = sorted({int(m // 12) + 1970 for m in month_ids.tolist()})
+    row = {y: i for i, y in enumerate(years)}
+    z: list[list[float | None]] = [[None] * 13 for _ in years]
+    for m, r in zip(month_ids.tolist(), rets.tolist(), strict=True):
+        z[row[m // 12 + 1970]][m % 12] = None if not math.isfinite(r) else float(f"{r:.6g}")
+    year_of = (month_ids // 12 + 1970).tolist()
+    start = initial
+    for year in years:
+        ends = [c for c, y in zip(closes.tolist(), year_of, strict=True) if y == year]
+        if ends and start:
+            z[row[year]][12] = float(f"{ends[-1] / start - 1.0:.6g}")
+            start = ends[-1]
+    text = [["" if v is None else f"{v * 100:.1f}%" for v in r] for r in z]
+    return {"years": years, "z": z, "text": text}
+
+
+def trades_payload(run_dir: Path, tape: MarketTape | None) -> tuple[dict[str, Any],
+                                                                    list[dict[str, Any]]]:
+    """The trades table (at most ``MAX_TRADE_ROWS`` rows) and each symbol's entry and exit
+    markers for the price chart."""
+    path = run_dir / TRADES
+    columns = ["trade", "symbol", "side", "entry_ts", "entry_price", "exit_ts", "exit_price",
+               "qty", "pnl", "return", "fees", "bars_held", "open"]
+    if not path.is_file():
+        return {"columns": columns, "rows": [], "total": 0}, []
+    table = pq.read_table(path)
+    total = table.num_rows
+    shown = table.slice(0, MAX_TRADE_ROWS)
+    data: dict[str, list[Any]] = {}
+    for name in columns:
+        col = shown.column(name)
+        if name.endswith("_ts"):
+            raw = col.cast("int64").to_pylist()
+            data[name] = [None if v is None else v // _NS_PER_MS for v in raw]
+        elif name in ("entry_price", "exit_price", "qty", "pnl", "fees"):
+            data[name] = [None if v is None else _plain(v) for v in col.to_pylist()]
+        elif name == "return":
+            data[name] = [None if v is None else float(f"{v:.6g}") for v in col.to_pylist()]
+        else:
+            data[name] = col.to_pylist()
+    rows = [list(r) for r in zip(*(data[c] for c in columns), strict=True)]
+    markers: list[dict[str, Any]] = []
+    if tape is not None and total:
+        everything = table.select(["symbol", "side", "entry_ts", "exit_ts", "entry_price",
+                                   "exit_price", "trade", "pnl", "open"])
+        for name, bars in tape.symbols.items():
+            if not bars.ts.size:
+                continue
+            mine = everything.filter(pc.equal(everything.column("symbol"), name))
+            markers.append(_markers(name, mine, int(bars.ts[0]), int(bars.ts[-1])))
+    return {"columns": columns, "rows": rows, "total": total}, markers
+
+
+def _markers(symbol: str, table: Any, start: int, stop: int) -> dict[str, Any]:
+    entry_ts = np.asarray(table.column("entry_ts").cast("int64").to_numpy(), dtype=np.int64)
+    keep = bucket_first(entry_ts, start, stop, MAX_MARKERS)
+    trade = table.column("trade").to_pylist()
+    side = table.column("side").to_pylist()
+    entry_price = table.column("entry_price").to_pylist()
+    pnl = table.column("pnl").to_pylist()
+    entries = {
+        "x": _ms(entry_ts[keep]),
+        "y": [float(entry_price[i]) for i in keep.tolist()],
+        "side": [side[i] for i in keep.tolist()],
+        "text": [f"#{trade[i]} {side[i]} entry" for i in keep.tolist()],
+    }
+    closed = [i for i, o in enumerate(table.column("open").to_pylist()) if not o]
+    exit_raw = table.column("exit_ts").cast("int64").to_pylist()
+    exit_ts = np.asarray([exit_raw[i] for i in closed], dtype=np.int64)
+    kept = [closed[i] for i in bucket_first(exit_ts, start, stop, MAX_MARKERS).tolist()]
+    exit_price = table.column("exit_price").to_pylist()
+    exits = {
+        "x": [exit_raw[i] // _NS_PER_MS for i in kept],
+        "y": [float(exit_price[i]) for i in kept],
+        "text": [f"#{trade[i]} exit, PnL {_plain(pnl[i])}" for i in kept],
+    }
+    return {"symbol": symbol, "entries": entries, "exits": exits,
+            "entries_total": int(entry_ts.size), "exits_total": len(closed)}
+
+
+def _plain(value: Any) -> str:
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def prices_payload(tape: MarketTape | None, markers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if tape is None:
+        return []
+    by_symbol = {m["symbol"]: m for m in markers}
+    out = []
+    for name, bars in tape.symbols.items():
+        if not bars.ts.size:
+            continue
+        prices = bars.prices()
+        entry = {"symbol": name, **series(bars.ts, prices)}
+        entry["markers"] = by_symbol.get(name)
+        out.append(entry)
+    return out
+
+
+def risk_payload(run_dir: Path, summary: dict[str, Any], last_ts_ns: int | None) -> dict[str, Any]:
+    """Risk transitions, denial counts and the first ``MAX_EVENTS`` denied orders, and the
+    spans spent outside ACTIVE (shaded on the equity chart)."""
+    transitions: list[dict[str, Any]] = []
+    denied: list[dict[str, Any]] = []
+    path = run_dir / "events.jsonl"
+    if path.is_file():
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if '"risk_transition"' in line and len(transitions) < MAX_EVENTS:
+                    event = json.loads(line)
+                    if event.get("event") == "risk_transition":
+                        transitions.append({k: event.get(k) for k in
+                                            ("ts", "ts_ns", "from", "to", "reason", "detail")})
+                elif '"order_denied"' in line and len(denied) < MAX_EVENTS:
+                    event = json.loads(line)
+                    if event.get("event") == "order_denied":
+                        denied.append({k: event.get(k) for k in
+                                       ("ts", "order_id", "symbol", "side", "qty", "reason",
+                                        "detail")})
+    periods = []
+    for i, t in enumerate(transitions):
+        if t["to"] == "ACTIVE" or t.get("ts_ns") is None:
+            continue
+        end = transitions[i + 1]["ts_ns"] if i + 1 < len(transitions) else last_ts_ns
+        if end is not None:
+            periods.append({"state": t["to"], "from": int(t["ts_ns"]) // _NS_PER_MS,
+                            "to": int(end) // _NS_PER_MS})
+    denials = summary.get("denials") or {}
+    return {"transitions": transitions, "denials": denials,
+            "denial_total": sum(int(v) for v in denials.values()),
+            "denied": denied, "periods": periods, "state": summary.get("risk_state")}
+
+
+def report_payload(run_dir: Path, summary: dict[str, Any], manifest: dict[str, Any],
+                   tape: MarketTape | None) -> dict[str, Any]:
+    ts, values = load_equity(run_dir)
+    initial = float(summary["initial_equity"])
+    stats = summary.get("stats") or {}
+    ppy = float(stats.get("periods_per_year") or 252.0)
+    bench = buy_and_hold(tape, ts, initial) if tape is not None and ts.size else None
+    trades, markers = trades_payload(run_dir, tape)
+    payload: dict[str, Any] = {
+        "mode": "report",
+        "title": report_title(summary),
+        "currency": (manifest.get("config") or {}).get("execution", {}).get(
+            "quote_currency", ""),
+        "summary": {k: summary.get(k) for k in
+                    ("strategy", "strategy_version", "params", "data", "seed", "bars",
+                     "equity_points", "first_ts", "last_ts", "initial_equity", "final_equity",
+                     "fills", "orders", "equity_hash", "risk_state", "annualisation",
+                     "notice")},
+        "stats": stats,
+        "benchmark": summary.get("benchmark"),
+        "identity": identity_rows(summary, manifest),
+        "points": int(ts.size),
+        "buckets": DISPLAY_BUCKETS,
+        "equity": series(ts, values),
+        "drawdown": series(ts, drawdown_of(values, initial), 6),
+        "benchmark_equity": None if bench is None else series(ts, bench),
+        "benchmark_drawdown": None if bench is None else series(ts, drawdown_of(bench, initial),
+                                                                6),
+        "rolling_sharpe": rolling_sharpe(ts, values, initial, ppy),
+        "benchmark_rolling_sharpe": None if bench is None else rolling_sharpe(
+            ts, bench, initial, ppy),
+        "monthly": monthly_returns(ts, values, initial),
+        "prices": prices_payload(tape, markers),
+        "trades": trades,
+        "risk": risk_payload(run_dir, summary, int(ts[-1]) if ts.size else None),
+    }
+    return payload
+
+
+def report_title(summary: dict[str, Any]) -> str:
+    data = summary.get("data") or {}
+    symbols = ", ".join(data.get("symbols") or [])
+    interval = data.get("interval")
+    what = f"{summary.get('strategy')} on {symbols}" if symbols else str(summary.get("strategy"))
+    return f"{what} ({interval})" if interval else what
+
+
+def identity_rows(summary: dict[str, Any], manifest: dict[str, Any]) -> list[list[str]]:
+    """The run's identity: what a reader needs to reproduce or replay it."""
+    strategy = manifest.get("strategy") or {}
+    snapshot = manifest.get("snapshot") or {}
+    config = manifest.get("config") or {}
+    execution = config.get("execution") or {}
+    fees = execution.get("fees") or {}
+    slippage = execution.get("slippage") or {}
+    params = strategy.get("params") or {}
+    data = summary.get("data") or {}
+    rows = [
+        ["Strategy", f"{strategy.get('name')} {strategy.get('version')}"],
+        ["Parameters", ", ".join(f"{k}={v}" for k, v in params.items()) or "(none)"],
+        ["Strategy code SHA-256", str(strategy.get("code_hash"))],
+        ["Seed", str(manifest.get("seed"))],
+        ["Snapshot", str(snapshot.get("path"))],
+        ["Snapshot SHA-256", str(snapshot.get("sha256"))],
+        ["Symbols", ", ".join(snapshot.get("symbols") or [])],
+        ["Bars", f"{data.get('rows', snapshot.get('rows'))} rows, {data.get('interval')} bars, "
+                 f"{data.get('first_bar')} to {data.get('last_bar')}"],
+        ["Equity hash", str(manifest.get("equity_hash"))],
+        ["Initial cash", f"{execution.get('initial_cash')} {execution.get('quote_currency')}"],
+        ["Fees", f"maker {fees.get('maker_bps')} bps, taker {fees.get('taker_bps')} bps, "
+                 f"minimum {fees.get('min_fee')}"],
+        ["Slippage", f"{slippage.get('model')} ({slippage.get('bps')} bps)"],
+        ["Package version", str(manifest.get("package_version"))],
+        ["Git commit", str(manifest.get("git_commit"))],
+        ["Run", f"{manifest.get('kind')}, started {manifest.get('run_started_utc')}"],
+        ["Run directory", str(summary.get("run_dir"))],
+    ]
+    live = manifest.get("live")
+    if isinstance(live, dict):
+        rows.append(["Live run", f"{live.get('run_id')} (complete: {live.get('complete')})"])
+    return rows
