@@ -208,6 +208,9 @@ class BacktestEngine:
         self._slot_by_symbol = {s.symbol: s for s in self._slots}
         self._several = len(self._slots) > 1
         self._leverage = (execution.leverage.numerator, execution.leverage.denominator)
+        # The latency of every order when it has no jitter (no random draw to make).
+        jitter = self.latency.jitter_ns > 0 and self.latency.stream is not None
+        self._fixed_delay = None if jitter else self.latency.delay_ns
         self._where: tuple[str, int] | None = None
         self._bars = 0
         self._equity_points = 0
@@ -256,15 +259,28 @@ class BacktestEngine:
             if allowed < qty:
                 qty = allowed
                 reason = f"clipped:{clip}"
-        bp_detail = self._buying_power_shortfall(symbol, side, qty, limit, stop)
-        if bp_detail:
-            self._deny(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif,
-                                    now, now, 0, _OPEN, False, reason, None, tag, reduce_only)),
-                       "insufficient_buying_power", bp_detail)
-            return None
+        # Buying power, inlined: refuse an order that would lift gross exposure above equity x
+        # leverage. One that does not add to the exposure is always allowed.
+        slot = self._slot_by_symbol[symbol]
+        position = slot.position.qty
+        before = position + side * self.venue.open_qty(symbol, side)  # kept by the venue
+        after = before + side * qty
+        if after < 0:
+            after = -after
+        if after > (before if before >= 0 else -before):
+            detail = self._exposure_shortfall(slot, after, limit, stop)
+            if detail:
+                self._deny(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop,
+                                        tif, now, now, 0, _OPEN, False, reason, None, tag,
+                                        reduce_only)),
+                           "insufficient_buying_power", detail)
+                return None
+        delay = self._fixed_delay
+        if delay is None:
+            delay = self.latency.draw()
         self.venue.accept(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif,
-                                       now, now + self.latency.draw(), 0, _OPEN, False, reason,
-                                       None, tag, reduce_only)))
+                                       now, now + delay, 0, _OPEN, False, reason, None, tag,
+                                       reduce_only)))
         return order_id
 
     def _place(self, intents: list[OrderIntent]) -> None:
@@ -282,19 +298,11 @@ class BacktestEngine:
             self.gate.on_engine_denial(reason, now, detail)
         self.venue.record_closed(order.closed(_REJECTED, now, reason))
 
-    def _buying_power_shortfall(self, symbol: str, side: int, qty: int, limit: int | None,
-                                stop: int | None) -> str:
-        """Refuse orders that would lift gross exposure above equity x leverage."""
-        slot = self._slot_by_symbol[symbol]
+    def _exposure_shortfall(self, slot: _SymbolSlot, after: int, limit: int | None,
+                            stop: int | None) -> str:
+        """The refusal's detail when ``after`` (the side's gross exposure in quantity ticks once
+        the order fills) costs more than equity x leverage, else ""."""
         pos = slot.position
-        position = pos.qty
-        pending = self.venue.open_qty(symbol, side)  # kept up to date by the venue
-        before = position + side * pending
-        after = before + side * qty
-        if after < 0:
-            after = -after
-        if after <= (before if before >= 0 else -before):
-            return ""  # reduces exposure: always allowed
         # The worst price the order can fill at: the higher of its limit and stop (a
         # stop-limit fills at either), else the last close for a market order.
         if limit is None:
@@ -314,7 +322,7 @@ class BacktestEngine:
             needed += sum(abs(s.position.mark()) for s in self._slots if s is not slot)
             equity = self.ledger.equity()
         else:
-            equity = self.ledger.cash + pos.mark() if position else self.ledger.cash
+            equity = self.ledger.cash + pos.mark() if pos.qty else self.ledger.cash
         lev_num, lev_den = self._leverage
         if needed * lev_den > equity * lev_num:
             return _exposure_text(needed, equity, self.execution.money.scale, lev_num, lev_den)

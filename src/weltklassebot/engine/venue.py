@@ -25,11 +25,13 @@ from weltklassebot.model.records import Fill, Order
 
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
+_STOP = OrderType.STOP
 _IOC = TimeInForce.IOC
 _TAKER = Liquidity.TAKER
 _CANCELLED = OrderStatus.CANCELLED
 _FILLED = OrderStatus.FILLED
 _INF = float("inf")
+_new = tuple.__new__
 
 
 class _Book:
@@ -120,9 +122,20 @@ class SimulatedVenue:
             orders.update(ordered)
         else:
             book.last_id = order_id
-        book.open_qty[order.side] += order.qty - order.filled
-        book.add(order)
+        side = order.side
+        book.open_qty[side] += order.qty - order.filled
         self.open_count += 1
+        # _Book.add, inlined for the common resting stop: strategies submit about once a bar.
+        if order.type is _STOP and not order.triggered and order.tif is not _IOC:
+            level = order.stop
+            assert level is not None
+            if side > 0:
+                if level < book.up:
+                    book.up = level
+            elif level > book.down:
+                book.down = level
+        else:
+            book.add(order)
 
     def record_closed(self, order: Order) -> None:
         """Keep a final record of an order that never rested (rejected / denied)."""
@@ -151,7 +164,11 @@ class SimulatedVenue:
         book.open_qty[order.side] -= order.qty - order.filled
         if order.triggered or order.type is _MARKET or order.tif is _IOC:
             book.hot -= 1
-        self.closed.append(order.closed(_CANCELLED, ts_ns, reason))
+        # Order.closed, inlined.
+        (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled, _status, trig, _reason,
+         _closed, tag, ro) = order
+        self.closed.append(_new(Order, (oid, sym, side, kind, total, lim, stp, tif, sub, act,
+                                        filled, _CANCELLED, trig, reason, ts_ns, tag, ro)))
         return True
 
     def open_orders(self, symbol: str) -> list[Order]:
