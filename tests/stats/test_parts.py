@@ -1,0 +1,120 @@
+"""The parts of the statistics on made-up inputs: round trips through a reversal, chunking,
+the annualisation rule, drawdown duration, display downsampling."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from weltklassebot.core.timeutil import NS_PER_DAY, NS_PER_HOUR
+from weltklassebot.model.instrument import Instrument, MoneySpec
+from weltklassebot.runs.benchmark import MarketTape
+from weltklassebot.runs.report.downsample import minmax_indices
+from weltklassebot.runs.stats import EquityStats, infer_periods_per_year, return_stats
+from weltklassebot.runs.trades import FillRows, round_trips, trade_stats
+
+USD = MoneySpec("USD", Decimal("0.01"))
+X = Instrument("X", Decimal("0.01"), Decimal("1"), USD)
+MONDAY = 1_704_067_200 * 10**9  # 2024-01-01, a Monday
+
+
+def _fills(rows: list[tuple[int, int, int, int, int]]) -> FillRows:
+    """(ts, side, price ticks, qty, fee units) -> fills of X; notional = price x qty."""
+    return FillRows([r[0] for r in rows], ["X"] * len(rows), [r[1] for r in rows],
+                    [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
+                    [X.notional(r[3], r[2]) for r in rows])
+
+
+def _tape(closes: list[int]) -> MarketTape:
+    tape = MarketTape({"X": X})
+    from weltklassebot.model.bars import BarChunk
+
+    n = len(closes)
+    ts = np.arange(n, dtype=np.int64) * NS_PER_HOUR
+    c = np.asarray(closes, dtype=np.int64)
+    tape.add(BarChunk(ts, None, c, c, c, c, np.ones(n)))
+    return tape
+
+
+def test_a_reversal_closes_one_trip_and_opens_the_next() -> None:
+    hour = NS_PER_HOUR
+    fills = _fills([
+        (0, 1, 10_000, 2, 101),          # buy 2 at 100.00
+        (2 * hour, -1, 11_000, 5, 333),  # sell 5 at 110.00: closes 2, opens a short of 3
+        (5 * hour, 1, 10_500, 3, 99),    # buy 3 at 105.00: flat
+        (6 * hour, 1, 10_000, 1, 10),    # buy 1: open at the end
+    ])
+    trips = round_trips(fills, {"X": X}, _tape([10_000] * 8 + [10_300]))
+    assert [(t.side, t.open) for t in trips] == [(1, False), (-1, False), (1, True)]
+    first, second, third = trips
+    # The sale's notional 55,000 cents and fee 333 are shared 2:3, half-even; the rest opens.
+    assert first.pnl == 22_000 - 20_000 - 101 - 133
+    assert second.pnl == (33_000 - 31_500) - (333 - 133) - 99
+    assert (first.bars_held, second.bars_held) == (2, 3)
+    # Marked at the last close, 103.00: the trips add up to the cash and marks exactly.
+    assert third.pnl == 10_300 - 10_000 - 10
+    cash = sum(-s * n - f for s, n, f in zip(fills.side, fills.notional, fills.fee, strict=True))
+    assert sum(t.pnl for t in trips) == cash + 10_300
+    stats = trade_stats(trips, USD)
+    assert stats["trades"] == 2
+    assert stats["win_rate"] == 1.0
+    assert stats["profit_factor"] is None  # no losing trade: no finite factor
+    # (17.66 + 12.01) / 2 = 14.835, half-even to the cent
+    assert stats["expectancy"] == "14.84"
+
+
+def test_statistics_do_not_depend_on_chunking() -> None:
+    rng = np.random.Generator(np.random.PCG64(5))
+    equity = (1_000_000 * np.cumprod(1 + rng.normal(0, 0.01, 5000))).astype(np.int64)
+    ts = MONDAY + np.arange(5000, dtype=np.int64) * NS_PER_HOUR
+    whole = EquityStats(1_000_000)
+    whole.update(ts, equity)
+    parts = EquityStats(1_000_000)
+    for cut in np.array_split(np.arange(5000), 37):
+        parts.update(ts[cut], equity[cut])
+    a, b = return_stats(whole, 8766), return_stats(parts, 8766)
+    for key, value in a.items():
+        assert b[key] == pytest.approx(value, rel=1e-11), key
+    assert whole.max_dd_duration_ns == parts.max_dd_duration_ns
+
+
+def test_drawdown_duration_runs_from_peak_to_recovery_or_end() -> None:
+    ts = np.arange(8, dtype=np.int64) * NS_PER_DAY
+    stats = EquityStats(100)
+    stats.update(ts[:4], np.array([110, 100, 105, 110]))  # peak at day 0, back on day 3
+    stats.update(ts[4:], np.array([120, 90, 95, 100]))    # peak at day 4, not regained
+    assert stats.max_dd_duration_ns == 3 * NS_PER_DAY
+    assert return_stats(stats, 252)["max_drawdown_duration_s"] == 3 * 86400
+    assert stats.max_drawdown == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(("step", "days", "expected"), [
+    (NS_PER_HOUR, range(28), 24 * 365.25),            # 24/7 hourly
+    (NS_PER_DAY, [d for d in range(70) if d % 7 < 5], 252.0),  # weekday daily
+    (NS_PER_DAY, range(70), 365.25),                  # daily, every day
+    (7 * NS_PER_DAY, range(0, 700, 7), 365.25 / 7),   # weekly
+])
+def test_periods_per_year_rule(step: int, days: range | list[int], expected: float) -> None:
+    stats = EquityStats(100)
+    if step < NS_PER_DAY:
+        ts = np.array([MONDAY + d * NS_PER_DAY + h * step for d in days for h in range(24)],
+                      dtype=np.int64)
+    else:
+        ts = np.array([MONDAY + d * NS_PER_DAY for d in days], dtype=np.int64)
+    stats.update(ts, np.full(ts.size, 100))
+    assert infer_periods_per_year(stats, step).periods_per_year == pytest.approx(expected)
+
+
+def test_downsampling_keeps_every_extreme() -> None:
+    rng = np.random.Generator(np.random.PCG64(1))
+    values = np.cumsum(rng.normal(0, 1, 100_000))
+    keep = minmax_indices(values, 500)
+    assert keep.size <= 1002
+    assert values[keep].max() == values.max()
+    assert values[keep].min() == values.min()
+    assert keep[0] == 0
+    assert keep[-1] == values.size - 1
+    assert np.all(np.diff(keep) > 0)
+    assert minmax_indices(values[:800], 500).size == 800
