@@ -118,20 +118,35 @@ def command() -> None:
 @command.command(name="import")
 @click.argument("src", metavar="SRC")
 @click.option("--name", required=True, help="Snapshot name (letters, digits, '.', '_', '-').")
-@click.option("--symbol", default=None, help="Instrument; written as a symbol column.")
+@click.option("--symbol", default=None,
+              help="Instrument; written as a symbol column (default: the file's symbol "
+                   "column, else the file name's first word, e.g. BTCUSDT-1m.csv -> BTCUSDT).")
 @click.option("--format", "fmt", default="auto", show_default=True,
               type=click.Choice(["auto", "ohlcv-csv", "binance-klines", "ninjatrader",
                                  "trades-csv"]),
               help="Source layout.")
+@click.option("--sep", default=None, metavar="CHAR",
+              help="Column separator: ',' ';' '|' or 'tab' (default: detected).")
+@click.option("--decimal", default=None, type=click.Choice([".", ","]),
+              help="Decimal mark of the numbers (default: detected).")
+@click.option("--dayfirst", is_flag=True,
+              help="Read dates like 01/02/2024 as day/month/year (dd.mm.yyyy needs no flag).")
+@click.option("--date-format", "date_format", default=None, metavar="FORMAT",
+              help="Layout of the times in strftime codes, e.g. '%d.%m.%Y %H:%M' "
+                   "(default: detected).")
+@click.option("--price-increment", "price_increment", default=None, metavar="STEP",
+              help="Price increment for the metadata, e.g. 0.01 (default: from the prices' "
+                   "decimals).")
 @click.option("--tz", default=None, metavar="ZONE",
               help="Zone of zone-less times (IANA name, e.g. UTC, America/New_York).")
 @click.option("--out", default=None, metavar="PATH",
               help="Output file or folder (default: the staging folder).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @_common
-def import_(src: str, name: str, symbol: str | None, fmt: str, tz: str | None,
-            out: str | None, force: bool, snapshot_dir: str | None, config: str | None,
-            as_json: bool) -> None:
+def import_(src: str, name: str, symbol: str | None, fmt: str, sep: str | None,
+            decimal: str | None, dayfirst: bool, date_format: str | None,
+            price_increment: str | None, tz: str | None, out: str | None, force: bool,
+            snapshot_dir: str | None, config: str | None, as_json: bool) -> None:
     """Turn a CSV (plain, .gz or single-file .zip) into a validated Parquet snapshot.
 
     The snapshot goes to the staging folder (./staging/, or $WELTKLASSE_STAGING_DIR, or the
@@ -153,7 +168,8 @@ def import_(src: str, name: str, symbol: str | None, fmt: str, tz: str | None,
         target = settings.staging_dir / f"{name}.parquet"
     made = _missing_parents(target)
     result = import_csv(Path(src), name=name, out=target, symbol=symbol, fmt=fmt, tz=tz,
-                        overwrite=force)
+                        overwrite=force, sep=sep, decimal=decimal, dayfirst=dayfirst,
+                        date_format=date_format, price_increment=price_increment)
     _adopt_created(made, Path(result.path))
     if as_json:
         _emit_json(result.to_json_dict())

@@ -26,6 +26,12 @@ class ImportContext:
     src: Path
     layout: Layout
     first_line: int
+    decimal: str = "."
+    """The numbers' decimal mark (``.`` or ``,``)."""
+    dayfirst: bool = False
+    """``--dayfirst``: ``01/02/2024`` is the 1st of February."""
+    date_format: str | None = None
+    """``--date-format``: strftime codes that every time must match."""
     fixes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -109,7 +109,7 @@ def read_table(opener: Opener, ctx: ImportContext,
                 parse_options=pacsv.ParseOptions(delimiter=layout.delimiter),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types, include_columns=[names[i] for i in needed],
-                    strings_can_be_null=False,
+                    strings_can_be_null=False, decimal_point=ctx.decimal,
                 ),
             )
     except pa.ArrowInvalid as exc:
@@ -147,8 +147,25 @@ def _explain_csv_error(message: str, opener: Opener, ctx: ImportContext) -> str:
                 where = f" at line {number}"
                 break
         return (f"{ctx.src}: column {layout.column_label(index)} must hold numbers, but has "
-                f"{value!r}{where}. Fix that value (empty cells are allowed) and import again.")
+                f"{value!r}{where}. {_number_hint(value, ctx.decimal)}")
     return f"{ctx.src} could not be parsed as CSV: {message}."
+
+
+def _number_hint(value: str, decimal: str) -> str:
+    """What to do about a cell that is no number with the decimal mark in use."""
+    text = value.strip()
+    if re.fullmatch(r"[+-]?\d{1,3}([.,' ]\d{3})+([.,]\d+)?", text) and (
+            len(set(re.sub(r"[\d+-]", "", text))) == 2 or text.count(",") > 1
+            or text.count(".") > 1):
+        return ("The numbers are written with digit grouping (thousands separators), which "
+                "the importer does not read: export them without grouping and import again.")
+    other = "," if decimal == "." else "."
+    if re.fullmatch(rf"[+-]?\d*\{other}\d+([eE][+-]?\d+)?", text):
+        grouping = (" If it is digit grouping (thousands), export the numbers without grouping "
+                    "instead." if re.fullmatch(rf"\d{{1,3}}\{other}\d{{3}}", text) else "")
+        return (f"It uses {other!r} as decimal mark where the file was read with {decimal!r}: "
+                f"pass --decimal '{other}' (or fix that value) and import again.{grouping}")
+    return "Fix that value (empty cells are allowed) and import again."
 
 
 def as_int64(values: Any) -> np.ndarray:

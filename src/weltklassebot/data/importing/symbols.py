@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,12 +34,42 @@ def split_symbol(symbol: str | None) -> tuple[str | None, str | None]:
     return None, None
 
 
+_EXTENSIONS = (".gz", ".zip", ".csv", ".txt", ".tsv", ".dat", ".prn")
+
+
+def symbol_from_file_name(src: Path) -> str:
+    """The instrument a file's name names: the first run of letters and digits that holds a
+    letter, once ``.csv``, ``.txt``, ``.gz``, ``.zip`` and the like are taken off
+    (``BTCUSDT-1m-2024-03.zip`` -> ``BTCUSDT``, ``EURUSD_H1.csv`` -> ``EURUSD``); ``""`` if none."""
+    name = src.name
+    while True:
+        lowered = name.lower()
+        ext = next((e for e in _EXTENSIONS if lowered.endswith(e) and len(name) > len(e)), None)
+        if ext is None:
+            break
+        name = name[: -len(ext)]
+    return next((run for run in re.findall(r"[A-Za-z0-9]+", name)
+                 if any(ch.isalpha() for ch in run)), "")
+
+
 def symbol_codes(table: pa.Table, ctx: ImportContext, symbol: str | None,
                  n: int) -> tuple[np.ndarray, list[str], bool]:
     """Symbol code per row, the names, and whether the snapshot keeps a symbol column."""
     index = ctx.layout.fields.get("symbol")
     if index is None:
-        return np.zeros(n, dtype=np.int32), [symbol or ""], symbol is not None
+        if symbol is not None:
+            return np.zeros(n, dtype=np.int32), [symbol], True
+        named = symbol_from_file_name(ctx.src)
+        if named:
+            ctx.fixes.append(f"symbol: {named!r}, taken from the file name {ctx.src.name!r} (the "
+                             "file has no symbol column); recorded in the metadata, no symbol "
+                             "column written. Pass --symbol to name the instrument otherwise")
+            ctx.extra["symbol_from"] = "file name"
+        else:
+            ctx.warnings.append(f"no symbol: the file has no symbol column and its name "
+                                f"{ctx.src.name!r} holds no letters; pass --symbol to name the "
+                                "instrument")
+        return np.zeros(n, dtype=np.int32), [named], False
     column = pc.utf8_trim_whitespace(strings(table, index))
     encoded = pc.dictionary_encode(column)
     names = [str(v) for v in encoded.dictionary.to_pylist()]

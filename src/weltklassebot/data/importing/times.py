@@ -3,8 +3,10 @@
 The form is detected from the first rows and then required of every row, so a file that mixes
 forms is refused with the first odd row named. Known forms: ISO 8601 (with or without a zone),
 epoch seconds/ms/us/ns (unit from the size of the numbers), ``yyyyMMdd[ HHmm[ss]]``, the 12-hour
-clock, ``yyyy/mm/dd`` and ``dd/mm/yyyy`` or ``mm/dd/yyyy`` (the order settled by a day above 12).
-Times without a zone are anchored by ``zones.resolve_zone``.
+clock, ``yyyy/mm/dd``, ``dd.mm.yyyy`` (dots: day-first by nature) and ``dd/mm/yyyy`` or
+``mm/dd/yyyy`` (the order settled by ``--dayfirst`` or by a day above 12, else refused with the
+two readings named). ``--date-format`` replaces detection with strftime codes. Times without a
+zone are anchored by ``zones.resolve_zone``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from weltklassebot.core.timeutil import NS_PER_SECOND
 from weltklassebot.data.importing.context import ImportContext
 from weltklassebot.data.importing.source import as_bool, as_float64, as_int64, strings
 from weltklassebot.data.importing.zones import resolve_zone
-from weltklassebot.errors import UnusableInput
+from weltklassebot.errors import UnusableInput, UsageError
 
 _YEAR_1900_NS = -2_208_988_800 * NS_PER_SECOND
 _YEAR_2100_NS = 4_102_444_800 * NS_PER_SECOND
@@ -84,6 +86,13 @@ def _parse_times(values: pa.Array, ctx: ImportContext, label: str) -> ParsedTime
             f"({count} such row(s)). Use one format throughout and import again."
         )
 
+    if ctx.date_format is not None:
+        return _parse_format(values, ctx, label, ctx.date_format)
+    if ctx.decimal == ",":
+        # Epoch times with decimals, written with the file's decimal comma.
+        values = pc.replace_substring_regex(values, pattern=r"^([+-]?\d+),(\d+)$",
+                                            replacement=r"\1.\2")
+
     classes = ((_INT, "int"), (_DEC, "dec"), (_COMPACT, "compact"), (_TWELVE, "twelve"),
                (_ISO, "iso"), (_SLASH_YMD, "slash_ymd"), (_SLASH_XYZ, "slash_xyz"))
     probe = values.slice(0, min(n, 1000))
@@ -101,8 +110,13 @@ def _parse_times(values: pa.Array, ctx: ImportContext, label: str) -> ParsedTime
             f"{ctx.src}: column {label} holds times in a form the importer does not know: "
             f"{probe[i].as_py()!r} at line {ctx.first_line + i}. Known forms: ISO 8601 "
             "('2024-01-31T15:30:00Z', '2024-01-31 15:30:00', '2024-01-31'), epoch seconds/ms/us/"
-            "ns, 'yyyyMMdd HHmmss', 12-hour clock ('2024-01-31 03-PM'), 'dd/mm/yyyy'."
+            "ns, 'yyyyMMdd HHmmss', 12-hour clock ('2024-01-31 03-PM'), 'dd.mm.yyyy', "
+            "'dd/mm/yyyy'. For any other layout pass --date-format in strftime codes, e.g. "
+            "--date-format '%d-%m-%Y' or '%d.%m.%Y %H:%M'."
         )
+    if ctx.dayfirst and kind != "slash_xyz":
+        ctx.fixes.append(f"--dayfirst not used: the times in column {label} (e.g. "
+                         f"{values[0].as_py()!r}) have only one reading")
     if kind == "int":
         if _mask(probe, _DATE8).all():
             return _parse_compact(values, ctx, label, bad)
@@ -265,26 +279,172 @@ def _parse_day_month(values: pa.Array, ctx: ImportContext, label: str,
     parts = pc.extract_regex(values, pattern=_SLASH_XYZ)
     a = as_int64(pc.struct_field(parts, "a"))
     b = as_int64(pc.struct_field(parts, "b"))
-    day_first = bool((a > 12).any())
-    month_first = bool((b > 12).any())
-    if day_first == month_first:
-        reason = ("both orders occur" if day_first else
-                  "no day above 12 tells day and month apart")
-        raise UnusableInput(
-            f"{ctx.src}: column {label} has dates like {values[0].as_py()!r}, which can be "
-            f"day/month/year or month/day/year ({reason}). Convert the dates to ISO 8601 "
-            "(yyyy-mm-dd) and import again."
-        )
+    dotted = _mask(values, r"^\d{1,2}\.\d{1,2}\.\d{4}")
+    if dotted[0] and not dotted.all():
+        raise bad(dotted, "'dd.mm.yyyy' (dots)")
+    if ctx.dayfirst or dotted[0]:
+        day_first = True
+        why = ("--dayfirst" if ctx.dayfirst else
+               "dates written with dots are day-first, as in German 'dd.mm.yyyy'")
+        order = "dd.mm.yyyy" if dotted[0] else "dd/mm/yyyy"
+        no_month = b > 12
+        if no_month.any():
+            i = int(np.flatnonzero(no_month)[0])
+            raise UnusableInput(
+                f"{ctx.src}: column {label} is read as {order} ({why}), but line "
+                f"{ctx.first_line + i} has {values[i].as_py()!r}, which has no month "
+                f"{int(b[i])} ({int(no_month.sum())} such row(s)). "
+                + ("Drop --dayfirst if the dates are mm/dd/yyyy, or fix those rows, "
+                   if ctx.dayfirst else "Fix those rows, or pass --date-format with the "
+                   "file's layout (e.g. '%m.%d.%Y') ")
+                + "and import again."
+            )
+    else:
+        only_first = a > 12  # the first number can only be a day
+        only_second = b > 12
+        if only_first.any() and only_second.any():
+            i, j = int(np.flatnonzero(only_first)[0]), int(np.flatnonzero(only_second)[0])
+            raise UnusableInput(
+                f"{ctx.src}: column {label} mixes both date orders: line {ctx.first_line + i} "
+                f"has {values[i].as_py()!r} (only dd/mm/yyyy reads it) and line "
+                f"{ctx.first_line + j} has {values[j].as_py()!r} (only mm/dd/yyyy reads it). "
+                "Fix the rows written the other way and import again."
+            )
+        if only_first.any() or only_second.any():
+            day_first = bool(only_first.any())
+            i = int(np.flatnonzero(only_first if day_first else only_second)[0])
+            why = (f"line {ctx.first_line + i} has {values[i].as_py()!r}, whose "
+                   f"{'first' if day_first else 'second'} number is a day above 12")
+        else:
+            two_ways = a != b
+            if two_ways.any():
+                raise _two_readings(values, ctx, label, a, b, two_ways)
+            day_first, why = True, "every date has day = month, so both orders agree"
+        order = "dd/mm/yyyy" if day_first else "mm/dd/yyyy"
     day = pc.struct_field(parts, "a" if day_first else "b")
     month = pc.struct_field(parts, "b" if day_first else "a")
     iso = pc.binary_join_element_wise(
         pc.struct_field(parts, "y"), pc.utf8_lpad(month, width=2, padding="0"),
         pc.utf8_lpad(day, width=2, padding="0"), "-")
     iso = pc.binary_join_element_wise(iso, pc.struct_field(parts, "rest"), "")
-    order = "dd/mm/yyyy" if day_first else "mm/dd/yyyy"
-    ctx.fixes.append(f"dates read as {order} (a day above 12 in the "
-                     f"{'first' if day_first else 'second'} place settles the order)")
+    ctx.fixes.append(f"dates in column {label} read as {order} ({why})")
     return _parse_iso(iso, ctx, label, bad, order)
+
+
+def _two_readings(values: pa.Array, ctx: ImportContext, label: str, a: np.ndarray,
+                  b: np.ndarray, two_ways: np.ndarray) -> UnusableInput:
+    """The refusal of dates that read both ways, naming the first such row and its readings."""
+    i = int(np.flatnonzero(two_ways)[0])
+    text = str(values[i].as_py())
+    match = re.match(_SLASH_XYZ, text)
+    assert match is not None
+    year, mark, rest = match.group("y"), text[len(match.group("a"))], match.group("rest")
+    first, second = int(a[i]), int(b[i])
+    month_first = f"%m{mark}%d{mark}%Y" + (" %H:%M" if rest else "")
+    return UnusableInput(
+        f"{ctx.src}: column {label} has dates that read two ways: line {ctx.first_line + i} "
+        f"has {text!r}, which is {year}-{second:02d}-{first:02d} as dd{mark}mm{mark}yyyy or "
+        f"{year}-{first:02d}-{second:02d} as mm{mark}dd{mark}yyyy, and no date in the column "
+        f"has a day above 12 to settle the order ({int(two_ways.sum())} row(s) read two ways). "
+        f"Pass --dayfirst for dd{mark}mm{mark}yyyy or --date-format '{month_first}' for "
+        f"mm{mark}dd{mark}yyyy" + (" (with the codes of the file's time of day)" if rest else "")
+        + " (or convert the dates to ISO 8601, yyyy-mm-dd), and import again."
+    )
+
+
+_TIME_CODES = frozenset("HIMSpTRrkl")
+_REFUSED_CODES = {
+    "f": "fractions of a second (%f) are not supported; ISO 8601 times with fractions "
+         "('2024-01-31 15:30:00.250') are read without --date-format",
+    "Z": "zone names (%Z) are not read; give the zone with --tz, or use %z for offsets",
+    "s": "epoch numbers are detected without --date-format",
+    "c": "%c depends on the locale; spell the layout out (e.g. '%d.%m.%Y %H:%M:%S')",
+    "x": "%x depends on the locale; spell the layout out (e.g. '%d.%m.%Y')",
+    "X": "%X depends on the locale; spell the layout out (e.g. '%H:%M:%S')",
+}
+_OFFSET = r"^(?P<body>.*?)\s*(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})$"
+
+
+def check_date_format(fmt: str) -> None:
+    """Refuse a ``--date-format`` the importer cannot apply exactly, saying why."""
+    codes = re.findall(r"%(.)", fmt.replace("%%", ""))
+    if not codes:
+        raise UsageError(f"--date-format {fmt!r} has no strftime codes; write the layout of the "
+                         "file's times, e.g. '%d.%m.%Y' or '%d.%m.%Y %H:%M'.")
+    for code in codes:
+        if code in _REFUSED_CODES:
+            raise UsageError(f"--date-format {fmt!r}: {_REFUSED_CODES[code]}.")
+    if "z" in codes and not fmt.rstrip().endswith("%z"):
+        raise UsageError(f"--date-format {fmt!r}: %z (the UTC offset) is read only at the end "
+                         "of the format, e.g. '%d.%m.%Y %H:%M:%S%z'.")
+    try:
+        pc.strptime(pa.array(["x"]), format=fmt.rstrip().removesuffix("%z").rstrip(),
+                    unit="s", error_is_null=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise UsageError(f"--date-format {fmt!r} is not a usable strftime format ({exc}).") \
+            from exc
+
+
+def _normalised(values: pa.Array) -> pa.Array:
+    """Times compared as text: lower case, single spaces, numbers without leading zeros."""
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    text = pc.replace_substring_regex(text, pattern=r"\s+", replacement=" ")
+    return pc.replace_substring_regex(text, pattern=r"(^|\D)0+(\d)", replacement=r"\1\2")
+
+
+def _parse_format(values: pa.Array, ctx: ImportContext, label: str, fmt: str) -> ParsedTimes:
+    """Every time read with ``--date-format``; each must match it and name a real date."""
+    codes = set(re.findall(r"%(.)", fmt.replace("%%", "")))
+    zoned = "z" in codes
+    body, layout = values, fmt
+    offset_s = np.zeros(len(values), dtype=np.int64)
+    if zoned:
+        layout = fmt.rstrip().removesuffix("%z").rstrip()
+        has_offset = _mask(values, _OFFSET)
+        if not has_offset.all():
+            i = _first_bad(has_offset)
+            raise UnusableInput(
+                f"{ctx.src}: column {label}: line {ctx.first_line + i} has {values[i].as_py()!r}, "
+                f"which does not end in a UTC offset (+hh:mm) as --date-format {fmt!r} says "
+                f"({int((~has_offset).sum())} such row(s)). Fix the format or those rows and "
+                "import again."
+            )
+        parts = pc.extract_regex(values, pattern=_OFFSET)
+        body = pc.struct_field(parts, "body")
+        sign = np.where(as_bool(pc.equal(pc.struct_field(parts, "sign"), "-")), -1, 1)
+        offset_s = sign * (as_int64(pc.struct_field(parts, "hh")) * 3600
+                           + as_int64(pc.struct_field(parts, "mm")) * 60)
+    parsed = pc.strptime(body, format=layout, unit="s", error_is_null=True)
+    matched = as_bool(parsed.is_valid())
+    if not matched.all():
+        i = _first_bad(matched)
+        raise UnusableInput(
+            f"{ctx.src}: column {label}: line {ctx.first_line + i} has {values[i].as_py()!r}, "
+            f"which does not match --date-format {fmt!r} ({int((~matched).sum())} such row(s)). "
+            "Check the format against that value (%d day, %m month, %Y year, %y two-digit "
+            "year, %H:%M:%S time, %b month name) and import again."
+        )
+    # strptime rolls an impossible date over (31.02. becomes 02.03.): written back with the
+    # same format, such a time no longer reads as its source text.
+    try:
+        again = pc.strftime(parsed, format=layout)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        again = None
+    if again is not None:
+        same = as_bool(pc.equal(_normalised(again), _normalised(body)))
+        if not same.all():
+            i = _first_bad(same)
+            raise UnusableInput(
+                f"{ctx.src}: column {label}: line {ctx.first_line + i} has "
+                f"{values[i].as_py()!r}, which is no real date or time for --date-format "
+                f"{fmt!r}: it would become {again[i].as_py()!r} (a day, month or hour out of "
+                f"range?); {int((~same).sum())} such row(s). Fix those rows and import again."
+            )
+    ns = (as_int64(parsed) - offset_s) * NS_PER_SECOND
+    description = f"times in the layout {fmt!r} (--date-format)"
+    _check_range(ns, ctx, label, description)
+    return ParsedTimes(ns, naive=not zoned, date_only=not (codes & _TIME_CODES),
+                       description=description)
 
 
 def _parse_iso(values: pa.Array, ctx: ImportContext, label: str,

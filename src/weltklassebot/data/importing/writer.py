@@ -55,6 +55,7 @@ class ImportResult:
             "rows": self.rows,
             "source_rows": self.source_rows,
             "symbols": list(self.symbols),
+            "price_increment": self.meta.price_increment,
             "sha256": self.sha256,
             "fixes": self.fixes,
             "warnings": self.warnings,
@@ -68,7 +69,7 @@ def json_loads(text: str) -> Any:
 
 
 def write_snapshot(table: pa.Table, ctx: ImportContext, out: Path, *, name: str, symbols: list[str],
-                   overwrite: bool) -> ImportResult:
+                   overwrite: bool, price_increment: str | None = None) -> ImportResult:
     line_of_row: np.ndarray = ctx.extra.pop("line_of_row")
     kind = ctx.layout.kind
     keep_symbol = "symbol" in table.column_names
@@ -79,6 +80,7 @@ def write_snapshot(table: pa.Table, ctx: ImportContext, out: Path, *, name: str,
     ctx.extra.pop("bar_interval_ns", None)
     meta = SnapshotMeta(
         symbol=single,
+        price_increment=price_increment,
         quote_currency=quote,
         bar_interval_ns=interval,
         ts_convention="bar_start" if kind == KIND_BARS else "trade_time",
@@ -149,8 +151,14 @@ def _explain_violations(ctx: ImportContext, report: ValidationReport, line_of_ro
     parts: list[str] = []
     for violation in report.violations:
         parts.append(_violation_text(violation, line_of_row))
+    advice = "Fix those rows in the source and import again."
+    if ctx.extra.get("price_increment_from") == "--price-increment" and any(
+            v.rule == "price_ticks" for v in report.violations):
+        advice = ("The prices are not whole multiples of --price-increment: pass the step they "
+                  "really move in (or leave --price-increment out to infer it from their "
+                  "decimals), or fix those rows, and import again.")
     return (f"{ctx.src} breaks the snapshot rules, so nothing was written: " + "; ".join(parts)
-            + ". Fix those rows in the source and import again.")
+            + ". " + advice)
 
 
 def _violation_text(violation: Violation, line_of_row: np.ndarray) -> str:
@@ -161,5 +169,6 @@ def _violation_text(violation: Violation, line_of_row: np.ndarray) -> str:
         if ref.ts_ns is not None:
             text += f" ({ns_to_iso(ref.ts_ns)})"
         where.append(text)
-    return (f"{violation.description} fails for {violation.count} row(s), first at "
+    detail = f" ({violation.detail})" if violation.detail else ""
+    return (f"{violation.description} fails for {violation.count} row(s){detail}, first at "
             + ", ".join(where))
