@@ -150,6 +150,7 @@ def _settle_increment(table: pa.Table, columns: list[str], ctx: ImportContext,
     inferred, places = infer_increment(values)
     what = "open/high/low/close" if len(columns) > 1 else "price"
     if inferred is None:
+        ctx.extra["price_increment_from"] = "none: too many decimals"
         ctx.warnings.append(
             f"no price increment inferred: the {what} values need "
             + (f"{places} decimals, more than" if places is not None else "more decimals than")

@@ -303,12 +303,13 @@ def _parse_day_month(values: pa.Array, ctx: ImportContext, label: str,
         only_first = a > 12  # the first number can only be a day
         only_second = b > 12
         if only_first.any() and only_second.any():
-            i, j = int(np.flatnonzero(only_first)[0]), int(np.flatnonzero(only_second)[0])
+            examples = sorted([(int(np.flatnonzero(only_first)[0]), "dd/mm/yyyy"),
+                               (int(np.flatnonzero(only_second)[0]), "mm/dd/yyyy")])
             raise UnusableInput(
-                f"{ctx.src}: column {label} mixes both date orders: line {ctx.first_line + i} "
-                f"has {values[i].as_py()!r} (only dd/mm/yyyy reads it) and line "
-                f"{ctx.first_line + j} has {values[j].as_py()!r} (only mm/dd/yyyy reads it). "
-                "Fix the rows written the other way and import again."
+                f"{ctx.src}: column {label} mixes both date orders: " + " and ".join(
+                    f"line {ctx.first_line + i} has {values[i].as_py()!r} (only {order} reads "
+                    "it)" for i, order in examples)
+                + ". Fix the rows written the other way and import again."
             )
         if only_first.any() or only_second.any():
             day_first = bool(only_first.any())

@@ -152,11 +152,16 @@ def _explain_violations(ctx: ImportContext, report: ValidationReport, line_of_ro
     for violation in report.violations:
         parts.append(_violation_text(violation, line_of_row))
     advice = "Fix those rows in the source and import again."
-    if ctx.extra.get("price_increment_from") == "--price-increment" and any(
-            v.rule == "price_ticks" for v in report.violations):
+    ticks = any(v.rule == "price_ticks" for v in report.violations)
+    source = ctx.extra.get("price_increment_from")
+    if ticks and source == "--price-increment":
         advice = ("The prices are not whole multiples of --price-increment: pass the step they "
                   "really move in (or leave --price-increment out to infer it from their "
                   "decimals), or fix those rows, and import again.")
+    elif ticks and source is not None and source.startswith("none"):
+        advice = ("The prices carry more decimals than whole ticks of a price can hold, so no "
+                  "increment fits them: round the prices in the source to the step they really "
+                  "move in (or pass that step with --price-increment) and import again.")
     return (f"{ctx.src} breaks the snapshot rules, so nothing was written: " + "; ".join(parts)
             + ". " + advice)
 
