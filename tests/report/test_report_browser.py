@@ -16,9 +16,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from tests.report.chromium import CHART_CHECK, Browser, environment_has_ci, find_chromium
-from tests.support.cli import run_cli
-from tests.support.live import sample_slice
+
+from support.cli import run_cli
+from support.live import sample_slice
+
+from .chromium import CHART_CHECK, Browser, environment_has_ci, find_chromium
 
 REPORT_CHARTS = {"chart-equity", "chart-drawdown", "chart-price-0", "chart-monthly",
                  "chart-rolling-sharpe"}

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.support.cli import run_cli
-from tests.support.live import sample_slice
 
+from support.cli import run_cli
+from support.live import sample_slice
 from weltklassebot.runs.record import REPORT, verify_record
 
 PLOTLY_HEADER = re.compile(rb"plotly\.js v\d+\.\d+\.\d+")
