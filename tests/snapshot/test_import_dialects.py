@@ -30,9 +30,18 @@ from weltklassebot.data.importing.symbols import symbol_from_file_name
 from weltklassebot.data.schema import read_meta
 from weltklassebot.errors import InvalidSnapshot, UnusableInput, UsageError
 
-from .snapshot_support import COINBASE_CSV, MSFT_CSV, MTGOX_CSV, SPY_CLEAN, SPY_CSV, CliRunner
+from .snapshot_support import (
+    COINBASE_CSV,
+    MSFT_CSV,
+    MTGOX_CSV,
+    RAW,
+    SPY_CLEAN,
+    SPY_CSV,
+    CliRunner,
+)
 
 BARS = ["ts", "open", "high", "low", "close", "volume"]
+MSFT_DE_CSV = RAW / "msft_de.csv"
 Cell = Callable[[int, str], str]
 """Re-writes one cell given its column index (for the header row: not called)."""
 
@@ -92,7 +101,7 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ImportResul
 @pytest.mark.parametrize(("sep", "decimal", "german_dates", "excel_line", "expected"), [
     (";", ",", True, False, "';'-separated (detected), decimal mark ',' (detected)"),
     ("\t", ",", True, False, "tab-separated (detected), decimal mark ',' (detected)"),
-    ("|", ".", False, False, None),
+    ("|", ".", False, False, "'|'-separated (detected), decimal mark '.' (detected)"),
     (";", ",", False, True, "';'-separated (the file's 'sep=' line), decimal mark ','"),
     (",", ",", False, False, "','-separated (detected), decimal mark ',' (detected)"),
 ])
@@ -184,14 +193,25 @@ def test_every_number_with_a_decimal_comma_is_not_taken_for_commas(
     _same_bars(result, originals["coinbase"])
 
 
+def test_bundled_german_export_is_the_msft_rows_re_written(tmp_path: Path) -> None:
+    rows = [r for r in _rows(MSFT_CSV) if not r[0][:1].isdigit() or r[0].startswith("1986")]
+    expected = _rewrite(rows, lambda i, t: _german(t) if i == 0 else
+                        (_comma(t) if i <= 4 else t))
+    assert _rows(MSFT_DE_CSV, ";") == expected
+    original = _write(tmp_path / "msft_1986.csv", rows, ",")
+    _same_bars(import_csv(MSFT_DE_CSV, name="de", out=tmp_path / "de.parquet"),
+               import_csv(original, name="o", out=tmp_path / "o.parquet"))
+
+
 # ---- detection failures name the likely cause ---------------------------------------------------
 
 
 @pytest.fixture
 def german_msft(tmp_path: Path) -> Path:
-    rows = _rows(MSFT_CSV)[:200]
-    return _write(tmp_path / "msft_de.csv",
-                  _rewrite(rows, lambda i, t: _german(t) if i == 0 else _comma(t)), ";")
+    """A copy of the bundled German export (';', decimal commas, dd.mm.yyyy)."""
+    copy = tmp_path / MSFT_DE_CSV.name
+    copy.write_bytes(MSFT_DE_CSV.read_bytes())
+    return copy
 
 
 def test_wrong_separator_named_with_the_fix(tmp_path: Path, german_msft: Path) -> None:

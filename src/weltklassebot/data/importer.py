@@ -114,7 +114,7 @@ def import_csv(src: Path, *, name: str, out: Path, symbol: str | None = None,
                         decimal=dialect.decimal, dayfirst=dayfirst, date_format=date_format)
     if compression != "none":
         ctx.fixes.append(f"read {compression}-compressed input")
-    if dialect.decimal != "." or dialect.sep_from not in ("detected", "NinjaTrader") or \
+    if (dialect.sep, dialect.decimal) != (",", ".") or dialect.sep_from != "detected" or \
             dialect.decimal_from != "detected":
         ctx.fixes.append(f"read as {dialect.describe()}")
     ctx.extra["separator"] = dialect.sep
