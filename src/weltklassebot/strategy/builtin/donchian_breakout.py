@@ -175,12 +175,16 @@ class DonchianBreakout(Strategy):
                 kept.append(order)
             else:
                 ctx.cancel(order.order_id)
+        settled = True
         for side, qty, stop, tag in missing:
-            ctx.submit_ticks(side, qty, stop_ticks=stop, tag=tag)
+            if ctx.submit_ticks(side, qty, stop_ticks=stop, tag=tag) is None:
+                settled = False  # refused: sent again at the next bar, as it always was
         # Remember the book when it holds exactly the wanted stops, so that the next bar with
         # the same levels and book returns at once. The new stops rest after the kept ones
         # (higher ids); one refused or clipped (risk) leaves nothing to remember.
-        if missing:
+        if not settled:
+            resting = []
+        elif missing:
             resting = ctx.open_orders
             settled = len(resting) == len(wanted)
             if settled:
@@ -189,7 +193,7 @@ class DonchianBreakout(Strategy):
                         settled = False
                         break
         else:
-            resting, settled = kept, True
+            resting = kept
         if settled:
             self._settled, self._resting = levels, resting
         else:
