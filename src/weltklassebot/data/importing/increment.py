@@ -52,12 +52,15 @@ def decimals_needed(prices: np.ndarray) -> int | None:
 def infer_increment(columns: list[np.ndarray]) -> tuple[Decimal | None, int | None]:
     """(increment, decimals): ``10**-decimals`` when the prices can be ticks of it, else
     ``(None, decimals)`` (``decimals`` is ``None`` beyond 18 places)."""
-    prices = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]) if columns \
-        else np.empty(0)
-    places = decimals_needed(prices)
-    if places is None:
-        return None, None
+    places = 0
+    for column in columns:  # one column at a time: no copy of all prices at once
+        needed = decimals_needed(np.asarray(column, dtype=np.float64))
+        if needed is None:
+            return None, None
+        places = max(places, needed)
     increment = Decimal(format(Decimal(1).scaleb(-places), "f"))
-    if to_ticks(prices, increment, pa.float64(), with_ticks=False).bad.any():
-        return None, places
+    for column in columns:
+        if to_ticks(np.asarray(column, dtype=np.float64), increment, pa.float64(),
+                    with_ticks=False).bad.any():
+            return None, places
     return increment, places
