@@ -272,6 +272,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         console = Console(highlight=False)
         for (label, _, _), line in zip(rows, lines, strict=True):
             head, rest = line[:width], line[width:]
-            console.print(f"[bold]{escape(head)}[/bold]{escape(rest)}" if label else escape(line))
+            console.print(f"[bold]{escape(head)}[/bold]{escape(rest)}" if label else escape(line),
+                          soft_wrap=True)
         return
     sys.stdout.write("".join(f"{line}\n" for line in lines))
