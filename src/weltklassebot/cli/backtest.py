@@ -17,9 +17,9 @@ from weltklassebot.cli.options import (
     json_option,
     print_json,
 )
+from weltklassebot.config.service import OTHER_COMMANDS_SECTIONS
 
 ENV_SNAPSHOT_DIR = "WELTKLASSE_SNAPSHOT_DIR"  # as data.catalog.settings reads it
-OTHER_COMMANDS_SECTIONS = ("snapshots", "state", "service", "metrics", "faults")
 
 
 @click.command("backtest")
@@ -38,23 +38,34 @@ OTHER_COMMANDS_SECTIONS = ("snapshots", "state", "service", "metrics", "faults")
               default=None, metavar="FRACTION",
               help="Halt trading when drawdown from peak equity reaches FRACTION (e.g. 0.1); "
                    "overrides [risk] drawdown_cap for this run.")
+@click.option("--start", default=None, metavar="TIME",
+              help="Trade the bars starting at or after TIME (ISO 8601; no zone: UTC).")
+@click.option("--end", default=None, metavar="TIME",
+              help="Trade the bars starting before TIME (ISO 8601; no zone: UTC).")
+@click.option("--warmup", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Feed the N bars before --start to the strategy without trading "
+                   "(docs/sweeps.md, Warm-up).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option("--no-report", is_flag=True,
               help="Do not write report.html (write it later with `report RUN_DIR`).")
 @json_option
 def command(seed: int | None, snapshot: Path | None, config_file: Path | None,
             strategy: str | None, params: tuple[str, ...], out: Path | None,
-            drawdown_cap: float | None, no_progress: bool, no_report: bool,
-            as_json: bool) -> None:
+            drawdown_cap: float | None, start: str | None, end: str | None, warmup: int,
+            no_progress: bool, no_report: bool, as_json: bool) -> None:
     """Run a deterministic backtest and write a run directory with its report.
 
     The snapshot is validated first; invalid data stops the run with exit status 1.
+    --start/--end run a time range of it, --warmup N feeds the N bars before --start to the
+    strategy without trading.
     """
     from weltklassebot.config.load import deep_merge, read_toml, validate_config
     from weltklassebot.config.model import BacktestConfig
     from weltklassebot.runs.backtest import RunRequest, execute
+    from weltklassebot.runs.window import TimeWindow
     from weltklassebot.strategy.loader import parse_param_pairs
 
+    window = TimeWindow.from_options(start, end, warmup)  # checked before any work
     cfg_path = config_path(config_file)
     raw: dict[str, Any] = read_toml(cfg_path) if cfg_path is not None else {}
     snapshot_dir = configured_snapshot_dir(raw, cfg_path)
@@ -95,6 +106,7 @@ def command(seed: int | None, snapshot: Path | None, config_file: Path | None,
         runs_dir=Path(config.output.runs_dir),
         write_report=not no_report,
         notice=notice,
+        window=window,
     )
     show = not no_progress and sys.stderr.isatty()
     outcome = _run_with_progress(request, show, execute)
@@ -224,6 +236,15 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str | None]]:
              f"{data.get('first_bar')} to {data.get('last_bar')}, {_count(data.get('rows'))} "
              "rows", None),
     ]
+    window = summary.get("range")
+    if window:
+        end = window.get("end") or "the end"
+        fed = window.get("warmup_bars_fed")
+        text = (f"{window.get('first_bar')} to before {end}, {_count(window.get('bars'))} bars; "
+                f"warm-up {_count(fed)} of {window.get('warmup')} bars")
+        if fed:
+            text += f" from {window.get('warmup_first_bar')}"
+        rows.append(("Range", text, None))
     if summary.get("notice"):
         rows.append(("Notice", str(summary["notice"]), None))
     rows += [

@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -35,7 +35,7 @@ from weltklassebot.errors import UsageError
 from weltklassebot.fsutil import sha256_file
 from weltklassebot.logs import get_logger
 from weltklassebot.model.bars import BarChunk
-from weltklassebot.model.enums import side_label
+from weltklassebot.model.enums import OrderStatus, side_label
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
 from weltklassebot.runs.benchmark import MarketTape
@@ -50,6 +50,15 @@ from weltklassebot.runs.record import (
 from weltklassebot.runs.results import RunAnalysis, analyse_run
 from weltklassebot.runs.rundir import RunDirectory, resolve_out, write_json
 from weltklassebot.runs.stats import EquityStats
+from weltklassebot.runs.window import (
+    WARMUP_REASON,
+    TimeWindow,
+    WarmupGate,
+    WindowPlan,
+    plan_window,
+    snapshot_times,
+    window_chunks,
+)
 from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
 
 SAMPLE_SNAPSHOT = Path(__file__).resolve().parent.parent / "sample" / (
@@ -76,6 +85,7 @@ class RunRequest:
     show_progress: bool = False
     write_report: bool = True  # report.html; sweeps and replay's scratch runs go without
     notice: str | None = None  # said in the summary too (e.g. the bundled sample was used)
+    window: TimeWindow | None = None  # --start / --end / --warmup (runs/window.py)
 
 
 @dataclass(frozen=True)
@@ -139,12 +149,22 @@ def build_risk_gate(config: BacktestConfig, execution: ExecutionSettings) -> Ris
     return RiskGate(risk)
 
 
-def risk_report(engine: BacktestEngine, money: MoneySpec) -> dict[str, Any]:
-    """Risk state, transitions (time, states, reason) and denials, for summary and manifest."""
+def risk_gate_of(engine: BacktestEngine) -> RiskGate | None:
+    """The run's risk gate, also behind a warm-up gate."""
     gate = engine.gate
-    if not isinstance(gate, RiskGate):
+    if isinstance(gate, WarmupGate):
+        gate = gate.inner
+    return gate if isinstance(gate, RiskGate) else None
+
+
+def risk_report(engine: BacktestEngine, money: MoneySpec) -> dict[str, Any]:
+    """Risk state, transitions (time, states, reason) and denials, for summary and manifest.
+    Orders refused during a warm-up are no denial: they are left out."""
+    gate = risk_gate_of(engine)
+    if gate is None:
+        counts = {k: v for k, v in engine.denial_counts.items() if k != WARMUP_REASON}
         return {"enabled": False, "state": "ACTIVE", "transitions": [],
-                "denials": dict(sorted(engine.denial_counts.items()))}
+                "denials": dict(sorted(counts.items()))}
     risk = gate.risk
     cap = risk.drawdown_cap
     return {
@@ -163,24 +183,38 @@ class _BatchSink:
     spool, and ``events.jsonl`` (risk transitions, every denial, strategy log lines, in
     event-time order within each batch). Memory stays flat however many orders a run makes."""
 
-    def __init__(self, rundir: RunDirectory, instruments: dict[str, Instrument],
-                 money: MoneySpec, engine: BacktestEngine, fill_spool: BinaryIO) -> None:
+    def __init__(self, directory: Path, instruments: dict[str, Instrument],
+                 money: MoneySpec, engine: BacktestEngine, fill_spool: BinaryIO | None,
+                 trade_from_ns: int | None = None) -> None:
         self.instruments = instruments
         self.engine = engine
-        self.fills = _Buffered(fills_writer(rundir.path("fills.parquet"), instruments, money))
-        self.orders = _Buffered(orders_writer(rundir.path("orders.parquet"), instruments))
+        self.fills = _Buffered(fills_writer(directory / "fills.parquet", instruments, money))
+        self.orders = _Buffered(orders_writer(directory / "orders.parquet", instruments))
         self.fill_spool = fill_spool
-        self.events = rundir.path("events.jsonl").open("w", encoding="utf-8")
+        self.events = (directory / "events.jsonl").open("w", encoding="utf-8")
         self.transitions_seen = 0
+        self.trade_from_ns = trade_from_ns  # a warm-up before it leaves no record
+        self.warmup_orders = 0
+
+    def _drop_warmup(self, batch: EngineBatch) -> EngineBatch:
+        orders = [o for o in batch.orders
+                  if not (o.reason == WARMUP_REASON and o.status is OrderStatus.REJECTED)]
+        self.warmup_orders += len(batch.orders) - len(orders)
+        start = self.trade_from_ns
+        return EngineBatch(batch.fills, orders,
+                           [d for d in batch.denials if d.reason != WARMUP_REASON],
+                           [e for e in batch.logs if e["ts_ns"] >= start])
 
     def __call__(self, batch: EngineBatch) -> None:
+        if self.trade_from_ns is not None:
+            batch = self._drop_warmup(batch)
         self.fills.write(batch.fills)
-        if batch.fills:
+        if batch.fills and self.fill_spool is not None:
             self.fill_spool.write(fill_lines_text(batch.fills, self.instruments))
         self.orders.write(batch.orders)
         events: list[tuple[int, int, dict[str, Any]]] = []
-        gate = self.engine.gate
-        if isinstance(gate, RiskGate):
+        gate = risk_gate_of(self.engine)
+        if gate is not None:
             for t in gate.risk.transitions[self.transitions_seen:]:
                 events.append((t.ts_ns, 0, {"event": "risk_transition", **_transition_dict(t)}))
             self.transitions_seen = len(gate.risk.transitions)
@@ -272,24 +306,32 @@ def execution_settings(config: BacktestConfig) -> ExecutionSettings:
 
 class _EquitySink:
     """Receives equity chunks: Parquet rows (in row groups of ``EQUITY_ROW_GROUP``), hash text
-    spool, running statistics."""
+    spool (none when no hash is wanted), running statistics. Points before ``trade_from_ns``
+    (a warm-up's) are dropped."""
 
-    def __init__(self, writer: EquityWriter, spool: BinaryIO, stats: EquityStats,
-                 scale: int) -> None:
+    def __init__(self, writer: EquityWriter, spool: BinaryIO | None, stats: EquityStats,
+                 scale: int, trade_from_ns: int | None = None) -> None:
         self.writer = writer
         self.spool = spool
         self.stats = stats
         self.scale = scale
+        self.trade_from_ns = trade_from_ns
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.rows = 0
+        self.points = 0
 
     def __call__(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+        if self.trade_from_ns is not None and len(ts) and int(ts[0]) < self.trade_from_ns:
+            cut = int(np.searchsorted(ts, self.trade_from_ns))
+            ts, equity, cash = ts[cut:], equity[cut:], cash[cut:]
         if not len(ts):
             return
         drawdown = self.stats.update(ts, equity)
-        self.spool.write(equity_text(ts, equity, self.scale))
+        if self.spool is not None:
+            self.spool.write(equity_text(ts, equity, self.scale))
         self.pending.append((np.array(ts), np.array(equity), np.array(cash), drawdown))
         self.rows += len(ts)
+        self.points += len(ts)
         if self.rows >= EQUITY_ROW_GROUP:
             self.flush()
 
@@ -312,6 +354,135 @@ def _steps(chunks: Iterable[BarChunk], size: int) -> Iterator[BarChunk]:
                 stop = int(np.searchsorted(chunk.ts, chunk.ts[stop - 1], side="right"))
             yield chunk if (start, stop) == (0, n) else chunk.slice(start, stop)
             start = stop
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A validated snapshot and what a config makes of it (instruments, bar intervals): the
+    same for every run of one config's data settings over one file, so a sweep prepares it
+    once per worker and runs every cell on it."""
+
+    path: Path
+    sha256: str
+    report: ValidationReport
+    snapshot: SnapshotFile
+    instruments: dict[str, Instrument]
+    intervals: dict[str, int]
+
+    def feed(self) -> ParquetFeed:
+        symbol_of_file = None if self.snapshot.has_symbol else next(iter(self.instruments))
+        return ParquetFeed(self.snapshot, self.instruments, symbol_of_file,
+                           time_ordered=bool(self.report.facts.get("time_ordered")))
+
+    def plan(self, window: TimeWindow | None,
+             times: np.ndarray | None = None) -> WindowPlan | None:
+        """``window`` applied to this file's bars (``times``: its bar times, if at hand)."""
+        if window is None:
+            return None
+        return plan_window(window, snapshot_times(self.snapshot) if times is None else times,
+                           f"snapshot {self.path}")
+
+
+def prepare_data(config: BacktestConfig) -> PreparedData:
+    """Check and validate the configured snapshot (invalid data stops here, exit 1)."""
+    path = snapshot_path(config)
+    catalog_sha = check_catalog_file(path)  # a catalog file must match its .sha256 sidecar
+    report = require_valid(path, data=config.data)
+    resolved = path.resolve()
+    snapshot_sha = catalog_sha or sha256_file(resolved)
+    snapshot = open_snapshot(resolved)
+    instruments, intervals = resolve_instruments(config, snapshot, report)
+    return PreparedData(path, snapshot_sha, report, snapshot, instruments, intervals)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """One run's engine outcome, written into a directory: fills, orders, equity, events and
+    trades files, the equity hash (None when not asked for), statistics and risk."""
+
+    engine: BacktestEngine
+    result: EngineResult
+    equity_hash: str | None
+    analysis: RunAnalysis
+    stats: EquityStats
+    tape: MarketTape
+    risk: dict[str, Any]
+    execution: ExecutionSettings
+
+
+def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec, data: PreparedData,
+             *, chunks: Iterable[BarChunk] | None = None, plan: WindowPlan | None = None,
+             progress_factory: Callable[[int], Callable[[int], None]] | None = None,
+             engine_hook: Callable[[BacktestEngine], None] | None = None,
+             with_hash: bool = True, log: bool = True) -> Simulation:
+    """Run the engine over ``data`` (or over ``chunks``, the same bars already read) and write
+    its record files into ``directory``. The path of every backtest, alone or in a sweep."""
+    execution = execution_settings(config)
+    gate: Any = build_risk_gate(config, execution)
+    trade_from = None if plan is None else plan.trade_from_ns
+    if plan is not None and plan.has_warmup:
+        gate = WarmupGate(plan.trade_from_ns, gate)
+    engine = BacktestEngine(data.instruments, data.intervals, execution, spec.create, spec.name,
+                            config.seed, gate=gate, strategy_file=spec.source_file)
+    if engine_hook is not None:
+        engine_hook(engine)
+    money = execution.money
+    stats = EquityStats(execution.initial_cash)
+    tape = MarketTape(data.instruments)
+    writer = EquityWriter(directory / "equity.parquet", money)
+    source = data.feed().chunks() if chunks is None else chunks
+    with (tempfile.TemporaryFile(dir=directory) as spool,
+          tempfile.TemporaryFile(dir=directory) as fill_spool):
+        sink = _EquitySink(writer, spool if with_hash else None, stats, money.scale, trade_from)
+        batches = _BatchSink(directory, data.instruments, money, engine,
+                             fill_spool if with_hash else None, trade_from)
+        total = data.report.rows if plan is None else plan.warmup_bars + plan.bars
+        progress = progress_factory(total) if progress_factory else None
+        try:
+            result = engine.run(_steps(_tapped(source, tape, plan), STEP_BARS), sink, progress,
+                                batch_sink=batches)
+            sink.flush()
+        finally:
+            writer.close()
+            batches.close()
+        equity_hash = None
+        if with_hash:
+            hasher = EquityHasher()
+            _feed(fill_spool, hasher.add_fills)  # all fill lines first, then every equity line
+            _feed(spool, hasher.add_equity_text)
+            equity_hash = hasher.hexdigest()
+    if plan is not None:
+        result = _without_warmup(result, plan, sink.points, batches.warmup_orders)
+    risk = risk_report(engine, money)
+    if log:
+        log_risk(risk)
+    analysis = analyse_run(directory, instruments=data.instruments, money=money,
+                           initial_cash=execution.initial_cash, equity=stats, tape=tape,
+                           base_interval=min(data.intervals.values()),
+                           periods_per_year=config.data.periods_per_year,
+                           fees_paid=result.fees_paid, risk=risk)
+    return Simulation(engine, result, equity_hash, analysis, stats, tape, risk, execution)
+
+
+def _tapped(chunks: Iterable[BarChunk], tape: MarketTape,
+            plan: WindowPlan | None) -> Iterator[BarChunk]:
+    """The bars the engine steps through; the tape (buy and hold) keeps those in range."""
+    if plan is None:
+        yield from tape.tap(chunks)
+        return
+    for chunk, in_range in window_chunks(chunks, plan):
+        if in_range:
+            tape.add(chunk)
+        yield chunk
+
+
+def _without_warmup(result: EngineResult, plan: WindowPlan, points: int,
+                    warmup_orders: int) -> EngineResult:
+    """The counts of the range alone: warm-up bars, points and refusals are no part of it."""
+    denials = {k: v for k, v in result.denial_counts.items() if k != WARMUP_REASON}
+    return replace(result, bars=result.bars - plan.warmup_bars, equity_points=points,
+                   order_count=result.order_count - warmup_orders, denial_counts=denials,
+                   first_ts_ns=plan.trade_from_ns if result.first_ts_ns is not None else None)
 
 
 def execute(request: RunRequest,
@@ -337,75 +508,34 @@ def _prepare_and_run(request: RunRequest, rundir: RunDirectory, started: float, 
                      progress_factory: Callable[[int], Callable[[int], None]] | None,
                      engine_hook: Callable[[BacktestEngine], None] | None) -> RunOutcome:
     config = request.config
-    path = snapshot_path(config)
-    catalog_sha = check_catalog_file(path)  # a catalog file must match its .sha256 sidecar
-    report = require_valid(path, data=config.data)
-    resolved = path.resolve()
-    snapshot_sha = catalog_sha or sha256_file(resolved)
-    snapshot = open_snapshot(resolved)
-    instruments, intervals = resolve_instruments(config, snapshot, report)
+    data = prepare_data(config)
     spec = resolve_strategy(config.strategy.name, dict(config.strategy.params))
-    execution = execution_settings(config)
-    gate = build_risk_gate(config, execution)
-    engine = BacktestEngine(instruments, intervals, execution, spec.create, spec.name,
-                            config.seed, gate=gate, strategy_file=spec.source_file)
-    if engine_hook is not None:
-        engine_hook(engine)
-    return _run_into(rundir, request, engine, snapshot, report, spec, instruments, intervals,
-                     execution, path, snapshot_sha, started, progress_factory, started_ns)
-
-
-def _run_into(rundir: RunDirectory, request: RunRequest, engine: BacktestEngine,
-              snapshot: SnapshotFile, report: ValidationReport, spec: StrategySpec,
-              instruments: dict[str, Instrument], intervals: dict[str, int],
-              execution: ExecutionSettings, path: Path, snapshot_sha: str, started: float,
-              progress_factory: Callable[[int], Callable[[int], None]] | None,
-              started_ns: int) -> RunOutcome:
-    config = request.config
-    money = execution.money
-    stats = EquityStats(execution.initial_cash)
-    tape = MarketTape(instruments)
-    writer = EquityWriter(rundir.path("equity.parquet"), money)
-    with (tempfile.TemporaryFile(dir=rundir.tmp) as spool,
-          tempfile.TemporaryFile(dir=rundir.tmp) as fill_spool):
-        sink = _EquitySink(writer, spool, stats, money.scale)
-        batches = _BatchSink(rundir, instruments, money, engine, fill_spool)
-        progress = progress_factory(report.rows) if progress_factory else None
-        symbol_of_file = None if snapshot.has_symbol else next(iter(instruments))
-        try:
-            feed = ParquetFeed(snapshot, instruments, symbol_of_file,
-                               time_ordered=bool(report.facts.get("time_ordered")))
-            result = engine.run(_steps(tape.tap(feed.chunks()), STEP_BARS), sink, progress,
-                                batch_sink=batches)
-            sink.flush()
-        finally:
-            writer.close()
-            batches.close()
-        hasher = EquityHasher()
-        _feed(fill_spool, hasher.add_fills)  # all fill lines first, then every equity line
-        _feed(spool, hasher.add_equity_text)
-    equity_hash = hasher.hexdigest()
-    risk = risk_report(engine, money)
-    log_risk(risk)
-    analysis = analyse_run(rundir.tmp, instruments=instruments, money=money,
-                           initial_cash=execution.initial_cash, equity=stats, tape=tape,
-                           base_interval=min(intervals.values()),
-                           periods_per_year=config.data.periods_per_year,
-                           fees_paid=result.fees_paid, risk=risk)
-    summary = build_summary(result, analysis, stats, money, equity_hash, config.seed, spec,
-                            execution.initial_cash, data_facts(path, snapshot_sha, report,
-                                                               instruments, intervals), risk)
+    plan = data.plan(request.window)
+    sim = simulate(rundir.tmp, config, spec, data, plan=plan, progress_factory=progress_factory,
+                   engine_hook=engine_hook)
+    result, money = sim.result, sim.execution.money
+    equity_hash = str(sim.equity_hash)
+    summary = build_summary(result, sim.analysis, sim.stats, money, equity_hash, config.seed,
+                            spec, sim.execution.initial_cash,
+                            data_facts(data.path, data.sha256, data.report, data.instruments,
+                                       data.intervals), sim.risk)
+    if plan is not None:
+        summary["range"] = plan.describe()
     if request.notice:
         summary["notice"] = request.notice
     final = rundir.final or request.runs_dir / (
         f"{ns_to_basic(started_ns)}-{spec.name}-{equity_hash[:8]}"
     )
     wall = time.perf_counter() - started
-    manifest = build_manifest(request, spec, path, snapshot_sha, report, instruments, intervals,
-                              summary, result, wall, started_ns)
-    manifest["risk"] = risk
+    manifest = build_manifest(request, spec, data.path, data.sha256, data.report,
+                              data.instruments, data.intervals, summary, result, wall,
+                              started_ns)
+    manifest["risk"] = sim.risk
+    if plan is not None:
+        manifest["range"] = plan.describe()
     summary["run_dir"] = str(request.out or final)
-    manifest = write_record(rundir, summary, manifest, tape if request.write_report else None,
+    manifest = write_record(rundir, summary, manifest,
+                            sim.tape if request.write_report else None,
                             write_report=request.write_report)
     committed = rundir.commit(final)
     return RunOutcome(committed, summary, manifest)
