@@ -353,8 +353,8 @@ def check_by_hand(block: Block, box: Sandbox) -> None:
     out = result.stdout.splitlines()
     assert out[0].split()[0] == manifest["manifest_sha256"]
     recorded = {name: entry["sha256"] for name, entry in manifest["files"].items()}
-    assert {line.split()[1]: line.split()[0] for line in out[1:6]} == recorded
-    assert json.loads("\n".join(out[6:])) == manifest["files"]
+    assert {line.split()[1]: line.split()[0] for line in out[1:8]} == recorded
+    assert json.loads("\n".join(out[8:])) == manifest["files"]
 
 
 def check_record_formula(block: Block, box: Sandbox) -> None:
@@ -488,7 +488,7 @@ def run_python(block: Block, box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def run_toml(block: Block, box: Sandbox) -> None:
-    from weltklassebot.cli.backtest import OTHER_COMMANDS_SECTIONS
+    from weltklassebot.config.service import OTHER_COMMANDS_SECTIONS
 
     text = box.localise(block.text)
     data = tomllib.loads(text)

@@ -107,10 +107,9 @@ def _owner(path: Path) -> str:
 
 
 def _config(path: Path | None) -> tuple[dict[str, Any], Check]:
-    from weltklassebot.cli.backtest import OTHER_COMMANDS_SECTIONS
     from weltklassebot.config.load import read_toml, validate_config
     from weltklassebot.config.model import BacktestConfig
-    from weltklassebot.config.service import LiveSettings, live_sections
+    from weltklassebot.config.service import OTHER_COMMANDS_SECTIONS, LiveSettings, live_sections
     from weltklassebot.errors import WeltklasseError
 
     if path is None:

@@ -46,11 +46,11 @@ def command(config_file: Path | None, seed: int | None, snapshot: Path | None,
     """Run the live simulation: the backtest's pipeline paced against wall time, durable in a
     state directory, with Prometheus metrics. SIGTERM stops it cleanly (exit 0); started again
     it resumes where it stopped."""
-    from weltklassebot.cli.backtest import OTHER_COMMANDS_SECTIONS
     from weltklassebot.config.load import deep_merge, read_toml, validate_config
     from weltklassebot.config.model import BacktestConfig
     from weltklassebot.config.service import (
         METRICS_PORT_ENV,
+        OTHER_COMMANDS_SECTIONS,
         LiveSettings,
         live_sections,
         parse_speed,

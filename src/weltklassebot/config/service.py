@@ -13,6 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+OTHER_COMMANDS_SECTIONS = ("snapshots", "state", "service", "metrics", "faults")
+"""Sections of the one config file that belong to other commands than ``backtest`` (which
+ignores them); ``live`` reads ``[service]``, ``[state]`` and ``[faults]`` here."""
+
 DEFAULT_BIND = "127.0.0.1"
 """Metrics bind to loopback unless the config says otherwise: ``/metrics`` shows positions,
 equity and risk state, which have no business on every interface. A Prometheus on another host

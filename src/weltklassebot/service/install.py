@@ -685,10 +685,13 @@ def _reload(plan: _Plan, host: Host) -> bool:
 
 def _checked_config(path: Path) -> str:
     """The text of a config file the service will accept (the checks ``live`` makes)."""
-    from weltklassebot.cli.backtest import OTHER_COMMANDS_SECTIONS
     from weltklassebot.config.load import read_toml, validate_config
     from weltklassebot.config.model import BacktestConfig
-    from weltklassebot.config.service import LiveSettings, live_sections
+    from weltklassebot.config.service import (
+        OTHER_COMMANDS_SECTIONS,
+        LiveSettings,
+        live_sections,
+    )
 
     raw = read_toml(path)
     validate_config(LiveSettings, live_sections(raw), f"config file {path}")
