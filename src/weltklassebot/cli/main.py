@@ -29,6 +29,9 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "weltklassebot.cli.bundle",
     "weltklassebot.cli.service",
     "weltklassebot.cli.doctor",
+    "weltklassebot.cli.sweep",
+    "weltklassebot.cli.walkforward",
+    "weltklassebot.cli.montecarlo",
 )
 
 

@@ -410,36 +410,37 @@ class Simulation:
     execution: ExecutionSettings
 
 
-def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec, data: PreparedData,
-             *, chunks: Iterable[BarChunk] | None = None, plan: WindowPlan | None = None,
+def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec,
+             instruments: dict[str, Instrument], intervals: dict[str, int],
+             chunks: Iterable[BarChunk], *, rows: int, plan: WindowPlan | None = None,
              progress_factory: Callable[[int], Callable[[int], None]] | None = None,
              engine_hook: Callable[[BacktestEngine], None] | None = None,
              with_hash: bool = True, log: bool = True) -> Simulation:
-    """Run the engine over ``data`` (or over ``chunks``, the same bars already read) and write
-    its record files into ``directory``. The path of every backtest, alone or in a sweep."""
+    """Run the engine over ``chunks`` (a snapshot's ``rows`` bars, in event order, from a feed
+    or already in memory) and write the record files into ``directory``: the path of every
+    backtest, alone or as a cell of a sweep."""
     execution = execution_settings(config)
     gate: Any = build_risk_gate(config, execution)
     trade_from = None if plan is None else plan.trade_from_ns
     if plan is not None and plan.has_warmup:
         gate = WarmupGate(plan.trade_from_ns, gate)
-    engine = BacktestEngine(data.instruments, data.intervals, execution, spec.create, spec.name,
+    engine = BacktestEngine(instruments, intervals, execution, spec.create, spec.name,
                             config.seed, gate=gate, strategy_file=spec.source_file)
     if engine_hook is not None:
         engine_hook(engine)
     money = execution.money
     stats = EquityStats(execution.initial_cash)
-    tape = MarketTape(data.instruments)
+    tape = MarketTape(instruments)
     writer = EquityWriter(directory / "equity.parquet", money)
-    source = data.feed().chunks() if chunks is None else chunks
     with (tempfile.TemporaryFile(dir=directory) as spool,
           tempfile.TemporaryFile(dir=directory) as fill_spool):
         sink = _EquitySink(writer, spool if with_hash else None, stats, money.scale, trade_from)
-        batches = _BatchSink(directory, data.instruments, money, engine,
+        batches = _BatchSink(directory, instruments, money, engine,
                              fill_spool if with_hash else None, trade_from)
-        total = data.report.rows if plan is None else plan.warmup_bars + plan.bars
+        total = rows if plan is None else plan.warmup_bars + plan.bars
         progress = progress_factory(total) if progress_factory else None
         try:
-            result = engine.run(_steps(_tapped(source, tape, plan), STEP_BARS), sink, progress,
+            result = engine.run(_steps(_tapped(chunks, tape, plan), STEP_BARS), sink, progress,
                                 batch_sink=batches)
             sink.flush()
         finally:
@@ -456,9 +457,9 @@ def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec, data: 
     risk = risk_report(engine, money)
     if log:
         log_risk(risk)
-    analysis = analyse_run(directory, instruments=data.instruments, money=money,
+    analysis = analyse_run(directory, instruments=instruments, money=money,
                            initial_cash=execution.initial_cash, equity=stats, tape=tape,
-                           base_interval=min(data.intervals.values()),
+                           base_interval=min(intervals.values()),
                            periods_per_year=config.data.periods_per_year,
                            fees_paid=result.fees_paid, risk=risk)
     return Simulation(engine, result, equity_hash, analysis, stats, tape, risk, execution)
@@ -511,8 +512,9 @@ def _prepare_and_run(request: RunRequest, rundir: RunDirectory, started: float, 
     data = prepare_data(config)
     spec = resolve_strategy(config.strategy.name, dict(config.strategy.params))
     plan = data.plan(request.window)
-    sim = simulate(rundir.tmp, config, spec, data, plan=plan, progress_factory=progress_factory,
-                   engine_hook=engine_hook)
+    sim = simulate(rundir.tmp, config, spec, data.instruments, data.intervals,
+                   data.feed().chunks(), rows=data.report.rows, plan=plan,
+                   progress_factory=progress_factory, engine_hook=engine_hook)
     result, money = sim.result, sim.execution.money
     equity_hash = str(sim.equity_hash)
     summary = build_summary(result, sim.analysis, sim.stats, money, equity_hash, config.seed,
