@@ -178,6 +178,31 @@ def risk_report(engine: BacktestEngine, money: MoneySpec) -> dict[str, Any]:
     }
 
 
+def batch_events(batch: EngineBatch, transitions: list[RiskTransition],
+                 instruments: dict[str, Instrument]) -> list[dict[str, Any]]:
+    """``events.jsonl`` lines of one batch in event-time order: the risk transitions it saw,
+    every denied order (reason and detail), the strategy's ``ctx.log`` lines. Shared by the
+    backtest and the live service, so their run directories agree line for line."""
+    events: list[tuple[int, int, dict[str, Any]]] = []
+    for t in transitions:
+        events.append((t.ts_ns, 0, {"event": "risk_transition", **_transition_dict(t)}))
+    iso_ns, iso = None, ""
+    for d in batch.denials:
+        inst = instruments[d.symbol]
+        if d.ts_ns != iso_ns:  # a refused order is often one of several in its bar
+            iso_ns, iso = d.ts_ns, ns_to_iso(d.ts_ns)
+        events.append((d.ts_ns, 1, {"event": "order_denied", "ts": iso,
+                                    "ts_ns": d.ts_ns, "order_id": d.order_id,
+                                    "symbol": d.symbol, "side": side_label(d.side),
+                                    "qty": inst.qty_text(d.qty), "reason": d.reason,
+                                    "detail": d.detail}))
+    for entry in batch.logs:
+        events.append((entry["ts_ns"], 2, {"event": "strategy_log",
+                                           "ts": ns_to_iso(entry["ts_ns"]), **entry}))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [payload for _ts, _rank, payload in events]
+
+
 class _BatchSink:
     """Receives the engine's batches: fills and orders to Parquet, fill lines to the hash
     spool, and ``events.jsonl`` (risk transitions, every denial, strategy log lines, in
@@ -212,29 +237,14 @@ class _BatchSink:
         if batch.fills and self.fill_spool is not None:
             self.fill_spool.write(fill_lines_text(batch.fills, self.instruments))
         self.orders.write(batch.orders)
-        events: list[tuple[int, int, dict[str, Any]]] = []
         gate = risk_gate_of(self.engine)
+        transitions: list[RiskTransition] = []
         if gate is not None:
-            for t in gate.risk.transitions[self.transitions_seen:]:
-                events.append((t.ts_ns, 0, {"event": "risk_transition", **_transition_dict(t)}))
+            transitions = gate.risk.transitions[self.transitions_seen:]
             self.transitions_seen = len(gate.risk.transitions)
-        iso_ns, iso = None, ""
-        for d in batch.denials:
-            inst = self.instruments[d.symbol]
-            if d.ts_ns != iso_ns:  # a refused order is often one of several in its bar
-                iso_ns, iso = d.ts_ns, ns_to_iso(d.ts_ns)
-            events.append((d.ts_ns, 1, {"event": "order_denied", "ts": iso,
-                                        "ts_ns": d.ts_ns, "order_id": d.order_id,
-                                        "symbol": d.symbol, "side": side_label(d.side),
-                                        "qty": inst.qty_text(d.qty), "reason": d.reason,
-                                        "detail": d.detail}))
-        for entry in batch.logs:
-            events.append((entry["ts_ns"], 2, {"event": "strategy_log",
-                                               "ts": ns_to_iso(entry["ts_ns"]), **entry}))
-        events.sort(key=lambda e: (e[0], e[1]))
+        events = batch_events(batch, transitions, self.instruments)
         # One encoder for every line (json.dumps with options builds a new one per call).
-        self.events.write("".join(_EVENT_JSON.encode(payload) + "\n"
-                                  for _ts, _rank, payload in events))
+        self.events.write("".join(_EVENT_JSON.encode(payload) + "\n" for payload in events))
 
     def close(self) -> None:
         self.fills.close()

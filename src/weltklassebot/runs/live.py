@@ -52,10 +52,10 @@ from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.engine.state import fill_data, order_data
 from weltklassebot.logs import get_logger
 from weltklassebot.model.bars import BarChunk
-from weltklassebot.model.enums import side_label
 from weltklassebot.risk import RiskEngine, RiskTransition
 from weltklassebot.runs.backtest import (
     RunRequest,
+    batch_events,
     risk_report,
 )
 from weltklassebot.runs.environment import git_commit
@@ -721,27 +721,10 @@ class LiveService:
     def _events(self, batch: EngineBatch) -> list[dict[str, Any]]:
         """``events.jsonl`` lines of this batch, as ``backtest`` writes them."""
         assert self.prep is not None
-        events: list[tuple[int, int, dict[str, Any]]] = []
-        risk = self._risk()
-        transitions = risk.transitions
-        for t in transitions[self._transitions_seen:]:
-            events.append((t.ts_ns, 0, {"event": "risk_transition", "ts": ns_to_iso(t.ts_ns),
-                                        "ts_ns": t.ts_ns, "from": t.from_state.value,
-                                        "to": t.to_state.value, "reason": t.reason,
-                                        "detail": t.detail}))
+        transitions = self._risk().transitions
+        new = transitions[self._transitions_seen:]
         self._transitions_seen = len(transitions)
-        for d in batch.denials:
-            inst = self.prep.instruments[d.symbol]
-            events.append((d.ts_ns, 1, {"event": "order_denied", "ts": ns_to_iso(d.ts_ns),
-                                        "ts_ns": d.ts_ns, "order_id": d.order_id,
-                                        "symbol": d.symbol, "side": side_label(d.side),
-                                        "qty": inst.qty_text(d.qty), "reason": d.reason,
-                                        "detail": d.detail}))
-        for entry in batch.logs:
-            events.append((entry["ts_ns"], 2, {"event": "strategy_log",
-                                               "ts": ns_to_iso(entry["ts_ns"]), **entry}))
-        events.sort(key=lambda e: (e[0], e[1]))
-        return [payload for _ts, _rank, payload in events]
+        return batch_events(batch, new, self.prep.instruments)
 
     def _emit(self, kind: str, payload: dict[str, Any], ts_ns: int, *, durable: bool) -> None:
         """One record of the run: checked against the store while re-running, else appended.
