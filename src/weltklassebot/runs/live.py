@@ -640,6 +640,7 @@ class LiveService:
         if engine is None or self.prep is None:
             return
         status.duplicate_fills = engine.duplicate_fills
+        status.orders_submitted = engine.orders_submitted
         risk = self._risk()
         status.risk_state = risk.state.value
         status.drawdown_ratio = float(risk.drawdown)
