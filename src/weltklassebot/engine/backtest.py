@@ -390,6 +390,11 @@ class BacktestEngine:
         else:
             slot.strategy.on_fill(slot.ctx, fill)
 
+    @property
+    def orders_submitted(self) -> int:
+        """Orders submitted so far, accepted or refused (each took the next order id)."""
+        return self._next_order_id - 1
+
     def client_order_id(self, order_id: int) -> str:
         """The id an outside venue sees for ``order_id``: the run's key and the integer id,
         derived from the run's identity alone (no clock, no process state), so a restarted
