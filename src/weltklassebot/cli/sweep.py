@@ -17,7 +17,7 @@ import click
 from weltklassebot.cli.options import ENV_RUNS_DIR, config_option, config_path, json_option
 
 F = TypeVar("F", bound=Callable[..., Any])
-OTHER_COMMANDS_SECTIONS = ("snapshots", "state", "service", "metrics", "faults")
+TITLES = {"sweep": "Sweep", "walkforward": "Walk-forward", "montecarlo": "Monte Carlo"}
 
 
 def shared_options(func: F) -> F:
@@ -75,6 +75,7 @@ def build_request(kind: str, *, strategy: str | None, grids: tuple[str, ...],
     ``backtest`` resolves them, without the snapshot, the seed and the swept parameters."""
     from weltklassebot.config.load import deep_merge, read_toml, validate_config
     from weltklassebot.config.model import BacktestConfig
+    from weltklassebot.config.service import OTHER_COMMANDS_SECTIONS
     from weltklassebot.core.timeutil import ns_to_basic
     from weltklassebot.errors import UsageError
     from weltklassebot.runs.results import STATS_KEYS
@@ -144,7 +145,7 @@ def print_summary(summary: dict[str, Any], rows: list[dict[str, Any]], request: 
     counts, timings = summary["counts"], summary["timings"]
     names = [a.name for a in request.axes]
     lines = [
-        f"{summary['kind'].capitalize()} of {summary['inputs']['strategy']['name']}: "
+        f"{TITLES[summary['kind']]} of {summary['inputs']['strategy']['name']}: "
         f"{counts['cells']:,} cells ({counts['ok']:,} ok, {counts['failed']:,} failed, "
         f"{counts['resumed']:,} from before --resume)",
         f"Backend       {timings['backend']}, {timings['workers'] or 0} worker(s); "

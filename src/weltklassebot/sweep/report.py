@@ -28,6 +28,7 @@ from weltklassebot.sweep.walkforward import LOWER_IS_BETTER
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 _MARKERS = ("<!--TITLE-->", "/*STYLE*/", "<!--DATA-->", "//PLOTLY", "//APP")
+TITLES = {"sweep": "Sweep", "walkforward": "Walk-forward", "montecarlo": "Monte Carlo"}
 ROW_COLUMNS = ("seed", "snapshot_sha256", "equity_hash", "status", "error", "window", "phase",
                "start", "end")
 
@@ -46,7 +47,7 @@ def report_payload(summary: dict[str, Any], rows: list[dict[str, Any]], axes: li
             columns[key] = values
     payload: dict[str, Any] = {
         "mode": "sweep",
-        "title": f"{summary['kind'].capitalize()} of {strategy['name']} "
+        "title": f"{TITLES[summary['kind']]} of {strategy['name']} "
                  f"({summary['counts']['cells']:,} cells)",
         "kind": summary["kind"],
         "strategy": strategy,

@@ -11,6 +11,7 @@ rows, counts and timings; ``DIR/report.html`` the sweep report.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -30,9 +31,9 @@ from weltklassebot.config.load import deep_merge, validate_config
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.core.timeutil import ns_to_iso
 from weltklassebot.errors import UsageError
-from weltklassebot.runs.backtest import PreparedData, prepare_data
+from weltklassebot.runs.backtest import PreparedData, execution_settings, prepare_data
 from weltklassebot.runs.results import STATS_KEYS
-from weltklassebot.runs.window import TimeWindow, snapshot_times
+from weltklassebot.runs.window import TimeWindow, parse_time, snapshot_times
 from weltklassebot.strategy.loader import resolve_strategy
 from weltklassebot.sweep import montecarlo, walkforward
 from weltklassebot.sweep.backends import Backend, make_backend
@@ -42,7 +43,7 @@ from weltklassebot.sweep.cells import (
     FLOAT_STATS,
     INT_STATS,
     OK,
-    RESERVED,
+    WINDOW_COLUMNS,
     Cell,
     CellResult,
     row_order,
@@ -53,7 +54,7 @@ from weltklassebot.sweep.grid import FLOAT, INT, Axis, check_names, typed_params
 from weltklassebot.sweep.journal import JOURNAL, Journal
 from weltklassebot.sweep.progress import Progress, progress_bar
 from weltklassebot.sweep.walkforward import WalkForwardSpec, Window
-from weltklassebot.sweep.worker import SweepContext, fastpath_module
+from weltklassebot.sweep.worker import SweepContext
 
 RESULTS, SWEEP_JSON, REPORT, WALKFORWARD = ("results.parquet", "sweep.json", "report.html",
                                             "walkforward.parquet")
@@ -98,7 +99,9 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
     started_ns = time.time_ns()
     if request.kind not in KINDS:
         raise UsageError(f"unknown sweep kind {request.kind!r}")
-    check_names(list(request.axes), set(RESERVED))
+    reserved = set(BASE_COLUMNS) | (set(WINDOW_COLUMNS) if request.kind == "walkforward"
+                                    else set())
+    check_names(list(request.axes), reserved)
     prepared = _prepare_snapshots(request)
     refs = tuple(SnapshotRef.of(p) for p in prepared)
     strategy = _check_strategy(request)
@@ -340,7 +343,9 @@ class _Driver:
                               winners: dict[tuple[int, int], tuple[Any, float | None]],
                               prepared: list[PreparedData]) -> dict[str, Any]:
         key = spec.optimise
-        initial = float(self.context.config(self.cells[0]).execution.initial_cash)
+        # Curves are in cash units (as equity_points reads them); written in the currency.
+        execution = execution_settings(self.context.config(self.cells[0]))
+        initial, unit = float(execution.initial_cash), 10.0 ** -execution.money.scale
         windows_out = []
         test_cells = [c for c in self.cells if dict(c.tags).get("phase") == "test"]
         for snap, w in plans:
@@ -375,7 +380,7 @@ class _Driver:
                                  "points": int(ts.size), "stats": stats,
                                  "segments": len(segments), "windows": len(mine)})
                 curve_rows.append({"snapshot_sha256": data.sha256, "seed": seed, "ts": ts,
-                                   "equity": equity})
+                                   "equity": equity * unit})
         self.stitched_curves = curve_rows
         gaps = [w["gap"] for w in windows_out if w["gap"] is not None]
         ins = [w["in_sample"] for w in windows_out if w["in_sample"] is not None]
@@ -444,7 +449,7 @@ def _summary(request: SweepRequest, inputs: dict[str, Any], journal: Journal, dr
             "workers": None if backend is None else backend.workers,
             "snapshot_reads": driver.snapshot_reads,
             "started_utc": ns_to_iso(started_ns - started_ns % 1000),
-            "fast_path_available": fastpath_module() is not None,
+            "fast_path_in_build": importlib.util.find_spec("weltklassebot.fastpath") is not None,
         },
         "failed": [{**{n: r[n] for n in names}, "seed": r["seed"],
                     "snapshot_sha256": r["snapshot_sha256"], "error": r["error"],
@@ -484,8 +489,8 @@ def results_table(rows: list[dict[str, Any]], axes: list[Axis]) -> pa.Table:
         columns["phase"] = pa.array([r["phase"] for r in rows], pa.string())
         for name in ("start", "end"):
             columns[name] = pa.array(
-                [None if r[name] is None else np.datetime64(r[name].rstrip("Z"), "ns")
-                 for r in rows], pa.timestamp("ns", tz="UTC"))
+                [None if r[name] is None else parse_time(r[name], name) for r in rows],
+                pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
         columns["warmup"] = pa.array([r["warmup"] for r in rows], pa.int64())
     return pa.table(columns)
 
