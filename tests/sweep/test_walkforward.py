@@ -78,7 +78,7 @@ def test_walk_forward(tmp_path: Path, small_snapshots: tuple[Path, Path]) -> Non
         assert run.summary["initial_equity"] == "1000000"
         segments.append(equity_points(run.run_dir / "equity.parquet"))
     stitched = pq.read_table(tmp_path / "wf" / "walkforward.parquet")
-    level, expected = 1.0, []
+    level, expected = 1.0, list[float]()
     for _ts, units in segments:  # cash units: 1e-8 of a dollar
         expected.extend(units / 1e14 * level * 1e6)
         level = float(units[-1]) / 1e14 * level
