@@ -67,6 +67,8 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal to the bit: floats compared by their IEEE bits (so 0.0 != -0.0), ints exactly."""
     if a.shape != b.shape:
         return False
+    if not a.size:
+        return True
     if a.dtype.kind == "f" or b.dtype.kind == "f":
         if a.dtype.kind != "f" or b.dtype.kind != "f":
             return False

@@ -15,6 +15,23 @@ from typing import Any, ClassVar, Protocol
 from weltklassebot.model.enums import BUY, SELL, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill, Order
+from weltklassebot.strategy.indicator_series import (
+    ADXSeries,
+    ATRSeries,
+    BollingerSeries,
+    EMASeries,
+    IndicatorSeries,
+    MACDSeries,
+    ROCSeries,
+    RSISeries,
+    SMASeries,
+    StdDevSeries,
+    StochasticSeries,
+    TrueRangeSeries,
+    VWAPSeries,
+    WMASeries,
+    ZScoreSeries,
+)
 from weltklassebot.strategy.series import CrossSeries, RollingSumSeries, Series, SeriesSet
 
 Number = Decimal | int | str | float
@@ -178,6 +195,104 @@ class StrategyContext:
         Fills, accounting and equity still happen at every bar; ``on_fill`` is unaffected.
         """
         self._router.series(self.symbol).wake = series
+
+    # -- engine-computed indicators (declare in on_start; docs/indicators.md) ----------------
+    # Each equals the incremental indicator of weltklassebot.indicators of the same name, to
+    # the bit; ``value`` / ``ready`` (and the named outputs) are the current bar's.
+
+    def _declare(self, handle: SMASeries | IndicatorSeries) -> None:
+        declared = self._router.series(self.symbol)
+        for part in handle.parts():
+            declared.add(part)
+
+    def sma(self, field: str, window: int) -> SMASeries:
+        """Simple moving average of ``field``; ``.total`` is the exact sum and ``.sums`` the
+        rolling-sum series to pass to ``cross`` (declared with it)."""
+        handle = SMASeries(field, window)
+        self._declare(handle)
+        return handle
+
+    def ema(self, field: str, window: int) -> EMASeries:
+        """Exponential moving average of ``field``, seeded with the first ``window`` values'
+        mean."""
+        handle = EMASeries(field, window)
+        self._declare(handle)
+        return handle
+
+    def wma(self, field: str, window: int) -> WMASeries:
+        """Linearly weighted moving average of ``field``."""
+        handle = WMASeries(field, window)
+        self._declare(handle)
+        return handle
+
+    def rsi(self, field: str = "close", window: int = 14) -> RSISeries:
+        """Wilder's RSI of ``field``."""
+        handle = RSISeries(field, window)
+        self._declare(handle)
+        return handle
+
+    def roc(self, field: str = "close", window: int = 10) -> ROCSeries:
+        """Rate of change of ``field`` over ``window`` bars, in percent."""
+        handle = ROCSeries(field, window)
+        self._declare(handle)
+        return handle
+
+    def stddev(self, field: str = "close", window: int = 20) -> StdDevSeries:
+        """Population standard deviation of ``field`` over ``window`` bars."""
+        handle = StdDevSeries(field, window)
+        self._declare(handle)
+        return handle
+
+    def zscore(self, field: str = "close", window: int = 20) -> ZScoreSeries:
+        """Z-score of ``field`` within its last ``window`` bars."""
+        handle = ZScoreSeries(field, window)
+        self._declare(handle)
+        return handle
+
+    def bollinger(self, field: str = "close", window: int = 20,
+                  k: float = 2.0) -> BollingerSeries:
+        """Bollinger bands of ``field``: ``.upper``, ``.middle``, ``.lower``."""
+        handle = BollingerSeries(field, window, k)
+        self._declare(handle)
+        return handle
+
+    def macd(self, field: str = "close", fast: int = 12, slow: int = 26,
+             signal: int = 9) -> MACDSeries:
+        """MACD of ``field``: ``.macd``, ``.signal``, ``.histogram``."""
+        handle = MACDSeries(field, fast, slow, signal)
+        self._declare(handle)
+        return handle
+
+    def true_range(self) -> TrueRangeSeries:
+        """True range of each bar in exact ticks."""
+        handle = TrueRangeSeries()
+        self._declare(handle)
+        return handle
+
+    def atr(self, window: int = 14) -> ATRSeries:
+        """Average true range, Wilder's smoothing."""
+        handle = ATRSeries(window)
+        self._declare(handle)
+        return handle
+
+    def stochastic(self, fastk: int = 14, slowk: int = 3, slowd: int = 3) -> StochasticSeries:
+        """Stochastic oscillator: ``.k`` (slow %K) and ``.d``."""
+        handle = StochasticSeries(fastk, slowk, slowd)
+        self._declare(handle)
+        return handle
+
+    def adx(self, window: int = 14) -> ADXSeries:
+        """Wilder's ADX: ``.adx``, ``.plus_di``, ``.minus_di``."""
+        handle = ADXSeries(window)
+        self._declare(handle)
+        return handle
+
+    def vwap(self, period_ns: int | None = None, offset_ns: int = 0) -> VWAPSeries:
+        """Volume-weighted average price per session (``period_ns``: e.g. a UTC day)."""
+        handle = VWAPSeries(period_ns, offset_ns)
+        self._declare(handle)
+        return handle
+
 
 
 class Strategy:
