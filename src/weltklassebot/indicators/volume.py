@@ -85,20 +85,25 @@ class VWAP:
                 ready[k] = self.ready
             return values, ready
         pv = (highs + lows + closes).astype(np.float64) * volumes
-        out = np.zeros(m, dtype=np.float64)
-        ready = np.zeros(m, dtype=bool)
+        sums = np.empty(m, dtype=np.float64)
+        vols = np.empty(m, dtype=np.float64)
         bounds = [0, *cuts.tolist(), m]
         for a, b in itertools.pairwise(bounds):
             key = int(keys[a])
             if key != self._session:
                 self._session, self._pv, self._volume = key, 0.0, 0.0
-            sums = np.cumsum(np.concatenate(([self._pv], pv[a:b])))[1:]
-            vols = np.cumsum(np.concatenate(([self._volume], volumes[a:b])))[1:]
-            live = vols > 0.0
-            np.divide(np.divide(sums, vols, out=np.zeros(b - a), where=live), 3.0,
-                      out=out[a:b], where=live)
-            ready[a:b] = live
-            self._pv, self._volume = float(sums[-1]), float(vols[-1])
+            # The carry joins the first value, then sequential sums: update's additions.
+            part = pv[a:b].copy()
+            part[0] = self._pv + part[0]
+            np.cumsum(part, out=sums[a:b])
+            part = volumes[a:b].copy()
+            part[0] = self._volume + part[0]
+            np.cumsum(part, out=vols[a:b])
+            self._pv, self._volume = float(sums[b - 1]), float(vols[b - 1])
+        ready = vols > 0.0
+        out = np.zeros(m, dtype=np.float64)
+        np.divide(np.divide(sums, vols, out=np.zeros(m), where=ready), 3.0, out=out,
+                  where=ready)
         self.value = float(out[-1])
         return out, ready
 
