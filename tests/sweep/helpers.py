@@ -44,9 +44,15 @@ def sweep_json(directory: Path) -> dict[str, Any]:
     return loaded
 
 
-def backtest_hash(tmp: Path, name: str, *args: str | Path) -> str:
-    """The equity hash of the same cell run alone as ``backtest``."""
+def backtest_summary(tmp: Path, name: str, *args: str | Path) -> dict[str, Any]:
+    """The summary of the same cell run alone as ``backtest``."""
     proc = run_cli("backtest", "--out", tmp / name, "--no-progress", "--no-report", "--json",
                    *args)
     assert proc.returncode == 0, proc.stderr
-    return str(json.loads(proc.stdout)["equity_hash"])
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return summary
+
+
+def backtest_hash(tmp: Path, name: str, *args: str | Path) -> str:
+    """The equity hash of the same cell run alone as ``backtest``."""
+    return str(backtest_summary(tmp, name, *args)["equity_hash"])

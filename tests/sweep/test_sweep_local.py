@@ -3,6 +3,7 @@ the backtest it stands for, a failing cell is recorded, several snapshots and se
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,7 +13,11 @@ from support.cli import run_cli
 from weltklassebot.errors import UsageError
 from weltklassebot.runs.results import STATS_KEYS
 
-from .helpers import STOCHASTIC, backtest_hash, sweep, sweep_json, table
+from .helpers import STOCHASTIC, backtest_summary, sweep, sweep_json, table
+
+
+def fast_path_in_build() -> bool:
+    return importlib.util.find_spec("weltklassebot.fastpath") is not None
 
 GRID = ("fast=5,10", "slow=30,60")
 
@@ -61,11 +66,15 @@ def test_each_cell_is_the_backtest_it_stands_for(tmp_path: Path,
     config = tmp_path / "stochastic.toml"
     config.write_text('[execution.slippage]\nmodel = "stochastic"\nmax_bps = "8"\n'
                       '[execution.latency]\ndelay = "1s"\njitter = "30m"\n')
-    for row in engine.rows:
-        alone = backtest_hash(tmp_path, f"alone-{row['fast']}", "--config", config,
-                              "--data-snapshot", small_snapshots[0], "--seed", "4",
-                              "--param", f"fast={row['fast']}", "--param", "slow=30")
-        assert alone == row["equity_hash"]
+    assert fast.summary["counts"]["fast_path"] == (2 if fast_path_in_build() else 0)
+    for row, fast_row in zip(engine.rows, fast.rows, strict=True):
+        alone = backtest_summary(tmp_path, f"alone-{row['fast']}", "--config", config,
+                                 "--data-snapshot", small_snapshots[0], "--seed", "4",
+                                 "--param", f"fast={row['fast']}", "--param", "slow=30")
+        assert alone["equity_hash"] == row["equity_hash"]
+        # The same statistics, by either path, as the backtest's summary.json.
+        assert {k: row[k] for k in STATS_KEYS} == alone["stats"]
+        assert {k: fast_row[k] for k in STATS_KEYS} == alone["stats"]
 
 
 def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(

@@ -80,7 +80,10 @@ class LocalBackend:
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods
                                               else "spawn")
         if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload(["weltklassebot.sweep.worker"])
+            preload = ["weltklassebot.sweep.worker"]
+            if self.context.fast_path:
+                preload.append("weltklassebot.sweep.warm_fast")  # compiled once, then forked
+            context.set_forkserver_preload(preload)
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_process,
                                    initargs=(self.context,))
 

@@ -26,13 +26,12 @@ from weltklassebot.config.model import BacktestConfig
 from weltklassebot.errors import WeltklasseError
 from weltklassebot.runs.backtest import execution_settings
 from weltklassebot.runs.benchmark import MarketTape
-from weltklassebot.runs.outputs import EquityWriter, fills_writer
-from weltklassebot.runs.results import analyse_run, equity_points
-from weltklassebot.runs.stats import EquityStats
+from weltklassebot.runs.results import equity_points
 from weltklassebot.runs.window import plan_window
 from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
 from weltklassebot.sweep.cells import FAILED, OK, Cell, CellResult
 from weltklassebot.sweep.data import SnapshotArrays, SnapshotRef
+from weltklassebot.sweep.stats import cell_stats
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,7 @@ class Worker:
         self.arrays: dict[str, SnapshotArrays] = dict(arrays or {})
         self.fast = fastpath_module() if context.fast_path else None
         self.fast_bars: dict[str, Any] = {}
+        self.tapes: dict[str, MarketTape] = {}
         self.loads = 0  # snapshot reads by this worker (the tests count them)
 
     def bars(self, snapshot: int) -> SnapshotArrays:
@@ -134,37 +134,25 @@ class Worker:
 
     def _run_fast(self, spec: StrategySpec, config: BacktestConfig,
                   arrays: SnapshotArrays) -> CellResult:
-        """The compiled path: its fills and equity curve go through the same statistics as an
-        engine run's (written to a scratch directory and analysed by ``analyse_run``)."""
+        """The compiled path: its fills and equity curve go through the statistics of an engine
+        run (``sweep.stats``, in memory)."""
         assert self.fast is not None
         out = self.fast.run(spec, config, self._fast_bars(config, arrays),
                             with_hash=self.context.with_hash)
         fills, _orders = self.fast.records(out)
         execution = execution_settings(config)
-        money = execution.money
-        instruments, intervals = arrays.instruments, arrays.intervals
-        with tempfile.TemporaryDirectory(prefix="weltklassebot-cell-") as scratch:
-            directory = Path(scratch)
-            writer = fills_writer(directory / "fills.parquet", instruments, money)
-            writer.write(fills)
-            writer.close()
-            stats = EquityStats(execution.initial_cash)
-            drawdown = stats.update(out["ts"], out["equity"])
-            equity = EquityWriter(directory / "equity.parquet", money)
-            equity.write(out["ts"], out["equity"], out["cash"], drawdown)
-            equity.close()
-            tape = MarketTape(instruments)
+        tape = self.tapes.get(arrays.sha256)
+        if tape is None:  # the closes of the buy-and-hold benchmark, once per snapshot
+            tape = self.tapes[arrays.sha256] = MarketTape(arrays.instruments)
             tape.add(arrays.chunk())
-            risk = {"enabled": False, "state": "ACTIVE", "transitions": [],
-                    "denials": dict(sorted(out["denial_counts"].items()))}
-            analysis = analyse_run(directory, instruments=instruments, money=money,
-                                   initial_cash=execution.initial_cash, equity=stats, tape=tape,
-                                   base_interval=min(intervals.values()),
-                                   periods_per_year=config.data.periods_per_year,
-                                   fees_paid=int(out["fees_paid"]), risk=risk)
+        stats = cell_stats(fills, out["ts"], out["equity"], instruments=arrays.instruments,
+                           money=execution.money, initial_cash=execution.initial_cash,
+                           tape=tape, base_interval=min(arrays.intervals.values()),
+                           periods_per_year=config.data.periods_per_year,
+                           fees_paid=int(out["fees_paid"]), denials=out["denial_counts"])
         digest = out["equity_hash"] if self.context.with_hash else None
         return CellResult(OK, equity_hash=None if digest is None else str(digest),
-                          stats=dict(analysis.stats), path="fast", bars=len(arrays))
+                          stats=stats, path="fast", bars=len(arrays))
 
     def _run_engine(self, cell: Cell, spec: StrategySpec, config: BacktestConfig,
                     arrays: SnapshotArrays) -> CellResult:
