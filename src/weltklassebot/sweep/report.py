@@ -5,8 +5,8 @@ The page holds the results as JSON, its renderer (``assets/sweep.js``) and plotl
 parameters (mean over seeds and snapshots; the statistic and the two parameters are chosen on
 the page), the distribution of the statistic over seeds, the top cells, failed cells with their
 errors, and for a walk-forward its windows and the stitched out-of-sample curves, for Monte
-Carlo the quantiles of every statistic. The same results give the same bytes (sweep.json's
-timings are not on the page).
+Carlo the quantiles of every statistic. Nothing on the page depends on when it was written
+(sweep.json's timings are not on it).
 """
 
 from __future__ import annotations
