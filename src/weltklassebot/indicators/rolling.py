@@ -168,16 +168,12 @@ class RollingMax:
         # The queue single updates would leave: the values of the last window higher than every
         # later one (of equal values the latest), oldest first.
         end = start + m
-        last = ext[-n:].tolist()
-        kept: list[tuple[int, int]] = []
-        for k in range(n - 1, -1, -1):
-            index = end - n + k
-            if index < 0:
-                break
-            if not kept or last[k] > kept[-1][1]:
-                kept.append((index, last[k]))
-        kept.reverse()
-        self._items = deque(kept)
+        last = ext[-n:]
+        later = np.concatenate((np.maximum.accumulate(last[::-1])[::-1][1:],
+                                np.array([low - 1], dtype=np.int64)))
+        kept = np.flatnonzero(last > later)
+        kept = kept[kept >= n - end]  # (positions before the first value hold the filler)
+        self._items = deque(zip((kept + (end - n)).tolist(), last[kept].tolist(), strict=True))
         self._count = end
         return out, ready
 
