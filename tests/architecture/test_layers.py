@@ -1,6 +1,7 @@
 """The layer contract, checked on every test run (DESIGN: one pure core, edges around it).
 
-    cli -> runs -> engine -> strategy | risk -> portfolio -> model -> core
+    cli -> sweep -> fastpath -> runs -> engine -> strategy | risk -> portfolio | indicators
+        -> model -> core
 
 A unit may import the units below it, never one above it; ``strategy`` and ``risk`` are
 siblings and do not import each other. The edges (``data``, ``state``, ``config``, ``logs``,
@@ -25,12 +26,14 @@ from architecture.imports import cycles, imports_of, read_sources, unit_of
 SRC = Path(__file__).resolve().parents[2] / "src" / "weltklassebot"
 
 CORE_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("engine",), ("strategy", "risk"), ("portfolio",), ("model",), ("core",),
+    ("engine",), ("strategy", "risk"), ("portfolio", "indicators"), ("model",), ("core",),
 )
+ORCHESTRATION: tuple[str, ...] = ("sweep", "fastpath", "runs")
+"""Units that put runs together, top first: each may import those after it, never before."""
 CORE_RANK = {unit: rank for rank, units in enumerate(CORE_LAYERS) for unit in units}
 EDGES = frozenset({"data", "state", "config", "logs", "filelock", "fsutil", "service"})
 SHARED = frozenset({"", "errors"})
-CLASSIFIED = frozenset({"cli", "runs"}) | EDGES | SHARED | frozenset(CORE_RANK)
+CLASSIFIED = frozenset({"cli", *ORCHESTRATION}) | EDGES | SHARED | frozenset(CORE_RANK)
 
 
 def rule_broken(importer: str, target: str) -> str | None:
@@ -46,10 +49,14 @@ def rule_broken(importer: str, target: str) -> str | None:
         return None
     if target == "cli":
         return "nothing imports the CLI"
-    if importer == "runs":
+    if importer in ORCHESTRATION and target in ORCHESTRATION:
+        if ORCHESTRATION.index(target) > ORCHESTRATION.index(importer):
+            return None
+        return f"{importer} may not import {target}: cli -> {' -> '.join(ORCHESTRATION)}"
+    if importer in ORCHESTRATION:
         return None
-    if target == "runs":
-        return "only the CLI imports runs"
+    if target in ORCHESTRATION:
+        return f"only the CLI and the units above it import {target}"
     if importer in EDGES:
         return None
     if target in EDGES:
