@@ -45,8 +45,9 @@ class Bar:
 
 
 @contextmanager
-def progress_bar(show: bool) -> Iterator[Progress]:
-    if not (show and sys.stderr.isatty()):
+def progress_bar(show: bool, console: Any = None) -> Iterator[Progress]:
+    """The bar on stderr when it is a terminal (or on ``console``, a rich console)."""
+    if not show or (console is None and not sys.stderr.isatty()):
         yield Silent()
         return
     from rich.console import Console
@@ -76,6 +77,7 @@ def progress_bar(show: bool) -> Iterator[Progress]:
     with RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                       MofNCompleteColumn(), TextColumn("cells"), RateColumn(), FailedColumn(),
                       TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"),
-                      TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                      TimeRemainingColumn(), console=console or Console(stderr=True),
+                      transient=True,
                       refresh_per_second=4, speed_estimate_period=30.0) as progress:
         yield Bar(progress)
