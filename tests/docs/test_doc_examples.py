@@ -260,10 +260,7 @@ SHELL_NOT_RUN: dict[tuple[str, str], str] = {
         "systemctl start weltklassebot", "systemctl status weltklassebot",
         "systemctl stop weltklassebot", "systemctl restart weltklassebot",
         "curl -sf http://localhost:${WELTKLASSE_METRICS_PORT:-9000}/metrics | head",
-        'journalctl -u weltklassebot -o cat --since "1 hour ago"',
-        "journalctl -u weltklassebot -o cat > incident-logs.jsonl",
-        "curl -sf http://localhost:${WELTKLASSE_METRICS_PORT:-9000}/metrics > "
-        "incident-metrics.txt")},
+        'journalctl -u weltklassebot -o cat --since "1 hour ago"')},
     ("docs/RUNBOOK.md", ".venv/bin/python -m cli service install --port 9000"):
         "installs into /opt and /etc and creates a user (root); tests/unit/"
         "test_service_install.py and tests/integration/test_systemd_service.py run it",
