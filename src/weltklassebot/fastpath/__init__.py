@@ -2,9 +2,10 @@
 arrays, with the engine's fill model, costs, random streams and exact accounting, giving the
 engine's fills, orders and equity hash bit for bit (docs/fastpath.md).
 
-For sweeps: ``prepare`` reads a snapshot once per worker, ``available`` says whether a
-strategy and config can run here at all, ``run`` runs one cell and raises ``FallBack`` when the
-engine must run it instead.
+For sweeps: ``prepare`` reads a snapshot once per worker (a sweep's own snapshot arrays of one
+symbol do as well), ``available`` says whether a strategy and config can run here at all,
+``run`` runs one cell (fills, orders, equity curve, equity hash, statistics) and raises
+``FallBack`` when the engine must run it instead.
 """
 
 from weltklassebot.fastpath.bars import Bars, FallBack, prepare
@@ -17,6 +18,7 @@ from weltklassebot.fastpath.runner import (
     run,
     why_not,
 )
+from weltklassebot.fastpath.stats import BarArrays
 
-__all__ = ["Bars", "FallBack", "FastResult", "available", "equity_hash", "prepare", "records",
-           "run", "warm", "why_not"]
+__all__ = ["BarArrays", "Bars", "FallBack", "FastResult", "available", "equity_hash", "prepare",
+           "records", "run", "warm", "why_not"]

@@ -6,27 +6,24 @@ validation, instrument resolution and ingest), so a cell's bars are the engine's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from weltklassebot.config.model import BacktestConfig, DataConfig
-from weltklassebot.data.catalog.integrity import check_catalog_file
-from weltklassebot.data.feed import ParquetFeed
-from weltklassebot.data.reader import open_snapshot
-from weltklassebot.data.validate import require_valid
-from weltklassebot.fsutil import sha256_file
 from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.instrument import Instrument
-from weltklassebot.runs.backtest import resolve_instruments, snapshot_path
-from weltklassebot.runs.benchmark import MarketTape
+from weltklassebot.runs.backtest import STEP_BARS, prepare_data
 
-CAP_MAX = 1 << 62
-"""A volume cap at or above this fills as much as any order wants (the orders of a bar never
-ask for as much); larger caps are stored as this."""
+CAP_MAX = 1 << 61
+"""A volume cap at or above this fills as much as any order wants (the fast path runs only
+quantities far below it); larger caps are stored as this."""
 
 
 class FallBack(Exception):
@@ -42,9 +39,9 @@ class FallBack(Exception):
 class Bars:
     """One symbol's bars in event order, in the config's instrument ticks.
 
-    ``data`` is the ``[data]`` section the ticks were made with: a run whose config has another
-    one would read other ticks, so ``run`` refuses it. The arrays are read-only views; a
-    worker can share one ``Bars`` between all its cells.
+    ``data`` is the ``[data]`` section the ticks were made with (without the snapshot's path):
+    a run whose config has other settings would read other ticks, so ``run`` refuses it. The
+    arrays are read-only; a worker shares one ``Bars`` between all its cells.
     """
 
     path: Path
@@ -59,39 +56,65 @@ class Bars:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
-    _caps: dict[tuple[Fraction, Decimal], np.ndarray] = field(default_factory=dict, repr=False)
+    steps: tuple[int, ...] = ()
+    """The bars a backtest of this file hands the engine at each step (the feed's chunks cut
+    into ``STEP_BARS``): the running statistics are merged per step, so the fast path merges
+    them at the same places. Empty: steps of ``STEP_BARS`` from the first bar."""
 
     def __len__(self) -> int:
         return int(self.ts.size)
+
+    # The shape of a sweep's snapshot arrays (``weltklassebot.sweep.data.SnapshotArrays``),
+    # so that either can be handed to ``run``.
+    @property
+    def codes(self) -> None:
+        return None
+
+    @property
+    def instruments(self) -> dict[str, Instrument]:
+        return {self.symbol: self.instrument}
+
+    @property
+    def intervals(self) -> dict[str, int]:
+        return {self.symbol: self.interval}
 
     def chunk(self) -> BarChunk:
         """All bars as one engine chunk (views, no copy)."""
         return BarChunk(self.ts, None, self.open, self.high, self.low, self.close, self.volume)
 
-    def tape(self) -> MarketTape:
-        """The market tape a backtest collects (closes per symbol), for the statistics and
-        the buy-and-hold benchmark."""
-        tape = MarketTape({self.symbol: self.instrument})
-        tape.add(self.chunk())
-        return tape
 
-    def volume_caps(self, participation: Fraction, quantity_increment: Decimal) -> np.ndarray:
-        """Per bar, the quantity ticks it can fill in all: ``floor(volume * participation)`` in
-        quantity ticks, exactly as the engine's ``_volume_cap`` (kept per participation)."""
-        key = (participation, quantity_increment)
-        found = self._caps.get(key)
-        if found is None:
-            found = self._caps[key] = volume_caps(self.volume, participation,
-                                                  quantity_increment)
-        return found
+
+_DERIVED: dict[int, tuple[weakref.ref[np.ndarray], dict[Any, Any]]] = {}
+
+
+def derived(array: np.ndarray, key: Any, make: Callable[[], Any]) -> Any:
+    """What ``make`` computes from ``array``, kept under ``key`` while the array lives: a
+    worker's cells share their bars, and what every cell needs from them is made once."""
+    ident = id(array)
+    entry = _DERIVED.get(ident)
+    if entry is None or entry[0]() is not array:
+
+        def forget(_ref: weakref.ref[np.ndarray]) -> None:
+            _DERIVED.pop(ident, None)
+
+        entry = (weakref.ref(array, forget), {})
+        _DERIVED[ident] = entry
+    if key not in entry[1]:
+        entry[1][key] = make()
+    return entry[1][key]
 
 
 def volume_caps(volume: np.ndarray, participation: Fraction,
                 quantity_increment: Decimal) -> np.ndarray:
-    """``int(Fraction(v) * participation / Fraction(quantity_increment))`` for every volume
-    ``v``, in exact integers; negative caps (which fill nothing) become 0, huge ones
-    ``CAP_MAX``."""
+    """Per bar, the quantity ticks it can fill in all, exactly as the engine's
+    ``_volume_cap``: ``int(Fraction(v) * participation / Fraction(quantity_increment))``.
+    Negative caps (which fill nothing) become 0, huge ones ``CAP_MAX``."""
     ratio = participation / Fraction(quantity_increment)
+    caps: np.ndarray = derived(volume, ("caps", ratio), lambda: _caps(volume, ratio))
+    return caps
+
+
+def _caps(volume: np.ndarray, ratio: Fraction) -> np.ndarray:
     num, den = ratio.numerator, ratio.denominator
     out = np.empty(volume.size, dtype=np.int64)
     for i, value in enumerate(volume.tolist()):
@@ -103,26 +126,24 @@ def volume_caps(volume: np.ndarray, participation: Fraction,
 
 
 def prepare(config: BacktestConfig, path: Path | str | None = None) -> Bars:
-    """Read the snapshot at ``path`` (default: the config's, else the bundled sample) once:
-    validated, its instrument and bar interval resolved from the config, prices in ticks.
+    """Read the snapshot at ``path`` (default: the config's, else the bundled sample) once,
+    through a backtest's own preparation: validated, its instrument and bar interval resolved
+    from the config, prices in ticks.
 
     Raises what a backtest raises for an invalid or unreadable snapshot, and ``FallBack`` for
     a snapshot of several symbols (the fast path runs one).
     """
-    source = Path(path) if path is not None else snapshot_path(config)
-    catalog_sha = check_catalog_file(source)
-    report = require_valid(source, data=config.data)
-    resolved = source.resolve()
-    sha = catalog_sha or sha256_file(resolved)
-    snapshot = open_snapshot(resolved)
-    instruments, intervals = resolve_instruments(config, snapshot, report)
-    if len(instruments) != 1:
-        raise FallBack(f"snapshot {source} holds {len(instruments)} symbols; the fast path "
-                       "runs one symbol")
-    symbol = next(iter(instruments))
-    feed = ParquetFeed(snapshot, instruments, None if snapshot.has_symbol else symbol,
-                       time_ordered=bool(report.facts.get("time_ordered")))
-    chunks = list(feed.chunks())
+    if path is not None:
+        config = config.model_copy(update={
+            "data": config.data.model_copy(update={"snapshot": str(path)})})
+    data = prepare_data(config)
+    if len(data.instruments) != 1:
+        raise FallBack(f"snapshot {data.path} holds {len(data.instruments)} symbols; the fast "
+                       "path runs one symbol")
+    symbol, instrument = next(iter(data.instruments.items()))
+    chunks = list(data.feed().chunks())
+    steps = tuple(min(STEP_BARS, len(c) - start) for c in chunks
+                  for start in range(0, len(c), STEP_BARS))
     columns = []
     for name in ("ts", "open", "high", "low", "close"):
         parts = [getattr(c, name) for c in chunks]
@@ -131,8 +152,13 @@ def prepare(config: BacktestConfig, path: Path | str | None = None) -> Bars:
     volume = _frozen(np.concatenate([c.volume for c in chunks]).astype(np.float64, copy=False)
                      if chunks else np.zeros(0, dtype=np.float64))
     ts, o, h, lo, c = columns
-    return Bars(source, sha, config.data, symbol, instruments[symbol], intervals[symbol], ts, o,
-                h, lo, c, volume)
+    return Bars(data.path, data.sha256, instrument_settings(config.data), symbol, instrument,
+                data.intervals[symbol], ts, o, h, lo, c, volume, steps)
+
+
+def instrument_settings(data: DataConfig) -> DataConfig:
+    """The ``[data]`` settings that make the ticks: all but the snapshot's path."""
+    return data.model_copy(update={"snapshot": None})
 
 
 def _frozen(values: np.ndarray) -> np.ndarray:

@@ -24,7 +24,15 @@ from weltklassebot.engine.equity_hash import (
     format_scaled_array,
 )
 from weltklassebot.fastpath import kernels as k
-from weltklassebot.fastpath.bars import Bars, FallBack
+from weltklassebot.fastpath.bars import (
+    CAP_MAX,
+    Bars,
+    FallBack,
+    derived,
+    instrument_settings,
+    volume_caps,
+)
+from weltklassebot.fastpath.stats import BarArrays, market_tape, run_stats
 from weltklassebot.model.enums import Liquidity, OrderStatus, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument
 from weltklassebot.model.records import Fill, Order
@@ -57,7 +65,8 @@ _REASONS = {k.R_NONE: "", k.R_CANCELLED: "cancelled_by_strategy", k.R_END: "end_
 
 
 class FastResult(TypedDict):
-    """What one fast-path run gives: the summary's figures, the equity curve and the records.
+    """What one fast-path run gives: the summary's figures and statistics (the ``stats`` of
+    summary.json, from the backtest's own code), the equity curve and the records.
 
     Money is in cash units, prices and quantities in ticks (as the engine's records).
     ``fill_table`` has the columns fill_id, order_id, ts, side, price, qty, fee, notional and
@@ -67,6 +76,7 @@ class FastResult(TypedDict):
     """
 
     equity_hash: str | None
+    stats: dict[str, Any] | None
     fills: int
     orders: int
     denials: int
@@ -104,22 +114,28 @@ def available(spec: StrategySpec, config: BacktestConfig) -> bool:
 class _Plan:
     prm: np.ndarray
     instrument: Instrument
+    interval: int
     execution: ExecutionSettings
 
 
-def plan(spec: StrategySpec, config: BacktestConfig, bars: Bars) -> _Plan:
+def plan(spec: StrategySpec, config: BacktestConfig, bars: BarArrays) -> _Plan:
     """The kernel's parameters for this run, after every int64 bound was checked; raises
     ``FallBack`` when the fast path cannot run it exactly."""
     reason = why_not(spec, config)
     if reason is not None:
         raise FallBack(reason)
-    if config.data != bars.data:
+    if isinstance(bars, Bars) and instrument_settings(config.data) != bars.data:
         raise ValueError("the bars were prepared with another [data] section than this run's "
                          "config: prepare them again with this config")
+    if bars.codes is not None or len(bars.instruments) != 1:
+        raise FallBack(f"the snapshot holds {len(bars.instruments)} symbols; the fast path "
+                       "runs one symbol")
+    if not bool(np.isfinite(bars.volume).all()):
+        raise FallBack("a volume is not a finite number; the engine decides what that means")
     ex = execution_settings(config)
-    inst = bars.instrument
-    instrument = Instrument(inst.symbol, inst.price_increment, inst.quantity_increment,
-                            ex.money)
+    symbol, inst = next(iter(bars.instruments.items()))
+    instrument = Instrument(symbol, inst.price_increment, inst.quantity_increment, ex.money)
+    interval = bars.intervals[symbol]
     code, a_name, b_name = _STRATEGIES[spec.cls]
     a_window, b_window = int(spec.params[a_name]), int(spec.params[b_name])
     qty = instrument.qty_ticks(spec.params["qty"])
@@ -129,14 +145,14 @@ def plan(spec: StrategySpec, config: BacktestConfig, bars: Bars) -> _Plan:
     if a_window < 1 or b_window < 1:
         raise FallBack("window below 1: the engine reports that")
     prm = np.zeros(k.P_SIZE, dtype=np.int64)
-    values = _bounded(code, a_window, b_window, qty, bars, instrument, ex)
+    values = _bounded(code, a_window, b_window, qty, bars, instrument, interval, ex)
     for index, value in values.items():
         prm[index] = value
-    return _Plan(prm, instrument, ex)
+    return _Plan(prm, instrument, interval, ex)
 
 
-def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: Bars,
-             instrument: Instrument, ex: ExecutionSettings) -> dict[int, int]:
+def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: BarArrays,
+             instrument: Instrument, interval: int, ex: ExecutionSettings) -> dict[int, int]:
     """The parameter values, each bound on the kernel's products checked (module docstring of
     ``kernels``); ``FallBack`` names the first that does not hold."""
     n = len(bars)
@@ -172,7 +188,7 @@ def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: Bars,
     price = -(-(top * max(abs(slip_buy), abs(slip_sell))) // slip_den) + 1
     need(price < LIMIT and max(abs(slip_buy), abs(slip_sell)) < LIMIT, "the prices with slippage")
     quantity = 4 * qty  # position + open orders + a new order, and some room
-    need(quantity * vnum < LIMIT, f"a quantity of {qty} ticks")
+    need(quantity * vnum < LIMIT and quantity < CAP_MAX, f"a quantity of {qty} ticks")
     notional = (quantity * price * vnum // vden + 1) * step
     need(notional < LIMIT, f"a quantity of {qty} ticks at prices up to {price} ticks")
     fee_num = max(abs(taker.numerator), abs(maker.numerator))
@@ -182,7 +198,7 @@ def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: Bars,
     cash_limit = LIMIT // 4 - notional - fee
     need(abs(ex.initial_cash) < cash_limit, "the initial cash")
     last = int(bars.ts.max()) if n else 0
-    need(last + bars.interval + ex.latency_ns + ex.jitter_ns < LIMIT, "the order times")
+    need(last + interval + ex.latency_ns + ex.jitter_ns < LIMIT, "the order times")
     need(ex.jitter_ns >= 0 and ex.latency_ns >= 0, "the latency")
     if code == k.SMA_CROSS:
         need(top * a_window * b_window < LIMIT, "the moving-average sums")
@@ -192,7 +208,7 @@ def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: Bars,
     need(leverage.numerator < LIMIT, "the leverage")
     return {
         k.P_STRATEGY: code, k.P_A: a_window, k.P_B: b_window, k.P_QTY: qty,
-        k.P_INTERVAL: bars.interval, k.P_CASH: ex.initial_cash,
+        k.P_INTERVAL: interval, k.P_CASH: ex.initial_cash,
         k.P_VNUM: vnum, k.P_VDEN: vden, k.P_STEP: step,
         k.P_TAKER_NUM: taker.numerator, k.P_TAKER_DEN: taker.denominator,
         k.P_MAKER_NUM: maker.numerator, k.P_MAKER_DEN: maker.denominator,
@@ -214,10 +230,12 @@ def stream_state(seed: int, name: str) -> np.ndarray:
     return np.array([s >> 64, s & mask, inc >> 64, inc & mask], dtype=np.uint64)
 
 
-def run(spec: StrategySpec, config: BacktestConfig, bars: Bars, *,
-        with_hash: bool = True) -> FastResult:
-    """One backtest of ``spec`` with ``config`` on ``bars``: the engine's fills, orders and
-    equity curve, exactly. ``with_hash=False`` skips rendering the equity hash (None then).
+def run(spec: StrategySpec, config: BacktestConfig, bars: BarArrays, *,
+        with_hash: bool = True, with_stats: bool = True) -> FastResult:
+    """One backtest of ``spec`` with ``config`` on ``bars`` (``prepare``'s, or a sweep's
+    snapshot arrays of one symbol): the engine's fills, orders and equity curve, exactly, and
+    the run's statistics. ``with_hash=False`` skips the equity hash, ``with_stats=False`` the
+    statistics (None then).
 
     Raises ``FallBack`` when the engine must run it instead (see ``available`` and ``plan``).
     """
@@ -226,31 +244,42 @@ def run(spec: StrategySpec, config: BacktestConfig, bars: Bars, *,
     planned = plan(spec, config, bars)
     prm = planned.prm
     ex = planned.execution
-    caps = (bars.volume_caps(ex.participation, planned.instrument.quantity_increment)
-            if ex.participation is not None else np.zeros(len(bars), dtype=np.int64))
+    n = len(bars)
+    caps = (volume_caps(bars.volume, ex.participation, planned.instrument.quantity_increment)
+            if ex.participation is not None else np.zeros(n, dtype=np.int64))
     status, equity, cash, fills, closed, state = kernel()(
         prm, _ro(bars.ts), _ro(bars.open), _ro(bars.high), _ro(bars.low), _ro(bars.close),
         _ro(caps), stream_state(config.seed, "slippage"), stream_state(config.seed, "latency"))
     if status != k.OK:
         raise FallBack("the run's position, cash or fees grew beyond the fast path's int64 "
                        "bounds; the engine computes it exactly")
-    fill_table = {name: fills[:, i] for i, name in enumerate(
-        ("fill_id", "order_id", "ts", "side", "price", "qty", "fee", "notional", "liquidity"))}
-    order_table = {name: closed[:, i] for i, name in enumerate(
-        ("order_id", "side", "type", "qty", "limit", "stop", "submitted", "active_from",
-         "filled", "status", "triggered", "reason", "closed", "tag"))}
-    final_equity = int(equity[-1]) if equity.size else int(ex.initial_cash)
-    digest = (equity_hash(fill_table, bars.ts, equity, planned.instrument)
-              if with_hash else None)
+    fill_table = {name: fills[:, i] for i, name in enumerate(FILL_COLUMNS)}
+    order_table = {name: closed[:, i] for i, name in enumerate(ORDER_COLUMNS)}
+    symbol = planned.instrument.symbol
     denials = int(state[k.S_DENIALS])
+    fees_paid = int(state[k.S_FEES])
+    stats = None
+    if with_stats:
+        tape = derived(bars.close, "tape", lambda: market_tape(bars))
+        stats = run_stats(fill_table=fill_table, symbol=symbol, ts=bars.ts, equity=equity,
+                          bars=bars, money=ex.money, initial_cash=ex.initial_cash,
+                          fees_paid=fees_paid, denials=denials,
+                          periods_per_year=config.data.periods_per_year,
+                          steps=getattr(bars, "steps", ()), tape=tape)
     return FastResult(
-        equity_hash=digest, fills=len(fills), orders=len(closed), denials=denials,
-        denial_counts={"insufficient_buying_power": int(denials)} if denials else {},
-        final_equity=final_equity, final_cash=int(state[k.S_CASH]),
-        fees_paid=int(state[k.S_FEES]),
-        bars=len(bars), symbol=bars.symbol, ts=bars.ts, equity=equity, cash=cash,
-        fill_table=fill_table, order_table=order_table)
+        equity_hash=(equity_hash(fill_table, bars.ts, equity, planned.instrument)
+                     if with_hash else None),
+        stats=stats, fills=len(fills), orders=len(closed), denials=denials,
+        denial_counts={"insufficient_buying_power": denials} if denials else {},
+        final_equity=int(equity[-1]) if n else int(ex.initial_cash),
+        final_cash=int(state[k.S_CASH]), fees_paid=fees_paid, bars=n, symbol=symbol,
+        ts=bars.ts, equity=equity, cash=cash, fill_table=fill_table, order_table=order_table)
 
+
+FILL_COLUMNS = ("fill_id", "order_id", "ts", "side", "price", "qty", "fee", "notional",
+                "liquidity")
+ORDER_COLUMNS = ("order_id", "side", "type", "qty", "limit", "stop", "submitted",
+                 "active_from", "filled", "status", "triggered", "reason", "closed", "tag")
 
 
 def _ro(values: np.ndarray) -> np.ndarray:
@@ -323,9 +352,7 @@ def _utf8_bytes(array: pa.Array) -> bytes:
 
 def fill_records(fill_table: dict[str, np.ndarray], symbol: str) -> list[Fill]:
     """The fills as the engine's ``Fill`` records."""
-    rows = zip(*(fill_table[name].tolist() for name in (
-        "fill_id", "order_id", "ts", "side", "price", "qty", "fee", "notional", "liquidity")),
-        strict=True)
+    rows = zip(*(fill_table[name].tolist() for name in FILL_COLUMNS), strict=True)
     return [Fill(fid, oid, ts, symbol, side, price, qty, fee, notional,
                  Liquidity.MAKER if liq == k.MAKER else Liquidity.TAKER)
             for fid, oid, ts, side, price, qty, fee, notional, liq in rows]
@@ -333,11 +360,9 @@ def fill_records(fill_table: dict[str, np.ndarray], symbol: str) -> list[Fill]:
 
 def order_records(order_table: dict[str, np.ndarray], symbol: str) -> list[Order]:
     """The closed orders as the engine's ``Order`` records, in the order they closed."""
-    names = ("order_id", "side", "type", "qty", "limit", "stop", "submitted", "active_from",
-             "filled", "status", "triggered", "reason", "closed", "tag")
     out = []
     for (oid, side, kind, qty, limit, stop, sub, act, filled, status, trig, reason, closed,
-         tag) in zip(*(order_table[name].tolist() for name in names), strict=True):
+         tag) in zip(*(order_table[name].tolist() for name in ORDER_COLUMNS), strict=True):
         out.append(Order(oid, symbol, side, _TYPES[kind], qty,
                          None if limit == k.NONE else limit, None if stop == k.NONE else stop,
                          TimeInForce.GTC, sub, act, filled, _STATUS[status], bool(trig),
