@@ -19,19 +19,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from weltklassebot.config.load import deep_merge, validate_config
 from weltklassebot.config.model import BacktestConfig
 from weltklassebot.errors import WeltklasseError
-from weltklassebot.runs.backtest import execution_settings
-from weltklassebot.runs.benchmark import MarketTape
 from weltklassebot.runs.results import equity_points
 from weltklassebot.runs.window import plan_window
 from weltklassebot.strategy.loader import StrategySpec, resolve_strategy
 from weltklassebot.sweep.cells import FAILED, OK, Cell, CellResult
 from weltklassebot.sweep.data import SnapshotArrays, SnapshotRef
-from weltklassebot.sweep.stats import cell_stats
 
 
 @dataclass(frozen=True)
@@ -62,16 +57,10 @@ def fastpath_module() -> ModuleType | None:
         if exc.name in ("weltklassebot.fastpath", "numba"):
             return None
         raise
-    needed = ("available", "run", "records", "Bars", "FallBack")
+    needed = ("available", "run", "FallBack")
     if not all(hasattr(module, name) for name in needed):
         return None
     return module
-
-
-def _frozen(values: np.ndarray) -> np.ndarray:
-    view = values.view()
-    view.flags.writeable = False
-    return view
 
 
 class Worker:
@@ -82,8 +71,6 @@ class Worker:
         self.context = context
         self.arrays: dict[str, SnapshotArrays] = dict(arrays or {})
         self.fast = fastpath_module() if context.fast_path else None
-        self.fast_bars: dict[str, Any] = {}
-        self.tapes: dict[str, MarketTape] = {}
         self.loads = 0  # snapshot reads by this worker (the tests count them)
 
     def bars(self, snapshot: int) -> SnapshotArrays:
@@ -118,41 +105,15 @@ class Worker:
                 pass  # the engine computes what the fast path cannot (its reason is no error)
         return self._run_engine(cell, spec, config, arrays)
 
-    def _fast_bars(self, config: BacktestConfig, arrays: SnapshotArrays) -> Any:
-        """The fast path's view of the bars this worker holds (one per snapshot; no copy)."""
-        assert self.fast is not None
-        bars = self.fast_bars.get(arrays.sha256)
-        if bars is None or bars.data != config.data:
-            symbol = next(iter(arrays.instruments))
-            bars = self.fast.Bars(Path(arrays.ref.path), arrays.sha256, config.data, symbol,
-                                  arrays.instruments[symbol], arrays.intervals[symbol],
-                                  _frozen(arrays.ts), _frozen(arrays.open),
-                                  _frozen(arrays.high), _frozen(arrays.low),
-                                  _frozen(arrays.close), _frozen(arrays.volume))
-            self.fast_bars[arrays.sha256] = bars
-        return bars
-
     def _run_fast(self, spec: StrategySpec, config: BacktestConfig,
                   arrays: SnapshotArrays) -> CellResult:
-        """The compiled path: its fills and equity curve go through the statistics of an engine
-        run (``sweep.stats``, in memory)."""
+        """The compiled path over the bars this worker holds: the engine's fills, equity hash
+        and statistics (computed by the backtest's own code, ``fastpath.run``)."""
         assert self.fast is not None
-        out = self.fast.run(spec, config, self._fast_bars(config, arrays),
-                            with_hash=self.context.with_hash)
-        fills, _orders = self.fast.records(out)
-        execution = execution_settings(config)
-        tape = self.tapes.get(arrays.sha256)
-        if tape is None:  # the closes of the buy-and-hold benchmark, once per snapshot
-            tape = self.tapes[arrays.sha256] = MarketTape(arrays.instruments)
-            tape.add(arrays.chunk())
-        stats = cell_stats(fills, out["ts"], out["equity"], instruments=arrays.instruments,
-                           money=execution.money, initial_cash=execution.initial_cash,
-                           tape=tape, base_interval=min(arrays.intervals.values()),
-                           periods_per_year=config.data.periods_per_year,
-                           fees_paid=int(out["fees_paid"]), denials=out["denial_counts"])
+        out = self.fast.run(spec, config, arrays, with_hash=self.context.with_hash)
         digest = out["equity_hash"] if self.context.with_hash else None
         return CellResult(OK, equity_hash=None if digest is None else str(digest),
-                          stats=stats, path="fast", bars=len(arrays))
+                          stats=dict(out["stats"]), path="fast", bars=len(arrays))
 
     def _run_engine(self, cell: Cell, spec: StrategySpec, config: BacktestConfig,
                     arrays: SnapshotArrays) -> CellResult:
