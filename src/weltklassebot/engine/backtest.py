@@ -7,6 +7,7 @@ Orders pass strategy -> risk (optional gate) -> buying-power check -> latency ->
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import heapq
@@ -139,7 +140,7 @@ class EngineResult:
 
 class _SymbolSlot:
     __slots__ = ("bar", "bars_seen", "ctx", "instrument", "interval", "on_bar",
-                 "participation_ticks", "position", "series", "strategy", "symbol")
+                 "participation_ticks", "position", "series", "stirred", "strategy", "symbol")
 
     def __init__(self, symbol: str, instrument: Instrument, interval: int, strategy: Strategy,
                  ctx: StrategyContext, ledger: Ledger) -> None:
@@ -153,6 +154,10 @@ class _SymbolSlot:
         self.on_bar = strategy.on_bar
         self.series = SeriesSet()
         self.bars_seen = 0
+        # Something happened to this symbol's orders or position since on_bar last ran that
+        # the strategy did not do itself (a fill, a refusal, a venue-side change, risk's
+        # orders): the next close event calls on_bar whatever the wake series says.
+        self.stirred = False
 
 
 class BacktestEngine:
@@ -194,6 +199,13 @@ class BacktestEngine:
         self.venue: Venue = make_venue(self.instruments, execution.fees, slippage,
                                        self._on_fill)
         self.portfolio_view = LedgerView(self.ledger, self.venue, execution.money.scale)
+        # The venue's own method, one call less per query (strategies read their open orders
+        # about once a bar in order-heavy runs).
+        self.open_orders: Callable[[str], list[Order]] = self.venue.open_orders
+        # How far a bar must reach to touch a resting order, when the venue can tell (quiet
+        # stretches with resting orders need it; without it they are never quiet).
+        self._reach: Callable[[str], tuple[float, float] | None] | None = getattr(
+            self.venue, "reach", None)
         self.fills: list[Fill] = []
         self.denials: list[Denial] = []
         self.denial_counts: Counter[str] = Counter()
@@ -259,6 +271,7 @@ class BacktestEngine:
             if allowed < qty:
                 qty = allowed
                 reason = f"clipped:{clip}"
+                self._slot_by_symbol[symbol].stirred = True
         # Buying power, inlined: refuse an order that would lift gross exposure above equity x
         # leverage. One that does not add to the exposure is always allowed.
         slot = self._slot_by_symbol[symbol]
@@ -286,6 +299,7 @@ class BacktestEngine:
     def _place(self, intents: list[OrderIntent]) -> None:
         """Place the gate's orders (flatten on halt) now, in order, through the normal path."""
         for i in intents:
+            self._slot_by_symbol[i.symbol].stirred = True
             self.submit(i.symbol, i.side, i.qty, i.order_type, i.limit, i.stop, i.tif, i.tag,
                         i.reduce_only)
 
@@ -294,6 +308,7 @@ class BacktestEngine:
         self.denials.append(_new(Denial, (order.order_id, now, order.symbol, order.side,
                                           order.qty, reason, detail)))
         self.denial_counts[reason] += 1
+        self._slot_by_symbol[order.symbol].stirred = True
         if self.gate is not None and reason == "insufficient_buying_power":
             self.gate.on_engine_denial(reason, now, detail)
         self.venue.record_closed(order.closed(_REJECTED, now, reason))
@@ -330,9 +345,6 @@ class BacktestEngine:
 
     def cancel(self, symbol: str, order_id: int) -> bool:
         return self.venue.cancel(order_id, symbol, self.clock._now, "cancelled_by_strategy")
-
-    def open_orders(self, symbol: str) -> list[Order]:
-        return self.venue.open_orders(symbol)
 
     def position(self, symbol: str) -> int:
         return self._slot_by_symbol[symbol].position.qty
@@ -382,6 +394,7 @@ class BacktestEngine:
             if probe is not None:
                 probe.exit()
         slot = self._slot_by_symbol[fill.symbol]
+        slot.stirred = True
         if probe is not None:
             probe.enter("strategy")
             slot.strategy.on_fill(slot.ctx, fill)
@@ -557,6 +570,10 @@ class BacktestEngine:
                     f"strategy {missing[0]} has no save/load hooks, so resuming it re-runs the "
                     "feed from its start to the saved cursor: pass the feed")
             self._replay_to(state, feed)
+        for slot in self._slots:
+            # What stirred a strategy before the save is not in the record: each looks at the
+            # next bar (an extra on_bar call changes nothing a wake hint may skip).
+            slot.stirred = True
         self._equity_sink = equity_sink
         self._batch_sink = batch_sink
 
@@ -764,7 +781,10 @@ class BacktestEngine:
         participation = self.execution.participation
         closes = self._closes
         eq: tuple[list[int], list[int], list[int]] = ([], [], [])
-        wake_rows = self._wake_rows(codes, series_by_slot)
+        # The wake series in force and their rows in this chunk (rebuilt when a strategy
+        # switches series).
+        wakes: list[Series | None] | None = None
+        wake_rows: list[int] | None = None
         w = 0
         i = 0
         while i < n:
@@ -772,7 +792,16 @@ class BacktestEngine:
             self._close_instant(ts, eq)
             if ts < clock._now:
                 raise AssertionError(f"event clock would go back from {clock._now} to {ts}")
-            if wake_rows is not None and not venue.open_count and not closes:
+            if self.quiet_skip and not venue.open_count and not closes and not any(
+                    slot.stirred for slot in slots):
+                now_wakes = [slot.series.wake for slot in slots]
+                if now_wakes != wakes:
+                    wakes = now_wakes
+                    wake_rows = self._wake_rows(codes, series_by_slot)
+                    w = 0
+            else:
+                now_wakes = None
+            if now_wakes is not None and wake_rows is not None:
                 while w < len(wake_rows) and wake_rows[w] < i:
                     w += 1
                 quiet_end = wake_rows[w] if w < len(wake_rows) else n
@@ -898,6 +927,7 @@ class BacktestEngine:
             for series, value, ready in values:
                 series.value = value
                 series.ready = ready
+            slot.stirred = False
             probe = self.probe
             if probe is not None:
                 probe.enter("strategy")
@@ -946,16 +976,25 @@ class BacktestEngine:
         (``on_bar``), the equity point, risk.
 
         The guarded fast path: when the strategy declared a ``wake_on`` series and the skip is
-        on, a run of bars where nothing can happen (no open order, no wake bar) is accounted
-        for in bulk with vectorised marks and no strategy call; with risk limits the gate
-        still sees every bar's equity at its close event, and an intent it returns (flatten)
-        ends the run there. Results are the same with the skip off (``quiet_skip = False``).
+        on, ``on_bar`` runs at wake bars and at bars where something happened to the symbol's
+        orders or position that the strategy did not do itself (``stirred``: a fill, a refused
+        or clipped order, a venue-side change, risk's orders). A run of bars before the next
+        wake bar where no resting order can be touched (every bar's open, high and low inside
+        the book's reach, see ``SimulatedVenue.reach``) is accounted for in bulk: exact marks,
+        no matching, no strategy call; with risk limits the gate still sees every bar's
+        equity at its close event, and an intent it returns (flatten) ends the run there.
+        Results are the same with the skip off (``quiet_skip = False``: ``on_bar`` at every
+        bar).
         """
         n = len(chunk)
         ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
         slot = self._slots[0]
-        evaluated = slot.series.evaluate(_columns(chunk, None)) if slot.series.items else []
-        wake = slot.series.wake_indices(evaluated) if self.quiet_skip else None
+        declared = slot.series
+        evaluated = declared.evaluate(_columns(chunk, None)) if declared.items else []
+        # Per wake series used in this chunk (a strategy may switch), the rows it wakes at.
+        wake_rows: dict[int, list[int] | None] = {}
+        current = declared.wake if self.quiet_skip else None
+        wake = None if current is None else _rows_of(current, evaluated, wake_rows)
         series_lists = [(series, values.tolist(), ready.tolist())
                         for series, values, ready in evaluated]
         venue = self.venue
@@ -975,6 +1014,7 @@ class BacktestEngine:
         n_wake = 0 if wake is None else len(wake)
         on_bar = slot.on_bar
         ctx = slot.ctx
+        reach = self._reach
         # Position.mark, inlined below: the engine marks every bar held in a position.
         ratio_num, ratio_den, step = pos.ratio_num, pos.ratio_den, pos.step
         w = 0
@@ -985,22 +1025,22 @@ class BacktestEngine:
                 if not every:
                     assert wake is not None
                     next_wake = wake[w] if w < n_wake else n
-                    if i < next_wake and not venue.has_open(symbol):
-                        if gate is None:
-                            j = next_wake
-                            cash = ledger.cash
-                            eq_cash.extend([cash] * (j - i))
-                            if pos.qty:
-                                eq_val.extend(_equity_values(
-                                    cash, _marks(pos.qty, chunk.close[i:j], slot)))
+                    if i < next_wake and not slot.stirred:
+                        j = next_wake
+                        if venue.open_count:
+                            bounds = None if reach is None else reach(symbol)
+                            if bounds is None:
+                                j = i
                             else:
-                                eq_val.extend([cash] * (j - i))
-                            pos.last_price = c_l[j - 1]
-                            slot.bars_seen += j - i
-                            i = j
-                        else:
-                            i = self._quiet_with_gate(i, next_wake, ts_l, c_l, eq_val, eq_cash)
-                        continue
+                                j = _first_touch(i, j, bounds[0], bounds[1], chunk, o_l, h_l,
+                                                 l_l)
+                        if j > i:
+                            if gate is None:
+                                self._quiet_bulk(slot, chunk, i, j, ts_l, c_l, eq_val, eq_cash)
+                                i = j
+                            else:
+                                i = self._quiet_with_gate(i, j, ts_l, c_l, eq_val, eq_cash)
+                            continue
                 ts = ts_l[i]
                 if venue.open_count:
                     cap = (None if participation is None
@@ -1008,15 +1048,15 @@ class BacktestEngine:
                     clock._now = ts  # fills happen inside the bar; on_fill acts at its start
                     if probe is not None:
                         probe.enter("execution")
-                    venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap)
+                    if venue.process_bar(symbol, ts, o_l[i], h_l[i], l_l[i], cap) is not False:
+                        slot.stirred = True
                     if probe is not None:
                         probe.exit()
                 clock._now = ts + interval  # close event of this bar
                 close = c_l[i]
                 pos.last_price = close
-                if every or i == next_wake:
-                    if not every:
-                        w += 1
+                if every or i == next_wake or slot.stirred:
+                    slot.stirred = False
                     bar.index = slot.bars_seen
                     bar.ts_ns = ts
                     bar.open = o_l[i]
@@ -1034,6 +1074,19 @@ class BacktestEngine:
                         probe.exit()
                     else:
                         on_bar(ctx, bar)
+                    if not every:
+                        if i == next_wake:
+                            w += 1
+                        if declared.wake is not current:
+                            # The strategy follows another series from the next bar on.
+                            current = declared.wake
+                            wake = (None if current is None
+                                    else _rows_of(current, evaluated, wake_rows))
+                            if wake is None:
+                                every = True
+                            else:
+                                n_wake = len(wake)
+                                w = bisect.bisect_right(wake, i)
                 slot.bars_seen += 1
                 if probe is not None:
                     probe.enter("accounting")
@@ -1068,6 +1121,31 @@ class BacktestEngine:
                 self._where = (symbol, ts_l[i])
             raise
         return _int_array(eq_val), _int_array(eq_cash)
+
+    def _quiet_bulk(self, slot: _SymbolSlot, chunk: BarChunk, i: int, j: int,
+                    ts_l: list[int], c_l: list[int], eq_val: list[int],
+                    eq_cash: list[int]) -> None:
+        """Quiet bars i..j-1 without risk limits: equity points from the closes and the
+        position, the clock at the last one's close event."""
+        pos = slot.position
+        cash = self.ledger.cash
+        m = j - i
+        eq_cash.extend([cash] * m)
+        qty = pos.qty
+        if not qty:
+            eq_val.extend([cash] * m)
+        elif m < _VECTOR_MIN:
+            ratio_num, ratio_den, step = pos.ratio_num, pos.ratio_den, pos.step
+            for close in c_l[i:j]:
+                q, r = divmod(qty * close * ratio_num, ratio_den)
+                if 2 * r > ratio_den or (2 * r == ratio_den and q & 1):
+                    q += 1
+                eq_val.append(cash + q * step)
+        else:
+            eq_val.extend(_equity_values(cash, _marks(qty, chunk.close[i:j], slot)))
+        pos.last_price = c_l[j - 1]
+        slot.bars_seen += m
+        self.clock._now = ts_l[j - 1] + slot.interval
 
     def _quiet_with_gate(self, i: int, j: int, ts_l: list[int], c_l: list[int],
                          eq_val: list[int], eq_cash: list[int]) -> int:
@@ -1128,6 +1206,40 @@ class BacktestEngine:
             modules.add(self.strategy_file)
         frames = traceback.extract_tb(exc.__traceback__)
         return any(frame.filename in modules for frame in frames)
+
+
+def _rows_of(series: Series, evaluated: list[tuple[Series, np.ndarray, np.ndarray]],
+             cache: dict[int, list[int] | None]) -> list[int] | None:
+    """Rows of the chunk where ``series`` is non-zero; None when it is not one of the
+    evaluated series (then every bar wakes)."""
+    key = id(series)
+    if key not in cache:
+        found = [values for item, values, _ready in evaluated if item is series]
+        cache[key] = np.flatnonzero(found[0]).tolist() if found else None
+    return cache[key]
+
+
+_SCAN = 24  # quiet bars looked at one by one before the rest of a stretch goes to NumPy
+
+
+def _first_touch(i: int, j: int, up: float, down: float, chunk: BarChunk, o_l: list[int],
+                 h_l: list[int], l_l: list[int]) -> int:
+    """The first bar of i..j-1 whose path reaches ``up`` or ``down`` (its open counts too,
+    whatever the data), j when none does."""
+    stop = j if j - i <= _SCAN else i + _SCAN
+    k = i
+    while k < stop:
+        o = o_l[k]
+        if h_l[k] >= up or l_l[k] <= down or o >= up or o <= down:
+            return k
+        k += 1
+    if k < j:
+        opens = chunk.open[k:j]
+        hit = ((chunk.high[k:j] >= up) | (chunk.low[k:j] <= down) | (opens >= up)
+               | (opens <= down))
+        first = int(hit.argmax())
+        return k + first if hit[first] else j
+    return j
 
 
 def _volume_cap(volume: float, participation: Fraction, slot: _SymbolSlot) -> int:

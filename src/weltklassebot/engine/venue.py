@@ -46,7 +46,7 @@ class _Book:
     reverse).
     """
 
-    __slots__ = ("down", "hot", "last_id", "open_qty", "orders", "up")
+    __slots__ = ("down", "hot", "last_id", "open_qty", "orders", "stale", "up")
 
     def __init__(self) -> None:
         self.orders: dict[int, Order] = {}
@@ -57,6 +57,7 @@ class _Book:
         self.up: float = _INF
         self.down: float = -_INF
         self.hot = 0
+        self.stale = False  # an order left since the bounds were counted (they are cautious)
 
     def add(self, order: Order) -> None:
         """Count a newly resting order in the bounds (or as hot)."""
@@ -84,6 +85,7 @@ class _Book:
         self.up = _INF
         self.down = -_INF
         self.hot = 0
+        self.stale = False
         for order in self.orders.values():
             self.add(order)
 
@@ -164,6 +166,8 @@ class SimulatedVenue:
         book.open_qty[order.side] -= order.qty - order.filled
         if order.triggered or order.type is _MARKET or order.tif is _IOC:
             book.hot -= 1
+        else:
+            book.stale = True
         # Order.closed, inlined.
         (oid, sym, side, kind, total, lim, stp, tif, sub, act, filled, _status, trig, _reason,
          _closed, tag, ro) = order
@@ -180,6 +184,17 @@ class SimulatedVenue:
     def open_qty(self, symbol: str, side: int) -> int:
         return self._books[symbol].open_qty[side]
 
+    def reach(self, symbol: str) -> tuple[float, float] | None:
+        """How far a bar must reach to touch a resting order of ``symbol``: a bar whose open,
+        high and low all stay strictly between ``(down, up)`` changes no order. None when an
+        order must be looked at whatever the bar (market, triggered, IOC)."""
+        book = self._books[symbol]
+        if book.stale:
+            book.reset()  # exact again after cancels
+        if book.hot:
+            return None
+        return book.up, book.down
+
     def next_fill_id(self) -> int:
         return self._next_fill_id
 
@@ -195,20 +210,22 @@ class SimulatedVenue:
         bar_high: int,
         bar_low: int,
         volume_cap: int | None,
-    ) -> None:
-        """Match every eligible open order of ``symbol`` against this bar.
+    ) -> bool:
+        """Match every eligible open order of ``symbol`` against this bar; True when an order
+        filled, triggered or closed.
 
         ``volume_cap`` is the quantity (ticks) the bar can fill in all, or ``None`` for no cap.
         """
         state = self._books[symbol]
         book = state.orders
         if not book:
-            return
+            return False
         # How far the bar's path reaches up and down (the open counts too, whatever the data).
         up = bar_high if bar_high > bar_open else bar_open
         down = bar_low if bar_low < bar_open else bar_open
         if not state.hot and up < state.up and down > state.down:
-            return  # no resting order is reached: nothing triggers, fills or is cancelled
+            return False  # no resting order is reached: nothing triggers, fills or is cancelled
+        changed = False
         available = volume_cap
         instrument: Instrument | None = None
         # Orders submitted during this bar (from on_fill) are not in this snapshot: they become
@@ -238,6 +255,7 @@ class SimulatedVenue:
             order_id = order.order_id
             if order_id not in book or order.active_from_ns > ts_ns:
                 continue
+            changed = True
             if not reached:  # only an IOC order has something left to do
                 del book[order_id]
                 self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
@@ -273,6 +291,7 @@ class SimulatedVenue:
                 del book[order_id]
                 self._close(order, _CANCELLED, ts_ns, "ioc_remainder")
         state.reset()
+        return changed
 
     def _fill(self, order: Order, instrument: Instrument, ts_ns: int, price: int, qty: int,
               liquidity: Liquidity) -> tuple[Fill, Order]:

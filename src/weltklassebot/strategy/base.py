@@ -32,7 +32,15 @@ from weltklassebot.strategy.indicator_series import (
     WMASeries,
     ZScoreSeries,
 )
-from weltklassebot.strategy.series import CrossSeries, RollingSumSeries, Series, SeriesSet
+from weltklassebot.strategy.series import (
+    ChangedSeries,
+    CrossSeries,
+    RollingMaxSeries,
+    RollingMinSeries,
+    RollingSumSeries,
+    Series,
+    SeriesSet,
+)
 
 Number = Decimal | int | str | float
 _TIF = {t.value: t for t in TimeInForce}
@@ -189,10 +197,35 @@ class StrategyContext:
         self._router.series(self.symbol).add(series)
         return series
 
+    def rolling_max(self, field: str, window: int) -> RollingMaxSeries:
+        """Highest ``field`` (ticks) of the last ``window`` bars, computed by the engine; before
+        ``window`` bars the highest so far (``ready`` is False until the window is full)."""
+        series = RollingMaxSeries(field, window)
+        self._router.series(self.symbol).add(series)
+        return series
+
+    def rolling_min(self, field: str, window: int) -> RollingMinSeries:
+        """Lowest ``field`` (ticks) of the last ``window`` bars, computed by the engine."""
+        series = RollingMinSeries(field, window)
+        self._router.series(self.symbol).add(series)
+        return series
+
+    def changed(self, *series: Series) -> ChangedSeries:
+        """1 at bars where any of ``series`` (declared before) changed value or readiness since
+        the bar before, else 0: a wake hint for decisions made from those values only."""
+        handle = ChangedSeries(series)
+        self._router.series(self.symbol).add(handle)
+        return handle
+
     def wake_on(self, series: Series) -> None:
-        """Call ``on_bar`` only at bars where ``series`` is non-zero (an optimisation hint).
+        """Call ``on_bar`` only at bars where ``series`` is non-zero (an optimisation hint),
+        and at a bar where something happened to this symbol's orders or position since the
+        last call that the strategy did not do itself: a fill, a refused or clipped order, an
+        order triggered or closed by the venue, orders the risk limits placed.
 
         Fills, accounting and equity still happen at every bar; ``on_fill`` is unaffected.
+        May be called again at any time (in ``on_bar`` too): the engine follows the latest
+        series from the next bar on.
         """
         self._router.series(self.symbol).wake = series
 
@@ -292,7 +325,6 @@ class StrategyContext:
         handle = VWAPSeries(period_ns, offset_ns)
         self._declare(handle)
         return handle
-
 
 
 class Strategy:

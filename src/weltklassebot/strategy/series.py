@@ -110,6 +110,158 @@ class RollingSumSeries(Series):
         self._seen = int(state["seen"])
 
 
+class RollingMaxSeries(Series):
+    """Exact highest value of a price field over the last ``window`` bars (ticks); before
+    ``window`` bars are seen, the highest so far (``ready`` says when the window is full).
+    ``RollingMinSeries`` is the same for the lowest."""
+
+    __slots__ = ("_seen", "_tail", "field", "window")
+    _kind = "rolling_max"
+    _reduce: np.ufunc = np.maximum
+
+    def __init__(self, field: str, window: int) -> None:
+        super().__init__()
+        if field not in _FIELDS:
+            raise ValueError(f"field must be one of {', '.join(_FIELDS)}, not {field!r}")
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        self.field = field
+        self.window = window
+        self._tail: list[int] = []  # the last window - 1 values, oldest first
+        self._seen = 0
+
+    def _pick(self, values: list[int]) -> int:
+        return max(values)
+
+    def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        values = columns[self.field]
+        n = values.size
+        window = self.window
+        tail = self._tail
+        if n == 1:
+            # One bar (a live step): plain integers, no array set-up.
+            value = int(values[0])
+            tail.append(value)
+            extreme = self._pick(tail)
+            if len(tail) >= window:
+                del tail[0]
+            self._seen += 1
+            big = abs(extreme) >= _INT64_SAFE
+            return (np.array([extreme], dtype=object if big else np.int64),
+                    np.array([self._seen >= window]))
+        if not n:
+            return values[:0], np.zeros(0, dtype=bool)
+        fits = all(abs(v) < _INT64_SAFE for v in tail)
+        head = np.array(tail, dtype=np.int64 if fits else object)
+        if values.dtype == object and head.dtype != object:
+            head = head.astype(object)
+        elif values.dtype != object and head.dtype == object:
+            values = values.astype(object)
+        ext = np.concatenate((head, values))
+        out = _window_extreme(ext, window, self._reduce)[head.size:]
+        self._seen += n
+        self._tail = [int(v) for v in ext[max(ext.size - window + 1, 0):].tolist()] if (
+            window > 1) else []
+        ready = (self._seen - n + np.arange(1, n + 1)) >= window
+        return out, ready
+
+    def kernel_state(self) -> dict[str, Any]:
+        return {"kind": self._kind, "field": self.field, "window": self.window,
+                "tail": list(self._tail), "seen": self._seen}
+
+    def load_kernel_state(self, state: dict[str, Any]) -> None:
+        if (state.get("kind"), state.get("field"), state.get("window")) != (
+                self._kind, self.field, self.window):
+            raise ValueError(f"saved series {state.get('kind')}({state.get('field')}, "
+                             f"{state.get('window')}) is not {self._kind}({self.field}, "
+                             f"{self.window}): the strategy declared other series")
+        self._tail = [int(v) for v in state["tail"]]
+        self._seen = int(state["seen"])
+
+
+class RollingMinSeries(RollingMaxSeries):
+    """Exact lowest value of a price field over the last ``window`` bars (ticks)."""
+
+    __slots__ = ()
+    _kind = "rolling_min"
+    _reduce: np.ufunc = np.minimum
+
+    def _pick(self, values: list[int]) -> int:
+        return min(values)
+
+
+def _window_extreme(ext: np.ndarray, window: int, reduce: np.ufunc) -> np.ndarray:
+    """out[k] = reduce over ext[max(0, k - window + 1) .. k], exact, in O(n) (van Herk /
+    Gil-Werman: prefix and suffix extremes within blocks of ``window`` values)."""
+    m = ext.size
+    if window == 1 or m == 0:
+        return ext.copy()
+    # Pad the front with the first value (it is in every partial window, so it changes no
+    # extreme) and the back up to whole blocks.
+    blocks = -(-(m + window - 1) // window)
+    padded = np.empty(blocks * window, dtype=ext.dtype)
+    padded[:window - 1] = ext[0]
+    padded[window - 1:window - 1 + m] = ext
+    padded[window - 1 + m:] = ext[-1]
+    grid = padded.reshape(blocks, window)
+    prefix = reduce.accumulate(grid, axis=1).reshape(-1)
+    suffix = reduce.accumulate(grid[:, ::-1], axis=1)[:, ::-1].reshape(-1)
+    # The window ending at padded index e = s + window - 1 starts at s: reduce(suffix[s],
+    # prefix[e]); the windows wanted start at s = 0 .. m - 1.
+    result: np.ndarray = reduce(suffix[:m], prefix[window - 1:window - 1 + m])
+    return result
+
+
+class ChangedSeries(Series):
+    """1 at bars where any of the given series' value or readiness differs from the bar
+    before (and at the very first bar), else 0: a wake hint for strategies whose decision
+    depends only on those values."""
+
+    __slots__ = ("_prev", "inputs")
+
+    def __init__(self, inputs: tuple[Series, ...]) -> None:
+        super().__init__()
+        if not inputs:
+            raise ValueError("changed() needs at least one series")
+        self.inputs = inputs
+        self._prev: list[tuple[Any, bool]] | None = None  # each input at the last bar seen
+
+    def compute_from(self, results: list[tuple[np.ndarray, np.ndarray]]) -> tuple[
+            np.ndarray, np.ndarray]:
+        n = results[0][0].size
+        prev = self._prev
+        if n == 1:  # one bar (a live step): plain values
+            now = [(values[0].item() if hasattr(values[0], "item") else values[0],
+                    bool(ready[0])) for values, ready in results]
+            self._prev = now
+            return np.array([prev != now], dtype=np.int8), np.ones(1, dtype=bool)
+        changed = np.zeros(n, dtype=bool)
+        if not n:
+            return changed.astype(np.int8), changed
+        for k, (values, ready) in enumerate(results):
+            changed[1:] |= values[1:] != values[:-1]
+            changed[1:] |= ready[1:] != ready[:-1]
+            if prev is not None:
+                value, was_ready = prev[k]
+                changed[0] |= bool(values[0] != value) or bool(ready[0]) != was_ready
+        if prev is None:
+            changed[0] = True
+        self._prev = [(values[-1].item() if hasattr(values[-1], "item") else values[-1],
+                       bool(ready[-1])) for values, ready in results]
+        return changed.astype(np.int8), np.ones(n, dtype=bool)
+
+    def kernel_state(self) -> dict[str, Any]:
+        return {"kind": "changed", "prev": None if self._prev is None else [
+            [int(v), r] for v, r in self._prev]}
+
+    def load_kernel_state(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != "changed":
+            raise ValueError(f"saved series {state.get('kind')} is not changed(): the strategy "
+                             "declared other series")
+        prev = state["prev"]
+        self._prev = None if prev is None else [(int(v), bool(r)) for v, r in prev]
+
+
 class CrossSeries(Series):
     """+1 where the mean of ``a`` crosses above the mean of ``b`` at this bar, -1 below, else 0.
 
@@ -194,6 +346,8 @@ class SeriesSet:
                 sa, ra = results[id(series.a)]
                 sb, rb = results[id(series.b)]
                 values, ready = series.compute_from(sa, ra, sb, rb)
+            elif isinstance(series, ChangedSeries):
+                values, ready = series.compute_from([results[id(s)] for s in series.inputs])
             else:
                 values, ready = series.compute(columns)
             results[id(series)] = (values, ready)
