@@ -25,8 +25,13 @@ cached: bool | None = None
 
 
 def kernel() -> Any:
-    """The compiled ``kernels.run_kernel`` (compiled, or loaded from the cache, on first use)."""
-    return _get("run_kernel")
+    """The compiled ``kernels.run_bars`` (compiled, or loaded from the cache, on first use)."""
+    return _get("run_bars")
+
+
+def rolling() -> Any:
+    """The compiled ``kernels.rolling_extreme``."""
+    return _get("rolling_extreme")
 
 
 def renderer() -> Any:
@@ -37,6 +42,7 @@ def renderer() -> Any:
 def warm() -> None:
     """Compile (or load) the kernels now, e.g. before timing runs or in a worker's set-up."""
     kernel()
+    rolling()
     renderer()
 
 
@@ -64,27 +70,31 @@ def _compile(name: str) -> Any:
 
 def _warm_kernel(dispatcher: Any) -> None:
     """One call on a tiny input with the argument types of every real run (read-only int64
-    columns, as ``runner.run`` passes them): numba compiles that one signature."""
+    columns, as ``runner.run_tables`` passes them): numba compiles that one signature."""
     prm = np.zeros(k.P_SIZE, dtype=np.int64)
     prm[k.P_STRATEGY] = k.SMA_CROSS
-    prm[k.P_A] = 1
+    for index in (k.P_A, k.P_QTY, k.P_VNUM, k.P_VDEN, k.P_STEP, k.P_TAKER_DEN, k.P_MAKER_DEN,
+                  k.P_SLIP_DEN, k.P_SLIP_BOUND, k.P_LEV_NUM, k.P_LEV_DEN, k.P_QTY_LIMIT,
+                  k.P_CASH_LIMIT):
+        prm[index] = 1
     prm[k.P_B] = 2
-    prm[k.P_QTY] = 1
-    prm[k.P_VNUM] = 1
-    prm[k.P_VDEN] = 1
-    prm[k.P_STEP] = 1
-    prm[k.P_TAKER_DEN] = 1
-    prm[k.P_MAKER_DEN] = 1
-    prm[k.P_SLIP_DEN] = 1
-    prm[k.P_SLIP_BOUND] = 1
-    prm[k.P_LEV_NUM] = 1
-    prm[k.P_LEV_DEN] = 1
-    prm[k.P_QTY_LIMIT] = 1
-    prm[k.P_CASH_LIMIT] = 1
     column = np.ones(2, dtype=np.int64)
     column.flags.writeable = False
     state = np.zeros(4, dtype=np.uint64)
-    dispatcher(prm, column, column, column, column, column, column, state, state.copy())
+    channel = np.zeros(0, dtype=np.int64)
+    st = np.zeros(k.S_SIZE, dtype=np.int64)
+    st[k.S_MARK_DEN] = 1
+    dispatcher(prm, st, column, column, column, column, column, column, state, state.copy(),
+               channel, channel, channel, channel, np.empty(2, dtype=np.int64),
+               np.empty(2, dtype=np.int64), np.empty((4, k.B_COLS), dtype=np.int64),
+               np.empty((4, k.F_COLS), dtype=np.int64), np.empty((4, k.C_COLS), dtype=np.int64),
+               np.empty(4, dtype=np.int64), np.zeros((2, 4), dtype=np.int64), 0)
+
+
+def _warm_rolling(dispatcher: Any) -> None:
+    column = np.ones(2, dtype=np.int64)
+    column.flags.writeable = False
+    dispatcher(column, 1, 1)
 
 
 def _warm_renderer(dispatcher: Any) -> None:
@@ -94,4 +104,5 @@ def _warm_renderer(dispatcher: Any) -> None:
     dispatcher(ts, np.ones(1, dtype=np.int64), 2, np.empty(64, dtype=np.uint8))
 
 
-_WARM = {"run_kernel": _warm_kernel, "render_equity": _warm_renderer}
+_WARM = {"run_bars": _warm_kernel, "rolling_extreme": _warm_rolling,
+         "render_equity": _warm_renderer}

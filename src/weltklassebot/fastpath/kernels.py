@@ -367,25 +367,14 @@ def _reduced(num: Any, den: Any) -> Any:
 
 
 @njit(cache=False)
-def rolling_max(values: Any, window: Any) -> Any:
-    """Highest of the last ``window`` values at each position (fewer at the start).
+def rolling_extreme(values: Any, window: Any, sign: Any) -> Any:
+    """Highest (``sign`` 1) or lowest (``sign`` -1) of the last ``window`` values at each
+    position, fewer at the start: the maximum of ``sign * values``, times ``sign`` (prices are
+    far from int64's ends, so negating them is exact).
 
     Van Herk / Gil-Werman: maxima from each block's start and to each block's end (blocks of
     ``window`` values); a full window is the end of one block and the start of the next.
     """
-    return _rolling(values, window, 1)
-
-
-@njit(cache=False)
-def rolling_min(values: Any, window: Any) -> Any:
-    """Lowest of the last ``window`` values at each position (fewer at the start)."""
-    return _rolling(values, window, -1)
-
-
-@njit(cache=False)
-def _rolling(values: Any, window: Any, sign: Any) -> Any:
-    """Rolling maximum of ``sign * values``, times ``sign`` (prices are far from int64's
-    ends, so negating them is exact)."""
     n = values.size
     out = np.empty(n, dtype=np.int64)
     if n == 0:
@@ -477,7 +466,7 @@ def render_equity(ts: Any, values: Any, scale: Any, out: Any) -> Any:
 # -- tables and the run's state ----------------------------------------------------------------
 # The run's scalars live in one int64 vector so the steps below can be separate (small)
 # functions: numba compiles a few small functions much faster than one large one. Tables grow
-# only in ``run_kernel``, which makes room before each step for what that step can add.
+# only between calls of ``run_bars``, which asks for room before a bar that might not fit.
 
 S_CASH = 0
 S_FEES = 1
@@ -500,25 +489,6 @@ S_HOW_EXPIRED = 17
 S_ZERO = 18
 S_NOW = 19  # the event clock after the last close event
 S_SIZE = 20
-
-
-@njit(cache=False)
-def _room(table: Any, rows: Any) -> Any:
-    """``table`` with at least ``rows`` rows (a larger copy when it has fewer)."""
-    if table.shape[0] >= rows:
-        return table
-    return _head(table, table.shape[0], max(rows, table.shape[0] * 2))
-
-
-@njit(cache=False)
-def _head(table: Any, n: Any, rows: Any) -> Any:
-    """A new table of ``rows`` rows starting with the first ``n`` rows of ``table`` (element
-    loops: numba compiles them far faster than slice assignment)."""
-    out = np.empty((rows, table.shape[1]), dtype=np.int64)
-    for r in range(n):
-        for c in range(table.shape[1]):
-            out[r, c] = table[r, c]
-    return out
 
 
 @njit(cache=False)
@@ -743,7 +713,7 @@ def _submit(prm: Any, st: Any, book: Any, closed: Any, wanted: Any, n_wanted: An
 # -- the run -----------------------------------------------------------------------------------
 
 @njit(cache=False)
-def _bars(prm: Any, st: Any, ts: Any, op: Any, hi: Any, lo: Any, cl: Any, caps: Any,
+def run_bars(prm: Any, st: Any, ts: Any, op: Any, hi: Any, lo: Any, cl: Any, caps: Any,
           slip_state: Any, lat_state: Any, entry_high: Any, entry_low: Any, exit_high: Any,
           exit_low: Any, equity: Any, cash_out: Any, book: Any, fills: Any, closed: Any,
           snapshot: Any, wanted: Any, start: Any) -> Any:
@@ -751,10 +721,13 @@ def _bars(prm: Any, st: Any, ts: Any, op: Any, hi: Any, lo: Any, cl: Any, caps: 
     bar at its start, then the strategy at its close (ts + interval), then the equity point.
 
     Returns the bar to go on from: the end, where the run stopped (OVERFLOW), or a bar whose
-    step might not fit the tables (nothing of it done yet: the caller grows them and calls
-    again). No array variable is reassigned in here, and the work of every bar is inline:
-    numba counts the references of arrays handed to another function (atomic operations),
-    which would cost more than the rest of a bar. Helpers with arrays are called per order.
+    step might not fit the tables (nothing of it done yet): ``runner.run_tables`` grows them
+    and calls again. It does so in Python so that this is the compiled entry point: numba
+    optimises a callee again inside every caller, and a level less compiles faster.
+
+    No array variable is reassigned in here, and the work of every bar is inline: numba counts
+    the references of arrays handed to another function (atomic operations), which would cost
+    more than the rest of a bar. Helpers that take arrays are called per order or fill.
     """
     n = ts.size
     strategy = prm[P_STRATEGY]
@@ -902,59 +875,3 @@ def _bars(prm: Any, st: Any, ts: Any, op: Any, hi: Any, lo: Any, cl: Any, caps: 
     st[S_SUM_B] = sum_b
     st[S_SIGN] = prev
     return n
-
-
-@njit(cache=False)
-def run_kernel(prm: Any, ts: Any, op: Any, hi: Any, lo: Any, cl: Any, caps: Any,
-               slip_state: Any, lat_state: Any) -> Any:
-    """One backtest of one symbol (``_bars``), its tables grown as it goes, and the orders
-    still resting at the end expired.
-
-    Returns (status, equity, cash, fills, closed orders, state vector).
-    """
-    n = ts.size
-    if prm[P_STRATEGY] == DONCHIAN:
-        entry_high = rolling_max(hi, prm[P_A])
-        entry_low = rolling_min(lo, prm[P_A])
-        exit_high = rolling_max(hi, prm[P_B])
-        exit_low = rolling_min(lo, prm[P_B])
-    else:
-        entry_high = np.empty(0, dtype=np.int64)
-        entry_low = entry_high
-        exit_high = entry_high
-        exit_low = entry_high
-    equity = np.empty(n, dtype=np.int64)
-    cash_out = np.empty(n, dtype=np.int64)
-    book = np.empty((4, B_COLS), dtype=np.int64)
-    fills = np.empty((64, F_COLS), dtype=np.int64)
-    closed = np.empty((64, C_COLS), dtype=np.int64)
-    snapshot = np.empty(4, dtype=np.int64)
-    wanted = np.zeros((2, 4), dtype=np.int64)
-    st = np.zeros(S_SIZE, dtype=np.int64)
-    st[S_CASH] = prm[P_CASH]
-    st[S_NEXT_ORDER] = 1
-    st[S_NEXT_FILL] = 1
-    st[S_MARK_DEN] = 1
-    st[S_HOW_FILLED] = FILLED * 16 + R_NONE
-    st[S_HOW_CANCELLED] = CANCELLED * 16 + R_CANCELLED
-    st[S_HOW_EXPIRED] = EXPIRED * 16 + R_END
-    i = st[S_ZERO]  # not the literal 0: numba would compile _bars once more for it
-    while True:
-        i = _bars(prm, st, ts, op, hi, lo, cl, caps, slip_state, lat_state, entry_high,
-                  entry_low, exit_high, exit_low, equity, cash_out, book, fills, closed,
-                  snapshot, wanted, i)
-        if i >= n or st[S_STATUS] != OK:
-            break
-        resting = st[S_BOOK]
-        fills = _room(fills, st[S_FILLS] + resting)
-        closed = _room(closed, st[S_CLOSED] + resting + 2)
-        book = _room(book, resting + 2)
-        if snapshot.size < resting:
-            snapshot = np.empty(resting * 2, dtype=np.int64)
-    if st[S_STATUS] == OK:
-        # End of data: every order still resting expires unfilled, in id order.
-        closed = _room(closed, st[S_CLOSED] + st[S_BOOK])
-        while st[S_BOOK] > 0:
-            _close(st, closed, book, st[S_ZERO], st[S_HOW_EXPIRED], st[S_NOW])
-    return (st[S_STATUS], equity, cash_out, _head(fills, st[S_FILLS], st[S_FILLS]),
-            _head(closed, st[S_CLOSED], st[S_CLOSED]), st)

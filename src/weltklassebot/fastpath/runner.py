@@ -239,17 +239,15 @@ def run(spec: StrategySpec, config: BacktestConfig, bars: BarArrays, *,
 
     Raises ``FallBack`` when the engine must run it instead (see ``available`` and ``plan``).
     """
-    from weltklassebot.fastpath.compiled import kernel
-
     planned = plan(spec, config, bars)
     prm = planned.prm
     ex = planned.execution
     n = len(bars)
     caps = (volume_caps(bars.volume, ex.participation, planned.instrument.quantity_increment)
             if ex.participation is not None else np.zeros(n, dtype=np.int64))
-    status, equity, cash, fills, closed, state = kernel()(
-        prm, _ro(bars.ts), _ro(bars.open), _ro(bars.high), _ro(bars.low), _ro(bars.close),
-        _ro(caps), stream_state(config.seed, "slippage"), stream_state(config.seed, "latency"))
+    status, equity, cash, fills, closed, state = run_tables(
+        prm, bars, caps, stream_state(config.seed, "slippage"),
+        stream_state(config.seed, "latency"))
     if status != k.OK:
         raise FallBack("the run's position, cash or fees grew beyond the fast path's int64 "
                        "bounds; the engine computes it exactly")
@@ -280,6 +278,80 @@ FILL_COLUMNS = ("fill_id", "order_id", "ts", "side", "price", "qty", "fee", "not
                 "liquidity")
 ORDER_COLUMNS = ("order_id", "side", "type", "qty", "limit", "stop", "submitted",
                  "active_from", "filled", "status", "triggered", "reason", "closed", "tag")
+
+
+def run_tables(prm: np.ndarray, bars: BarArrays, caps: np.ndarray, slip_state: np.ndarray,
+               lat_state: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray,
+                                               np.ndarray, np.ndarray]:
+    """The kernel over all bars: tables grown whenever it asks for room, then the orders still
+    resting at the end expired (in id order, at the last close event).
+
+    Returns (status, equity, cash, fills, closed orders, state vector).
+    """
+    from weltklassebot.fastpath.compiled import kernel, rolling
+
+    n = len(bars)
+    ts, op, hi, lo, cl = (_ro(bars.ts), _ro(bars.open), _ro(bars.high), _ro(bars.low),
+                          _ro(bars.close))
+    caps = _ro(caps)
+    if prm[k.P_STRATEGY] == k.DONCHIAN:
+        extreme = rolling()
+        channels = [extreme(hi, int(prm[k.P_A]), 1), extreme(lo, int(prm[k.P_A]), -1),
+                    extreme(hi, int(prm[k.P_B]), 1), extreme(lo, int(prm[k.P_B]), -1)]
+    else:
+        channels = [np.zeros(0, dtype=np.int64)] * 4
+    equity = np.empty(n, dtype=np.int64)
+    cash = np.empty(n, dtype=np.int64)
+    book = np.empty((4, k.B_COLS), dtype=np.int64)
+    fills = np.empty((64, k.F_COLS), dtype=np.int64)
+    closed = np.empty((64, k.C_COLS), dtype=np.int64)
+    snapshot = np.empty(4, dtype=np.int64)
+    wanted = np.zeros((2, 4), dtype=np.int64)
+    st = np.zeros(k.S_SIZE, dtype=np.int64)
+    st[k.S_CASH] = prm[k.P_CASH]
+    st[k.S_NEXT_ORDER] = 1
+    st[k.S_NEXT_FILL] = 1
+    st[k.S_MARK_DEN] = 1
+    st[k.S_HOW_FILLED] = k.FILLED * 16 + k.R_NONE
+    st[k.S_HOW_CANCELLED] = k.CANCELLED * 16 + k.R_CANCELLED
+    st[k.S_HOW_EXPIRED] = k.EXPIRED * 16 + k.R_END
+    run_bars = kernel()
+    at = 0
+    while True:
+        at = int(run_bars(prm, st, ts, op, hi, lo, cl, caps, slip_state, lat_state, *channels,
+                          equity, cash, book, fills, closed, snapshot, wanted, at))
+        if at >= n or st[k.S_STATUS] != k.OK:
+            break
+        resting = int(st[k.S_BOOK])
+        fills = _room(fills, int(st[k.S_FILLS]) + resting)
+        closed = _room(closed, int(st[k.S_CLOSED]) + resting + 2)
+        book = _room(book, resting + 2)
+        if snapshot.size < resting:
+            snapshot = np.empty(2 * resting, dtype=np.int64)
+    n_fills, n_closed, resting = (int(st[k.S_FILLS]), int(st[k.S_CLOSED]),
+                                  int(st[k.S_BOOK]))
+    if st[k.S_STATUS] == k.OK and resting:
+        expired = np.empty((resting, k.C_COLS), dtype=np.int64)
+        expired[:, :k.B_TRIG] = book[:resting, :k.B_TRIG]  # id .. filled
+        expired[:, k.C_STATUS] = k.EXPIRED
+        expired[:, k.C_TRIG] = book[:resting, k.B_TRIG]
+        expired[:, k.C_REASON] = k.R_END
+        expired[:, k.C_CLOSED] = st[k.S_NOW]
+        expired[:, k.C_TAG] = book[:resting, k.B_TAG]
+        closed = np.concatenate((closed[:n_closed], expired))
+        n_closed += resting
+        st[k.S_BOOK] = 0
+    return (int(st[k.S_STATUS]), equity, cash, fills[:n_fills].copy(),
+            closed[:n_closed].copy(), st)
+
+
+def _room(table: np.ndarray, rows: int) -> np.ndarray:
+    """``table`` with at least ``rows`` rows (a copy twice as large when it has fewer)."""
+    if table.shape[0] >= rows:
+        return table
+    bigger = np.empty((max(rows, 2 * table.shape[0]), table.shape[1]), dtype=table.dtype)
+    bigger[:table.shape[0]] = table
+    return bigger
 
 
 def _ro(values: np.ndarray) -> np.ndarray:
