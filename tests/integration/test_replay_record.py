@@ -44,7 +44,7 @@ from weltklassebot.runs.record import (
 from weltklassebot.runs.replay import replay
 
 FLIPS = int(os.environ.get("WELTKLASSE_REPLAY_TAMPER_FLIPS", "40"))
-SAMPLE_GOLDEN_HASH = "eb798cd1a86e02b858effc551d7d697e72c5036033c6c2fad63e0198e3976ec4"
+SAMPLE_GOLDEN_HASH = "5157286e233f572603d426108774f4ce4a1407c5602cc1df7cc4999e7a1a94e8"
 
 
 def _record(parent: Path, name: str, **config: Any) -> Path:
@@ -57,7 +57,7 @@ def _record(parent: Path, name: str, **config: Any) -> Path:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample with a tight drawdown cap: fills, orders, equity and events."""
     run_dir = _record(tmp_path_factory.mktemp("record"), "run", seed=3,
-                      risk={"drawdown_cap": "0.001"})
+                      strategy={"name": "sma_cross"}, risk={"drawdown_cap": "0.001"})
     assert (run_dir / "events.jsonl").stat().st_size > 0
     assert (run_dir / "fills.parquet").stat().st_size > 0
     return run_dir

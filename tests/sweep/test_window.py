@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from support.cli import run_cli
 
 HOUR_NS = 3_600_000_000_000
-GOLDEN = "eb798cd1a86e02b858effc551d7d697e72c5036033c6c2fad63e0198e3976ec4"
+GOLDEN = "5157286e233f572603d426108774f4ce4a1407c5602cc1df7cc4999e7a1a94e8"
 
 EAGER = '''
 from decimal import Decimal

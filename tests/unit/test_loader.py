@@ -39,7 +39,8 @@ def test_builtins_are_registered_by_name() -> None:
     assert {"sma_cross": SmaCross, "donchian_breakout": DonchianBreakout} == BUILTINS
     spec = resolve_strategy("sma_cross", {})
     assert (spec.name, spec.version, spec.params) == ("sma_cross", "1.0.0",
-                                                      {"fast": 10, "slow": 30, "qty": 1})
+                                                      {"fast": 10, "slow": 30, "qty": 1,
+                                                       "fraction": 0})
     source = Path(sys.modules[SmaCross.__module__].__file__ or "")
     assert spec.code_hash == hashlib.sha256(source.read_bytes()).hexdigest()
     assert spec.source_file == str(source)
@@ -47,7 +48,7 @@ def test_builtins_are_registered_by_name() -> None:
 
 def test_params_from_text_are_coerced_to_the_declared_types() -> None:
     spec = resolve_strategy("sma_cross", {"fast": "5", "slow": "20"})
-    assert spec.params == {"fast": 5, "slow": 20, "qty": 1}
+    assert spec.params == {"fast": 5, "slow": 20, "qty": 1, "fraction": 0}
     assert isinstance(spec.create(), SmaCross)
 
 
@@ -55,7 +56,7 @@ def test_params_from_text_are_coerced_to_the_declared_types() -> None:
     ("params", "match"),
     [
         ({"fast": "x"}, "parameter fast must be of type int"),
-        ({"nope": "1"}, "has no parameter nope; its parameters are: fast, qty, slow"),
+        ({"nope": "1"}, "has no parameter nope; its parameters are: fast, fraction, qty, slow"),
         ({"fast": "30", "slow": "10"}, "must be smaller than slow"),
         ({"fast": "0"}, "must be >= 1"),
         ({"fast": 2.5}, "parameter fast must be an integer"),
@@ -159,7 +160,8 @@ def test_parse_param_pairs() -> None:
 
 
 def test_coerce_params_from_toml_values_keeps_native_types() -> None:
-    assert coerce_params(SmaCross, {"fast": 3, "slow": 9}) == {"fast": 3, "slow": 9, "qty": 1}
+    assert coerce_params(SmaCross, {"fast": 3, "slow": 9}) == {"fast": 3, "slow": 9, "qty": 1,
+                                                               "fraction": 0}
     with pytest.raises(UsageError, match=r"must be of type bool|must be true or false"):
         coerce_params(_BoolStrategy, {"flag": "maybe"})
 

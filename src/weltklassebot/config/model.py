@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from weltklassebot.core.timeutil import parse_duration
 from weltklassebot.data.schema import parse_increment
@@ -141,9 +141,22 @@ class ExecutionConfig(_Frozen):
         return value
 
 
+DEMO_PARAMS: dict[str, Any] = {"fraction": "0.95"}
+"""What the default strategy trades with when neither its name nor its parameters are given (the
+zero-argument demo): 95 % of equity per entry, so the result means something beside buy and
+hold. Naming the strategy (``--strategy sma_cross``) or any parameter gives its own defaults."""
+
+
 class StrategyConfig(_Frozen):
     name: str = "sma_cross"
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=lambda: dict(DEMO_PARAMS))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _demo(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "params" not in data and "name" in data:
+            return {**data, "params": {}}  # a named strategy runs with its own defaults
+        return data
 
 
 class OutputConfig(_Frozen):

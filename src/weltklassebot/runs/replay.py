@@ -20,6 +20,7 @@ from weltklassebot.errors import UnusableInput
 from weltklassebot.fsutil import sha256_file
 from weltklassebot.runs.backtest import RunRequest, execute
 from weltklassebot.runs.record import verify_record
+from weltklassebot.runs.window import TimeWindow
 from weltklassebot.strategy.loader import resolve_strategy
 
 
@@ -77,7 +78,8 @@ def replay(run_dir: Path, *, force: bool = False, out: Path | None = None,
         # A scratch re-run needs no report; one kept with --out is a full run directory.
         request = RunRequest(config=config, config_file=manifest.get("config_file"),
                              argv=list(manifest.get("argv") or []), out=target,
-                             runs_dir=target.parent, write_report=out is not None)
+                             runs_dir=target.parent, write_report=out is not None,
+                             window=TimeWindow.from_record(manifest.get("range")))
         if manifest.get("kind") == "live":
             replayed_dir, replayed_hash = _rerun_live(manifest, config, target, Path(tmp))
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, ClassVar, Protocol
 
 from weltklassebot.model.enums import BUY, SELL, OrderType, TimeInForce
@@ -170,6 +171,16 @@ class StrategyContext:
     @property
     def equity(self) -> Decimal:
         return self.instrument.money.decimal(self._router.equity())
+
+    def qty_for_fraction(self, fraction: Number, price_ticks: int) -> int:
+        """The largest quantity (ticks) whose value at ``price_ticks`` is at most ``fraction``
+        of equity: rounded down to the quantity increment, never up, so the order stays within
+        what the fraction allows (fees come on top). 0 when even one increment is more."""
+        share = Fraction(str(fraction)) if not isinstance(fraction, int) else Fraction(fraction)
+        if share <= 0 or price_ticks <= 0:
+            return 0
+        per_tick = price_ticks * self.instrument.notional_ratio  # money units per qty tick
+        return max(0, int(self._router.equity() * share / per_tick))
 
     @property
     def now_ns(self) -> int:

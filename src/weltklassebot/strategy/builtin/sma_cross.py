@@ -1,7 +1,8 @@
 """``sma_cross``: long-only moving-average crossover, the default strategy.
 
 At the close of bar i, with f and s the simple moving averages of closes over ``fast`` and
-``slow`` bars: if f[i-1] < s[i-1] and f[i] > s[i] and flat, buy ``qty`` at market; if
+``slow`` bars: if f[i-1] < s[i-1] and f[i] > s[i] and flat, buy at market ``qty``, or with
+``fraction`` > 0 the largest quantity worth at most that fraction of equity at bar i's close; if
 f[i-1] > s[i-1] and f[i] < s[i] and long, sell the whole position at market. "Flat" and "long"
 mean the position with no order open. The comparison is exact on integer window sums
 (f > s  <=>  sum_fast * slow > sum_slow * fast), so a tie is never a crossing.
@@ -19,7 +20,8 @@ from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 class SmaCross(Strategy):
     name: ClassVar[str] = "sma_cross"
     version: ClassVar[str] = "1.0.0"
-    params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 30, "qty": Decimal(1)}
+    params: ClassVar[dict[str, Any]] = {"fast": 10, "slow": 30, "qty": Decimal(1),
+                                        "fraction": Decimal(0)}
 
     def validate(self) -> None:
         fast, slow = int(self.p["fast"]), int(self.p["slow"])
@@ -27,6 +29,9 @@ class SmaCross(Strategy):
             raise ValueError("fast and slow must be >= 1")
         if fast >= slow:
             raise ValueError(f"fast ({fast}) must be smaller than slow ({slow})")
+        fraction = Decimal(self.p["fraction"])
+        if not Decimal(0) <= fraction <= Decimal(10):
+            raise ValueError(f"fraction ({fraction}) must be in [0, 10] (0: buy qty instead)")
 
     def on_start(self, ctx: StrategyContext) -> None:
         self.qty_ticks = ctx.instrument.qty_ticks(self.p["qty"])
@@ -49,6 +54,9 @@ class SmaCross(Strategy):
             return
         position = ctx.position_ticks
         if direction > 0 and position == 0:
-            ctx.submit_ticks(BUY, self.qty_ticks, tag="entry")
+            fraction = self.p["fraction"]
+            qty = ctx.qty_for_fraction(fraction, bar.close) if fraction else self.qty_ticks
+            if qty > 0:
+                ctx.submit_ticks(BUY, qty, tag="entry")
         elif direction < 0 and position > 0:
             ctx.submit_ticks(SELL, position, tag="exit")
