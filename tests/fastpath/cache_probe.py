@@ -14,8 +14,8 @@ from weltklassebot.strategy.loader import resolve_strategy
 
 def main() -> None:
     config = BacktestConfig()
-    result = fastpath.run(resolve_strategy(config.strategy.name, {}), config,
-                          fastpath.prepare(config), with_stats=False)
+    spec = resolve_strategy(config.strategy.name, dict(config.strategy.params))
+    result = fastpath.run(spec, config, fastpath.prepare(config), with_stats=False)
     stats = compiled.kernel().stats
     print(json.dumps({"hash": result["equity_hash"], "cached": compiled.cached,
                       "cache_path": stats.cache_path,

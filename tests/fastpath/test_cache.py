@@ -32,7 +32,8 @@ def engine_hash() -> str:
     config = BacktestConfig()
     data = prepare_data(config)
     with tempfile.TemporaryDirectory() as scratch:
-        sim = simulate(Path(scratch), config, resolve_strategy(config.strategy.name, {}),
+        sim = simulate(Path(scratch), config,
+                       resolve_strategy(config.strategy.name, dict(config.strategy.params)),
                        data.instruments, data.intervals, data.feed().chunks(),
                        rows=data.report.rows, log=False)
     assert sim.equity_hash is not None

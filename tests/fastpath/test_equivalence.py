@@ -67,7 +67,8 @@ def make_bars(config: BacktestConfig, moves: list[tuple[int, int, int, int, int,
 
 sma_params = st.integers(1, 8).flatmap(lambda fast: st.fixed_dictionaries({
     "fast": st.just(fast), "slow": st.integers(fast + 1, fast + 12),
-    "qty": st.sampled_from(["1", "0.5", "2.345", "10", "0.001"])}))
+    "qty": st.sampled_from(["1", "0.5", "2.345", "10", "0.001"]),
+    "fraction": st.sampled_from(["0", "0", "0.95", "0.5", "1", "2.5", "0.333333"])}))
 donchian_params = st.fixed_dictionaries({
     "entry": st.integers(1, 10), "exit": st.integers(1, 10),
     "qty": st.sampled_from(["1", "0.5", "2.345", "10", "0.001"])})
@@ -138,7 +139,7 @@ def test_the_examples_trade() -> None:
 @pytest.mark.parametrize(("strategy", "params", "execution"), [
     ("sma_cross", {}, {}),
     ("donchian_breakout", {}, {}),
-    ("sma_cross", {"fast": 3, "slow": 7, "qty": "0.37"},
+    ("sma_cross", {"fast": 3, "slow": 7, "qty": "0.37", "fraction": "0.8"},
      {"volume_participation": "0.001", "latency": {"delay": "30m", "jitter": "2h"},
       "slippage": {"model": "stochastic", "max_bps": "5"}, "leverage": "3"}),
     ("donchian_breakout", {"entry": 4, "exit": 2, "qty": "2"},
@@ -164,13 +165,16 @@ def test_the_bundled_sample_as_a_backtest_runs_it(strategy: str, params: dict[st
         sim.result.fees_paid)
 
 
-def test_the_default_backtest_of_the_sample_keeps_its_golden_hash() -> None:
-    """The hash docs/equity-hash.md's example and tests/determinism pin for `backtest` with no
-    options."""
-    config = BacktestConfig()
+@pytest.mark.parametrize(("config", "golden"), [
+    # `backtest` with no options: the demo, sized by 95 % of equity (tests/determinism pins it).
+    (BacktestConfig(), "5157286e233f572603d426108774f4ce4a1407c5602cc1df7cc4999e7a1a94e8"),
+    # `backtest --strategy sma_cross`: its own defaults (docs/equity-hash.md's example).
+    (config_of("sma_cross", {}),
+     "eb798cd1a86e02b858effc551d7d697e72c5036033c6c2fad63e0198e3976ec4"),
+])
+def test_the_samples_golden_hashes(config: BacktestConfig, golden: str) -> None:
     result = fastpath.run(spec_of(config), config, fastpath.prepare(config))
-    assert result["equity_hash"] == (
-        "eb798cd1a86e02b858effc551d7d697e72c5036033c6c2fad63e0198e3976ec4")
+    assert result["equity_hash"] == golden
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,15 @@ def test_available_for_the_builtins_only_and_without_risk_limits() -> None:
         fastpath.run(resolve_strategy("sma_cross", {}), limited, bars)
 
 
+def test_a_builtin_parameter_the_kernel_does_not_know_is_not_available(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built-in that gains a parameter runs on the engine until the kernel implements it."""
+    monkeypatch.setattr(SmaCross, "params", {**SmaCross.params, "trailing": 0})
+    spec = resolve_strategy("sma_cross", {})
+    assert not fastpath.available(spec, BacktestConfig())
+    assert "trailing" in str(fastpath.why_not(spec, BacktestConfig()))
+
+
 def test_prices_and_quantities_int64_cannot_hold_fall_back_before_running() -> None:
     """Prices near 2**61 ticks: notionals would not fit int64. The fast path refuses before
     the kernel starts; the engine (Python integers) runs the same bars."""

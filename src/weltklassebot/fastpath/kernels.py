@@ -86,7 +86,11 @@ P_LEV_DEN = 22
 P_HAS_CAP = 23
 P_QTY_LIMIT = 24  # |position| and order quantities stay at or below this
 P_CASH_LIMIT = 25  # |cash| and fees paid stay at or below this
-P_SIZE = 26
+P_FRACTION_NUM = 26  # sma_cross's fraction of equity per entry (0: its qty instead)
+P_FRACTION_DEN = 27
+P_RATIO_NUM = 28  # the instrument's notional ratio: money units per price tick x qty tick
+P_RATIO_DEN = 29
+P_SIZE = 30
 
 # Columns of a resting order (the book) and of a closed order (the output).
 B_ID, B_SIDE, B_TYPE, B_QTY, B_LIMIT, B_STOP, B_SUB, B_ACT, B_FILLED, B_TRIG, B_TAG = range(11)
@@ -800,11 +804,25 @@ def run_bars(prm: Any, st: Any, ts: Any, op: Any, hi: Any, lo: Any, cl: Any, cap
             if prev != 0 and sign != 0 and prev != sign and st[S_BOOK] == 0:
                 position = st[S_POSITION]
                 if sign > 0 and position == 0:
-                    wanted[0, 0] = 1
-                    wanted[0, 1] = prm[P_QTY]
-                    wanted[0, 2] = NONE
-                    wanted[0, 3] = TAG_ENTRY
-                    n_wanted = 1
+                    qty = prm[P_QTY]
+                    if prm[P_FRACTION_NUM] > 0:
+                        # ctx.qty_for_fraction: the largest quantity worth at most the fraction
+                        # of equity (flat: the cash) at this close, rounded down; none at 0.
+                        worth = st[S_CASH]
+                        qty = 0
+                        if worth > 0:
+                            ok, qty, _ = floor_divmod_product(
+                                worth, prm[P_FRACTION_NUM] * prm[P_RATIO_DEN],
+                                prm[P_FRACTION_DEN] * close * prm[P_RATIO_NUM])
+                            if not ok:
+                                st[S_STATUS] = OVERFLOW
+                                break
+                    if qty > 0:
+                        wanted[0, 0] = 1
+                        wanted[0, 1] = qty
+                        wanted[0, 2] = NONE
+                        wanted[0, 3] = TAG_ENTRY
+                        n_wanted = 1
                 elif sign < 0 and position > 0:
                     wanted[0, 0] = -1
                     wanted[0, 1] = position

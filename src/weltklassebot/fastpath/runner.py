@@ -53,6 +53,12 @@ _STRATEGIES: dict[type[Any], tuple[int, str, str]] = {
     SmaCross: (k.SMA_CROSS, "fast", "slow"),
     DonchianBreakout: (k.DONCHIAN, "entry", "exit"),
 }
+_PARAMETERS: dict[type[Any], frozenset[str]] = {
+    SmaCross: frozenset({"fast", "slow", "qty", "fraction"}),
+    DonchianBreakout: frozenset({"entry", "exit", "qty"}),
+}
+"""The parameters the kernel implements: a built-in that declares another one runs on the
+engine until the kernel learns it."""
 TAGS = {k.TAG_NONE: "", k.TAG_ENTRY: "entry", k.TAG_EXIT: "exit",
         k.TAG_LONG_ENTRY: "long_entry", k.TAG_SHORT_ENTRY: "short_entry",
         k.TAG_LONG_EXIT: "long_exit", k.TAG_SHORT_EXIT: "short_exit"}
@@ -98,6 +104,10 @@ def why_not(spec: StrategySpec, config: BacktestConfig) -> str | None:
     if spec.cls not in _STRATEGIES:
         return (f"strategy {spec.name} has no compiled fast path (only the built-ins "
                 f"{', '.join(sorted(c.name for c in _STRATEGIES))} have one)")
+    unknown = sorted(set(spec.cls.params) - _PARAMETERS[spec.cls])
+    if unknown:
+        return (f"strategy {spec.name}'s parameter {', '.join(unknown)} has no compiled fast "
+                "path")
     if config.risk != RiskConfig():
         return ("[risk] limits are configured; the fast path does not implement the risk "
                 "engine")
@@ -144,15 +154,19 @@ def plan(spec: StrategySpec, config: BacktestConfig, bars: BarArrays) -> _Plan:
                        "reports that")
     if a_window < 1 or b_window < 1:
         raise FallBack("window below 1: the engine reports that")
+    fraction = Fraction(str(spec.params.get("fraction", 0)))
+    if fraction < 0:
+        raise FallBack("a negative fraction: the engine decides what that means")
     prm = np.zeros(k.P_SIZE, dtype=np.int64)
-    values = _bounded(code, a_window, b_window, qty, bars, instrument, interval, ex)
+    values = _bounded(code, a_window, b_window, qty, fraction, bars, instrument, interval, ex)
     for index, value in values.items():
         prm[index] = value
     return _Plan(prm, instrument, interval, ex)
 
 
-def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: BarArrays,
-             instrument: Instrument, interval: int, ex: ExecutionSettings) -> dict[int, int]:
+def _bounded(code: int, a_window: int, b_window: int, qty: int, fraction: Fraction,
+             bars: BarArrays, instrument: Instrument, interval: int,
+             ex: ExecutionSettings) -> dict[int, int]:
     """The parameter values, each bound on the kernel's products checked (module docstring of
     ``kernels``); ``FallBack`` names the first that does not hold."""
     n = len(bars)
@@ -187,15 +201,25 @@ def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: BarArrays,
     # multiplies and every result it keeps.
     price = -(-(top * max(abs(slip_buy), abs(slip_sell))) // slip_den) + 1
     need(price < LIMIT and max(abs(slip_buy), abs(slip_sell)) < LIMIT, "the prices with slippage")
-    quantity = 4 * qty  # position + open orders + a new order, and some room
-    need(quantity * vnum < LIMIT and quantity < CAP_MAX, f"a quantity of {qty} ticks")
+    bound = qty  # of the position and of any order
+    if fraction:
+        # Sized by equity: any quantity whose notional (four times over) stays far inside
+        # int64 is allowed; the kernel stops at a larger one.
+        bound = max(qty, min((LIMIT // 16 // step - 1) * vden // (4 * price * vnum),
+                             LIMIT // (4 * vnum), CAP_MAX // 8))
+    quantity = 4 * bound  # position + open orders + a new order, and some room
+    need(quantity * vnum < LIMIT and quantity < CAP_MAX, f"a quantity of {bound} ticks")
     notional = (quantity * price * vnum // vden + 1) * step
-    need(notional < LIMIT, f"a quantity of {qty} ticks at prices up to {price} ticks")
-    fee_num = max(abs(taker.numerator), abs(maker.numerator))
-    fee = (notional * fee_num // min(taker.denominator, maker.denominator) + 1) * step
+    need(notional < LIMIT, f"a quantity of {bound} ticks at prices up to {price} ticks")
+    fee = max((notional * abs(f.numerator) // f.denominator + 1) * step for f in (taker, maker))
     fee += fees.min_fee_units
-    need(fee_num < LIMIT and fee < LIMIT, "the fees of the largest notional")
+    need(max(abs(taker.numerator), abs(maker.numerator)) < LIMIT and fee < LIMIT,
+         "the fees of the largest notional")
     cash_limit = LIMIT // 4 - notional - fee
+    ratio = instrument.notional_ratio
+    if fraction:
+        need(fraction.denominator * top * ratio.numerator < LIMIT
+             and fraction.numerator * ratio.denominator < LIMIT, "the sizing by fraction")
     need(abs(ex.initial_cash) < cash_limit, "the initial cash")
     last = int(bars.ts.max()) if n else 0
     need(last + interval + ex.latency_ns + ex.jitter_ns < LIMIT, "the order times")
@@ -218,7 +242,9 @@ def _bounded(code: int, a_window: int, b_window: int, qty: int, bars: BarArrays,
         k.P_DELAY: ex.latency_ns, k.P_JITTER: ex.jitter_ns,
         k.P_LEV_NUM: leverage.numerator, k.P_LEV_DEN: leverage.denominator,
         k.P_HAS_CAP: 0 if ex.participation is None else 1,
-        k.P_QTY_LIMIT: qty, k.P_CASH_LIMIT: cash_limit,
+        k.P_QTY_LIMIT: bound, k.P_CASH_LIMIT: cash_limit,
+        k.P_FRACTION_NUM: fraction.numerator, k.P_FRACTION_DEN: fraction.denominator,
+        k.P_RATIO_NUM: ratio.numerator, k.P_RATIO_DEN: ratio.denominator,
     }
 
 
