@@ -80,3 +80,21 @@ def test_a_saved_state_of_another_series_is_refused() -> None:
     state = RollingMaxSeries("high", 5).kernel_state()
     with pytest.raises(ValueError, match=r"rolling_max\(high, 5\) is not rolling_min"):
         RollingMinSeries("high", 5).load_kernel_state(state)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(-60, 60), st.integers(-60, 60)), max_size=50),
+       st.integers(1, 12), st.booleans())
+def test_one_bar_steps_equal_the_indicators(rows: list[tuple[int, int]], window: int,
+                                            huge: bool) -> None:
+    """``evaluate_one`` (the engine's path for a one-bar step: plain values, no arrays)."""
+    scale = 10**17 if huge else 1
+    highs = [h * scale for h, _ in rows]
+    lows = [v * scale for _, v in rows]
+    series = declare(window)
+    got: list[list[tuple[int, bool]]] = [[], [], []]
+    for high, low in zip(highs, lows, strict=True):
+        row = {"open": high, "high": high, "low": low, "close": low}
+        for slot, (_item, value, ready) in enumerate(series.evaluate_one(row)):
+            got[slot].append((value, ready))
+    assert got == expected(highs, lows, window)

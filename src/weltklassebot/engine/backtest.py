@@ -990,13 +990,24 @@ class BacktestEngine:
         ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
         slot = self._slots[0]
         declared = slot.series
-        evaluated = declared.evaluate(_columns(chunk, None)) if declared.items else []
         # Per wake series used in this chunk (a strategy may switch), the rows it wakes at.
         wake_rows: dict[int, list[int] | None] = {}
+        arrays: dict[int, np.ndarray] = {}
+        series_lists: list[tuple[Series, list[Any], list[bool]]]
+        if not declared.items:
+            series_lists = []
+        elif n == 1:  # one bar (a live step): plain values, no arrays
+            series_lists = [(series, [value], [ready]) for series, value, ready in
+                            declared.evaluate_one({"open": o_l[0], "high": h_l[0],
+                                                   "low": l_l[0], "close": c_l[0]})]
+        else:
+            evaluated = declared.evaluate(_columns(chunk, None))
+            series_lists = [(series, values.tolist(), ready.tolist())
+                            for series, values, ready in evaluated]
+            # Wake rows come from the arrays (one C-level pass each), when a series is used.
+            arrays = {id(series): values for series, values, _ready in evaluated}
         current = declared.wake if self.quiet_skip else None
-        wake = None if current is None else _rows_of(current, evaluated, wake_rows)
-        series_lists = [(series, values.tolist(), ready.tolist())
-                        for series, values, ready in evaluated]
+        wake = None if current is None else _rows_of(current, series_lists, arrays, wake_rows)
         venue = self.venue
         ledger = self.ledger
         clock = self.clock
@@ -1081,7 +1092,7 @@ class BacktestEngine:
                             # The strategy follows another series from the next bar on.
                             current = declared.wake
                             wake = (None if current is None
-                                    else _rows_of(current, evaluated, wake_rows))
+                                    else _rows_of(current, series_lists, arrays, wake_rows))
                             if wake is None:
                                 every = True
                             else:
@@ -1208,14 +1219,18 @@ class BacktestEngine:
         return any(frame.filename in modules for frame in frames)
 
 
-def _rows_of(series: Series, evaluated: list[tuple[Series, np.ndarray, np.ndarray]],
-             cache: dict[int, list[int] | None]) -> list[int] | None:
-    """Rows of the chunk where ``series`` is non-zero; None when it is not one of the
-    evaluated series (then every bar wakes)."""
+def _rows_of(series: Series, evaluated: list[tuple[Series, list[Any], list[bool]]],
+             arrays: dict[int, np.ndarray], cache: dict[int, list[int] | None]) -> (
+                 list[int] | None):
+    """Rows of the chunk where ``series`` is non-zero (from its array when there is one);
+    None when it is not one of the evaluated series (then every bar wakes)."""
     key = id(series)
     if key not in cache:
-        found = [values for item, values, _ready in evaluated if item is series]
-        cache[key] = np.flatnonzero(found[0]).tolist() if found else None
+        if key in arrays:
+            cache[key] = np.flatnonzero(arrays[key]).tolist()
+        else:
+            found = [values for item, values, _ready in evaluated if item is series]
+            cache[key] = [k for k, v in enumerate(found[0]) if v] if found else None
     return cache[key]
 
 

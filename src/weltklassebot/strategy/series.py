@@ -32,6 +32,14 @@ class Series:
         """Values and readiness for one chunk of this symbol's bars (engine use)."""
         raise NotImplementedError
 
+    def one(self, row: dict[str, int]) -> tuple[Any, bool]:
+        """Value and readiness for a single bar (a live step), as plain Python values; the
+        same as ``compute`` on a one-bar chunk (which this falls back to)."""
+        values, ready = self.compute({k: np.array([v], dtype=np.int64 if abs(v) < _INT64_SAFE
+                                                   else object) for k, v in row.items()})
+        value = values[0]
+        return (value.item() if hasattr(value, "item") else value), bool(ready[0])
+
     def kernel_state(self) -> dict[str, Any]:
         """The kernel's state between chunks, as plain data (the engine state record)."""
         return {}
@@ -130,25 +138,15 @@ class RollingMaxSeries(Series):
         self._tail: list[int] = []  # the last window - 1 values, oldest first
         self._seen = 0
 
-    def _pick(self, values: list[int]) -> int:
-        return max(values)
-
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = columns[self.field]
         n = values.size
         window = self.window
         tail = self._tail
         if n == 1:
-            # One bar (a live step): plain integers, no array set-up.
-            value = int(values[0])
-            tail.append(value)
-            extreme = self._pick(tail)
-            if len(tail) >= window:
-                del tail[0]
-            self._seen += 1
+            extreme, full = self._step(int(values[0]))
             big = abs(extreme) >= _INT64_SAFE
-            return (np.array([extreme], dtype=object if big else np.int64),
-                    np.array([self._seen >= window]))
+            return np.array([extreme], dtype=object if big else np.int64), np.array([full])
         if not n:
             return values[:0], np.zeros(0, dtype=bool)
         fits = all(abs(v) < _INT64_SAFE for v in tail)
@@ -164,6 +162,19 @@ class RollingMaxSeries(Series):
             window > 1) else []
         ready = (self._seen - n + np.arange(1, n + 1)) >= window
         return out, ready
+
+    def one(self, row: dict[str, int]) -> tuple[Any, bool]:
+        return self._step(row[self.field])
+
+    def _step(self, value: int) -> tuple[int, bool]:
+        # One bar (a live step): plain integers, no array set-up.
+        tail = self._tail
+        tail.append(value)
+        extreme = max(tail) if self._reduce is np.maximum else min(tail)
+        if len(tail) >= self.window:
+            del tail[0]
+        self._seen += 1
+        return extreme, self._seen >= self.window
 
     def kernel_state(self) -> dict[str, Any]:
         return {"kind": self._kind, "field": self.field, "window": self.window,
@@ -185,9 +196,6 @@ class RollingMinSeries(RollingMaxSeries):
     __slots__ = ()
     _kind = "rolling_min"
     _reduce: np.ufunc = np.minimum
-
-    def _pick(self, values: list[int]) -> int:
-        return min(values)
 
 
 def _window_extreme(ext: np.ndarray, window: int, reduce: np.ufunc) -> np.ndarray:
@@ -231,10 +239,10 @@ class ChangedSeries(Series):
         n = results[0][0].size
         prev = self._prev
         if n == 1:  # one bar (a live step): plain values
-            now = [(values[0].item() if hasattr(values[0], "item") else values[0],
-                    bool(ready[0])) for values, ready in results]
-            self._prev = now
-            return np.array([prev != now], dtype=np.int8), np.ones(1, dtype=bool)
+            flag, _ready = self.one_from([
+                (values[0].item() if hasattr(values[0], "item") else values[0], bool(ready[0]))
+                for values, ready in results])
+            return np.array([flag], dtype=np.int8), np.ones(1, dtype=bool)
         changed = np.zeros(n, dtype=bool)
         if not n:
             return changed.astype(np.int8), changed
@@ -249,6 +257,12 @@ class ChangedSeries(Series):
         self._prev = [(values[-1].item() if hasattr(values[-1], "item") else values[-1],
                        bool(ready[-1])) for values, ready in results]
         return changed.astype(np.int8), np.ones(n, dtype=bool)
+
+    def one_from(self, now: list[tuple[Any, bool]]) -> tuple[int, bool]:
+        """One bar from its inputs' plain (value, ready) pairs."""
+        changed = int(self._prev != now)
+        self._prev = now
+        return changed, True
 
     def kernel_state(self) -> dict[str, Any]:
         return {"kind": "changed", "prev": None if self._prev is None else [
@@ -282,12 +296,7 @@ class CrossSeries(Series):
                      rb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         na, nb = self.a.window, self.b.window
         if sa.size == 1:  # one bar (a live step): plain integers
-            ready_one = bool(ra[0]) and bool(rb[0])
-            diff = int(sa[0]) * nb - int(sb[0]) * na
-            sign_one = ((diff > 0) - (diff < 0)) if ready_one else 0
-            prev_one = self._prev_sign
-            crossed = sign_one if prev_one and sign_one and prev_one != sign_one else 0
-            self._prev_sign = sign_one
+            crossed, ready_one = self.one_from(int(sa[0]), bool(ra[0]), int(sb[0]), bool(rb[0]))
             return np.array([crossed], dtype=np.int8), np.array([ready_one])
         big = sa.size and max(int(np.abs(sa).max()) * nb, int(np.abs(sb).max()) * na)
         if big and big >= _INT64_SAFE:
@@ -302,6 +311,15 @@ class CrossSeries(Series):
         if sign.size:
             self._prev_sign = int(sign[-1])
         return cross, ready
+
+    def one_from(self, sa: int, ra: bool, sb: int, rb: bool) -> tuple[int, bool]:
+        """One bar from the two sums and their readiness, plain integers."""
+        ready = ra and rb
+        diff = sa * self.b.window - sb * self.a.window
+        sign = ((diff > 0) - (diff < 0)) if ready else 0
+        prev = self._prev_sign
+        self._prev_sign = sign
+        return (sign if prev and sign and prev != sign else 0), ready
 
     def kernel_state(self) -> dict[str, Any]:
         return {"kind": "cross", "prev_sign": self._prev_sign}
@@ -327,11 +345,12 @@ def _rolling_sum_exact(values: list[int], window: int) -> np.ndarray:
 class SeriesSet:
     """The series one strategy instance declared, evaluated together per chunk (engine use)."""
 
-    __slots__ = ("items", "wake")
+    __slots__ = ("_plan", "items", "wake")
 
     def __init__(self) -> None:
         self.items: list[Series] = []
         self.wake: Series | None = None
+        self._plan: list[tuple[Series, int]] = []
 
     def add(self, series: Series) -> None:
         self.items.append(series)
@@ -352,6 +371,40 @@ class SeriesSet:
                 values, ready = series.compute(columns)
             results[id(series)] = (values, ready)
             out.append((series, values, ready))
+        return out
+
+    def evaluate_one(self, row: dict[str, int]) -> list[tuple[Series, Any, bool]]:
+        """One bar (a live step): (handle, value, ready) in declaration order, plain values,
+        the same as ``evaluate`` on a one-bar chunk."""
+        plan = self._plan
+        if len(plan) != len(self.items):  # declared since: what kind each series is
+            plan = self._plan = [(series, 1 if isinstance(series, CrossSeries) else
+                                  2 if isinstance(series, ChangedSeries) else
+                                  0 if type(series).one is not Series.one else 3)
+                                 for series in self.items]
+        results: dict[int, tuple[Any, bool]] = {}
+        out = []
+        columns: dict[str, np.ndarray] | None = None
+        for series, kind in plan:
+            if not kind:
+                value, ready = series.one(row)
+            elif kind == 3:  # a kernel without a plain path: its one-bar chunk
+                if columns is None:
+                    columns = {k: np.array([v], dtype=np.int64 if abs(v) < _INT64_SAFE
+                                           else object) for k, v in row.items()}
+                values, readiness = series.compute(columns)
+                value = values[0].item() if hasattr(values[0], "item") else values[0]
+                ready = bool(readiness[0])
+            elif kind == 1:
+                assert isinstance(series, CrossSeries)
+                sa, ra = results[id(series.a)]
+                sb, rb = results[id(series.b)]
+                value, ready = series.one_from(int(sa), ra, int(sb), rb)
+            else:
+                assert isinstance(series, ChangedSeries)
+                value, ready = series.one_from([results[id(s)] for s in series.inputs])
+            results[id(series)] = (value, ready)
+            out.append((series, value, ready))
         return out
 
     def wake_indices(self, evaluated: list[tuple[Series, np.ndarray, np.ndarray]]) -> (
