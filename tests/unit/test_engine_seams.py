@@ -122,9 +122,10 @@ def test_the_venue_is_injected_and_reached_only_through_its_protocol() -> None:
             calls.append("accept")
             super().accept(order)
 
-        def process_bar(self, *args: Any) -> None:
+        def process_bar(self, symbol: str, ts_ns: int, bar_open: int, bar_high: int,
+                        bar_low: int, volume_cap: int | None) -> bool:
             calls.append("process_bar")
-            super().process_bar(*args)
+            return super().process_bar(symbol, ts_ns, bar_open, bar_high, bar_low, volume_cap)
 
         def take_closed(self) -> list[Any]:
             calls.append("take_closed")

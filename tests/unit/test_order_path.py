@@ -137,10 +137,10 @@ class _LookingVenue(SimulatedVenue):
     __slots__ = ()
 
     def process_bar(self, symbol: str, ts_ns: int, bar_open: int, bar_high: int,
-                    bar_low: int, volume_cap: int | None) -> None:
+                    bar_low: int, volume_cap: int | None) -> bool:
         book = self._books[symbol]
         book.up, book.down = -float("inf"), float("inf")
-        super().process_bar(symbol, ts_ns, bar_open, bar_high, bar_low, volume_cap)
+        return super().process_bar(symbol, ts_ns, bar_open, bar_high, bar_low, volume_cap)
 
 
 def test_a_bar_the_reach_bounds_pass_over_is_one_where_nothing_happens() -> None:
