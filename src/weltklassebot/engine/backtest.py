@@ -1303,7 +1303,7 @@ def _equity_values(cash: int, marks: np.ndarray) -> list[int]:
 
 
 def _int_array(values: list[int]) -> np.ndarray:
-    if all(abs(v) < _INT64_SAFE for v in (max(values, default=0), min(values, default=0))):
+    if min(values, default=0) > -_INT64_SAFE and max(values, default=0) < _INT64_SAFE:
         return np.asarray(values, dtype=np.int64)
     return np.asarray(values, dtype=object)
 

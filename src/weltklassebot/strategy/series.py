@@ -350,7 +350,7 @@ class SeriesSet:
     def __init__(self) -> None:
         self.items: list[Series] = []
         self.wake: Series | None = None
-        self._plan: list[tuple[Series, int]] = []
+        self._plan: list[tuple[Series, int, str, tuple[int, ...]]] = []
 
     def add(self, series: Series) -> None:
         self.items.append(series)
@@ -377,35 +377,53 @@ class SeriesSet:
         """One bar (a live step): (handle, value, ready) in declaration order, plain values,
         the same as ``evaluate`` on a one-bar chunk."""
         plan = self._plan
-        if len(plan) != len(self.items):  # declared since: what kind each series is
-            plan = self._plan = [(series, 1 if isinstance(series, CrossSeries) else
-                                  2 if isinstance(series, ChangedSeries) else
-                                  0 if type(series).one is not Series.one else 3)
-                                 for series in self.items]
-        results: dict[int, tuple[Any, bool]] = {}
+        if len(plan) != len(self.items):  # declared since: how to step each series
+            plan = self._plan = self._one_bar_plan()
+        results: list[tuple[Any, bool]] = []
         out = []
         columns: dict[str, np.ndarray] | None = None
-        for series, kind in plan:
-            if not kind:
+        for series, kind, arg, inputs in plan:
+            if kind == 0:  # a rolling extreme: plain integers
+                assert isinstance(series, RollingMaxSeries)
+                value, ready = series._step(row[arg])
+            elif kind == 1:
+                assert isinstance(series, CrossSeries)
+                sa, ra = results[inputs[0]]
+                sb, rb = results[inputs[1]]
+                value, ready = series.one_from(int(sa), ra, int(sb), rb)
+            elif kind == 2:
+                assert isinstance(series, ChangedSeries)
+                value, ready = series.one_from([results[k] for k in inputs])
+            elif kind == 3:
                 value, ready = series.one(row)
-            elif kind == 3:  # a kernel without a plain path: its one-bar chunk
+            else:  # a kernel without a plain path: its one-bar chunk
                 if columns is None:
                     columns = {k: np.array([v], dtype=np.int64 if abs(v) < _INT64_SAFE
                                            else object) for k, v in row.items()}
                 values, readiness = series.compute(columns)
                 value = values[0].item() if hasattr(values[0], "item") else values[0]
                 ready = bool(readiness[0])
-            elif kind == 1:
-                assert isinstance(series, CrossSeries)
-                sa, ra = results[id(series.a)]
-                sb, rb = results[id(series.b)]
-                value, ready = series.one_from(int(sa), ra, int(sb), rb)
-            else:
-                assert isinstance(series, ChangedSeries)
-                value, ready = series.one_from([results[id(s)] for s in series.inputs])
-            results[id(series)] = (value, ready)
+            results.append((value, ready))
             out.append((series, value, ready))
         return out
+
+    def _one_bar_plan(self) -> list[tuple[Series, int, str, tuple[int, ...]]]:
+        """Per series: how ``evaluate_one`` steps it, and the positions of its inputs."""
+        position = {id(series): k for k, series in enumerate(self.items)}
+        plan: list[tuple[Series, int, str, tuple[int, ...]]] = []
+        for series in self.items:
+            plain_extreme = type(series).compute is RollingMaxSeries.compute
+            if isinstance(series, RollingMaxSeries) and plain_extreme:
+                plan.append((series, 0, series.field, ()))
+            elif isinstance(series, CrossSeries):
+                plan.append((series, 1, "", (position[id(series.a)], position[id(series.b)])))
+            elif isinstance(series, ChangedSeries):
+                plan.append((series, 2, "", tuple(position[id(s)] for s in series.inputs)))
+            elif type(series).one is not Series.one:
+                plan.append((series, 3, "", ()))
+            else:
+                plan.append((series, 4, "", ()))
+        return plan
 
     def wake_indices(self, evaluated: list[tuple[Series, np.ndarray, np.ndarray]]) -> (
             list[int] | None):
