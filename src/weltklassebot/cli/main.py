@@ -90,8 +90,12 @@ def _user_traceback(exc: BaseException) -> str:
 def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with the DESIGN section 3 status."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    app = build_app()
     args = sys.argv[1:] if argv is None else argv
+    try:
+        app = build_app()
+    except Terminated:  # SIGTERM while the commands are still being imported
+        sys.stderr.write("terminated (SIGTERM) before the command started: nothing was done\n")
+        raise SystemExit(0 if args[:1] == ["live"] else 143) from None
     if not args:
         # No command: show what there is (stdout, success), like `--help`.
         with click.Context(app, info_name="python -m cli") as ctx:
