@@ -454,7 +454,8 @@ def test_zero_argument_run_on_the_bundled_sample(tmp_path: Path) -> None:
     assert (strategy["name"], strategy["version"]) == ("sma_cross", "1.0.0")
     source = REPO / "src" / "weltklassebot" / "strategy" / "builtin" / "sma_cross.py"
     assert strategy["code_hash"] == hashlib.sha256(source.read_bytes()).hexdigest()
-    assert strategy["params"] == {"fast": 10, "slow": 30, "qty": "1"}
+    assert strategy["params"] == {"fast": 10, "slow": 30, "qty": "1",
+                                  "fraction": "0.95"}
     assert Path(manifest["snapshot"]["path"]).resolve() == SAMPLE.resolve()
     assert manifest["snapshot"]["sha256"] == hashlib.sha256(SAMPLE.read_bytes()).hexdigest()
     assert manifest["equity_hash"] == summary["equity_hash"]
@@ -502,13 +503,15 @@ def test_config_file_and_flags_override_it(tmp_path: Path, msft_daily: Path) -> 
     manifest = load_run(from_config)["manifest"]
     assert manifest["seed"] == 5
     assert manifest["config_file"] == str(config)
-    assert manifest["strategy"]["params"] == {"fast": 3, "slow": 9, "qty": "1"}
+    assert manifest["strategy"]["params"] == {"fast": 3, "slow": 9, "qty": "1",
+                                                   "fraction": "0"}
     assert manifest["config"]["execution"]["initial_cash"] == "250000"
     overridden = tmp_path / "b"
     run_ok("--config", config, "--seed", "9", "--param", "fast=4", "--out", overridden)
     manifest = load_run(overridden)["manifest"]
     assert manifest["seed"] == 9
-    assert manifest["strategy"]["params"] == {"fast": 4, "slow": 9, "qty": "1"}
+    assert manifest["strategy"]["params"] == {"fast": 4, "slow": 9, "qty": "1",
+                                                   "fraction": "0"}
     assert manifest["config"]["execution"]["fees"]["taker_bps"] == "2"
     # --strategy replaces the configured strategy and drops the params meant for it.
     other = tmp_path / "c"
@@ -530,7 +533,8 @@ def test_params_change_the_trades(tmp_path: Path, msft_daily: Path) -> None:
     run_ok("--data-snapshot", msft_daily, "--param", "fast=5", "--param", "slow=20",
            "--out", tmp_path / "tuned")
     default, tuned = load_run(tmp_path / "default"), load_run(tmp_path / "tuned")
-    assert tuned["manifest"]["strategy"]["params"] == {"fast": 5, "slow": 20, "qty": "1"}
+    assert tuned["manifest"]["strategy"]["params"] == {"fast": 5, "slow": 20, "qty": "1",
+                                                              "fraction": "0"}
     assert tuned["manifest"]["argv"][-4:-2] == ["--param", "slow=20"]
     assert tuned["summary"]["fills"] != default["summary"]["fills"]
 
