@@ -34,6 +34,9 @@ pytestmark = pytest.mark.integration
 
 SAMPLE = REPO / "src" / "weltklassebot" / "sample" / "coinbase_btcusd_1h_2017-07_2019-10.parquet"
 CONFIG = """\
+[strategy]
+name = "sma_cross"  # one unit per trade: the cap is approached slowly, the resends pile up
+
 [risk]
 drawdown_cap = "0.0001"
 
