@@ -360,13 +360,16 @@ def _spool_lines(directory: Path) -> dict[str, list[str]]:
         lines["fills.jsonl"] = [x for x in lines["fills.jsonl"] if json.loads(x)[2] <= last]
         lines["orders.jsonl"] = [x for x in lines["orders.jsonl"]
                                  if (json.loads(x)[14] or 0) <= last]
+        lines["events.jsonl"] = [x for x in lines["events.jsonl"]
+                                 if int(json.loads(x).get("ts_ns", 0)) <= last]
     return lines
 
 
 def _first_difference(recorded: dict[str, list[str]],
                       replayed: dict[str, list[str]]) -> dict[str, Any] | None:
     for name, kind in (("fills.jsonl", "fill"), ("orders.jsonl", "order state"),
-                       ("equity.txt", "equity point")):
+                       ("equity.txt", "equity point"),
+                       ("events.jsonl", "event (risk transition, denial or strategy log)")):
         mine, theirs = recorded[name], replayed[name]
         for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
             if a != b:
