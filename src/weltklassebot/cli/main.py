@@ -89,8 +89,15 @@ def _user_traceback(exc: BaseException) -> str:
 
 def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and exit with the DESIGN section 3 status."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["live"]:
+        # The service stops cleanly whenever the signal comes: noted now, acted on once it runs.
+        from weltklassebot.service import shutdown
+
+        signal.signal(signal.SIGTERM, shutdown.request)
+        signal.signal(signal.SIGINT, shutdown.request)
+    else:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app = build_app()
     except Terminated:  # SIGTERM while the commands are still being imported

@@ -70,6 +70,7 @@ from weltklassebot.runs.live_record import (
     restart_reason,
 )
 from weltklassebot.runs.spool import RunSpool
+from weltklassebot.service import shutdown
 from weltklassebot.service.operator import (
     OperatorCommand,
     ack,
@@ -179,6 +180,9 @@ class LiveService:
         request = self.request
         status = self.status
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if shutdown.pending.is_set():  # a signal that came while the service was importing
+            self.stop(shutdown.signal_number[-1], None)
+            return 130 if self.stop.signal == signal.SIGINT else 0
         self.notifier = Notifier()
         status.started_wall_s = time.time()
         status.version = __version__
