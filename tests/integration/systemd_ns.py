@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,9 +61,28 @@ KEEP = frozenset({"dbus.service"})
 
 BOOT_SCRIPT = r"""
 set -e
+# Paths under /tmp or /var/tmp the tests need inside (a checkout cloned there, its .venv): held
+# open before the private tmpfs hides them, then bound back at the same place, in this namespace
+# only (mount propagation is private).
+fd=3
+held=()
+IFS=: read -r -a keep <<< "${WKB_KEEP_PATHS:-}"
+for path in "${keep[@]}"; do
+  [ -n "$path" ] || continue
+  eval "exec $fd<\"\$path\""
+  held+=("$fd:$path")
+  fd=$((fd + 1))
+done
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /var/tmp
+for entry in "${held[@]}"; do
+  number=${entry%%:*}
+  path=${entry#*:}
+  mkdir -p "$path"
+  mount --no-canonicalize --bind "/proc/self/fd/$number" "$path"
+  eval "exec $number<&-"
+done
 mkdir -p /run/systemd/system
 for u in "$@"; do
   ln -sf /dev/null "/run/systemd/system/$u"
@@ -190,6 +210,17 @@ def _child_pid(parent: int, timeout: float) -> int:
     raise TimeoutError(f"unshare ({parent}) started no child within {timeout} s")
 
 
+def _hidden_paths() -> list[str]:
+    """The checkout and interpreter when they sit under a directory the namespace masks."""
+    repo = Path(__file__).resolve().parents[2]
+    found = []
+    for path in (repo, Path(sys.executable).resolve().parent, Path(sys.prefix).resolve()):
+        text = str(path)
+        if any(text == top or text.startswith(top + "/") for top in ("/tmp", "/var/tmp")):
+            found.append(text)
+    return sorted(set(found))
+
+
 @contextlib.contextmanager
 def booted_systemd(console: Path, extra_masks: Sequence[str] = (),
                    boot_timeout: float = 60) -> Iterator[SystemdNamespace]:
@@ -199,12 +230,13 @@ def booted_systemd(console: Path, extra_masks: Sequence[str] = (),
     """
     require_systemd()
     masks = sorted({*RECIPE_MASKS, *MACHINE_MASKS, *machine_enabled_units(), *extra_masks})
+    env = {**os.environ, "WKB_KEEP_PATHS": ":".join(_hidden_paths())}
     with console.open("wb") as log:
         process = subprocess.Popen(
             ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--propagation", "private",
              "bash", "-c", BOOT_SCRIPT, "boot", *masks],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, env=env,
         )
     pid = 0
     try:

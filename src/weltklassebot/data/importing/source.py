@@ -100,18 +100,26 @@ def read_table(opener: Opener, ctx: ImportContext,
             types[names[i]] = pa.int64()
         else:
             types[names[i]] = pa.float64()
-    try:
+    def read(use_threads: bool) -> pa.Table:
         with opener() as stream:
             return pacsv.read_csv(
                 stream,
                 read_options=pacsv.ReadOptions(skip_rows=layout.skip_lines, column_names=names,
-                                               block_size=1 << 24),
+                                               block_size=1 << 24, use_threads=use_threads),
                 parse_options=pacsv.ParseOptions(delimiter=layout.delimiter),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types, include_columns=[names[i] for i in needed],
                     strings_can_be_null=False, decimal_point=ctx.decimal,
                 ),
             )
+
+    try:
+        try:
+            return read(True)
+        except pa.ArrowInvalid:
+            # Threads convert columns in parallel, so which bad cell is reported first varies;
+            # read again on one thread to name the same (first) one every time.
+            return read(False)
     except pa.ArrowInvalid as exc:
         raise UnusableInput(_explain_csv_error(str(exc), opener, ctx)) from exc
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
