@@ -35,7 +35,8 @@ ROWS = read_rows(DATA_DIR / "coinbase_btcusd_1h_2017-07_2019-10.parquet", limit=
 
 class AllOrders(Strategy):
     """Cycles through market, limit, stop and stop-limit orders, GTC and IOC, buys and sells,
-    and cancels what rests too long: every path of the venue, decided by the bars alone."""
+    brackets (some with a trailing stop-loss), one-cancels-other pairs and trailing stops, and
+    cancels what rests too long: every path of the venue, decided by the bars alone."""
 
     name = "all_orders"
     version = "1"
@@ -76,6 +77,24 @@ class AllOrders(Strategy):
         elif kind == 3:
             stop = hi + 1 if side == BUY else lo - 1
             ctx.submit_ticks(side, qty, stop_ticks=stop, limit_ticks=stop + side * 50, tif=tif)
+        elif kind == 4:
+            # A bracket around the close: exits two ranges away; every other one trails.
+            span = max(hi - lo, 2)
+            price = ctx.price
+            trail = {"trail_distance": price(span)} if self.count % 4 == 0 else {}
+            place = ctx.buy_bracket if side == BUY else ctx.sell_bracket
+            place(Decimal("0.01"), take_profit=price(bar.close + side * 2 * span),
+                  stop_loss=None if trail else price(max(1, bar.close - side * span)),
+                  limit=price(bar.close - side * (span // 4)) if self.count % 3 else None,
+                  **trail)
+        elif self.count % 4 == 1:
+            if side == SELL:
+                ctx.sell_oco(Decimal("0.01"), limit=ctx.price(hi), stop=ctx.price(lo))
+            else:
+                ctx.buy_oco(Decimal("0.01"), limit=ctx.price(lo), stop=ctx.price(hi + 1))
+        else:
+            trailing = ctx.sell_trailing_stop if side == SELL else ctx.buy_trailing_stop
+            trailing(Decimal("0.01"), fraction="0.004")
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> None:
         ctx.log("fill", qty=fill.qty)

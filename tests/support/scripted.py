@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from weltklassebot.model.records import Fill
-from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
+from weltklassebot.strategy.base import Bar, Strategy, StrategyContext, Submitted
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,54 @@ class Cancel:
     tag: str
 
 
-Action = Submit | Cancel
+@dataclass(frozen=True)
+class Bracket:
+    """An entry (market, or at ``limit``/``stop``) with a take-profit and/or stop-loss; its
+    ids are kept as ``tag``, ``tag:take_profit`` and ``tag:stop_loss``."""
+
+    side: int
+    qty: str | int
+    take_profit: str | int | None = None
+    stop_loss: str | int | None = None
+    limit: str | int | None = None
+    stop: str | int | None = None
+    trail_distance: str | int | None = None
+    trail_fraction: str | None = None
+    tag: str = "entry"
+
+
+@dataclass(frozen=True)
+class Oco:
+    """A limit and a stop as one-cancels-other; ids kept as ``tag:limit`` and ``tag:stop``."""
+
+    side: int
+    qty: str | int
+    limit: str | int
+    stop: str | int
+    tag: str = "oco"
+
+
+@dataclass(frozen=True)
+class Trailing:
+    side: int
+    qty: str | int
+    distance: str | int | None = None
+    fraction: str | None = None
+    stop: str | int | None = None
+    tag: str = "trail"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target order: ``kind`` is ``qty``, ``value`` or ``fraction``."""
+
+    kind: str
+    amount: str | int
+    limit: str | int | None = None
+    tag: str = "target"
+
+
+Action = Submit | Cancel | Bracket | Oco | Trailing | Target
 Script = Mapping[int, Sequence[Action]]
 
 
@@ -66,6 +113,7 @@ class ScriptedStrategy(Strategy):
         self.seen: list[Seen] = []
         self.fills: list[Fill] = []
         self.cancel_results: dict[str, bool] = {}
+        self.targets: list[Submitted | None] = []
         self.started = 0
         self.stopped = 0
 
@@ -84,10 +132,47 @@ class ScriptedStrategy(Strategy):
                 self.cancel_results[action.tag] = (
                     order_id is not None and ctx.cancel(order_id))
                 continue
+            if not isinstance(action, Submit):
+                self._linked(ctx, action)
+                continue
             submit = ctx.buy if action.side > 0 else ctx.sell
             order_id = submit(action.qty, limit=action.limit, stop=action.stop, tif=action.tif,
                               tag=action.tag)
             self.ids[action.tag or f"order@{bar.index}"] = order_id
+
+    def _linked(self, ctx: StrategyContext, action: Bracket | Oco | Trailing | Target) -> None:
+        if isinstance(action, Bracket):
+            place = ctx.buy_bracket if action.side > 0 else ctx.sell_bracket
+            ids = place(action.qty, take_profit=action.take_profit, stop_loss=action.stop_loss,
+                        limit=action.limit, stop=action.stop,
+                        trail_distance=action.trail_distance,
+                        trail_fraction=action.trail_fraction, tag=action.tag)
+            if ids is not None:
+                self.ids[action.tag] = ids.entry
+                self.ids[f"{action.tag}:take_profit"] = ids.take_profit
+                self.ids[f"{action.tag}:stop_loss"] = ids.stop_loss
+        elif isinstance(action, Oco):
+            pair = (ctx.buy_oco if action.side > 0 else ctx.sell_oco)(
+                action.qty, limit=action.limit, stop=action.stop, tag=action.tag)
+            if pair is not None:
+                self.ids[f"{action.tag}:limit"], self.ids[f"{action.tag}:stop"] = pair
+        elif isinstance(action, Trailing):
+            place_stop = ctx.buy_trailing_stop if action.side > 0 else ctx.sell_trailing_stop
+            self.ids[action.tag] = place_stop(action.qty, distance=action.distance,
+                                              fraction=action.fraction, stop=action.stop,
+                                              tag=action.tag)
+        else:
+            if action.kind == "qty":
+                submitted = ctx.order_target(action.amount, limit=action.limit, tag=action.tag)
+            elif action.kind == "value":
+                submitted = ctx.order_target_value(action.amount, limit=action.limit,
+                                                   tag=action.tag)
+            else:
+                submitted = ctx.order_target_fraction(action.amount, limit=action.limit,
+                                                      tag=action.tag)
+            self.targets.append(submitted)
+            if submitted is not None:
+                self.ids[action.tag] = submitted.order_id
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> None:
         self.fills.append(fill)

@@ -42,6 +42,8 @@ from weltklassebot.engine.state import (
     denial_from,
     fill_data,
     fill_from,
+    links_data,
+    links_from,
     order_data,
     order_from,
 )
@@ -52,7 +54,7 @@ from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.enums import OrderStatus, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.intents import OrderIntent
-from weltklassebot.model.records import Denial, Fill, Order
+from weltklassebot.model.records import Denial, Fill, Order, Trail
 from weltklassebot.portfolio.ledger import Ledger
 from weltklassebot.portfolio.view import LedgerView, PortfolioView
 from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
@@ -62,6 +64,8 @@ _INT64_SAFE = 1 << 62
 _new = tuple.__new__
 _OPEN = OrderStatus.OPEN
 _REJECTED = OrderStatus.REJECTED
+_LIMIT = OrderType.LIMIT
+_STOP = OrderType.STOP
 SEEN_FILLS = 1 << 16
 """Fill ids remembered for dropping resends (and saved with the engine state)."""
 _VECTOR_MIN = 64  # below this many bars a plain loop beats NumPy's per-call overhead
@@ -254,6 +258,17 @@ class BacktestEngine:
     def submit(self, symbol: str, side: int, qty: int, order_type: OrderType,
                limit: int | None, stop: int | None, tif: TimeInForce, tag: str,
                reduce_only: bool) -> int | None:
+        order = self._admit(symbol, side, qty, order_type, limit, stop, tif, tag, reduce_only)
+        if order is None:
+            return None
+        self.venue.accept(order)
+        return order.order_id
+
+    def _admit(self, symbol: str, side: int, qty: int, order_type: OrderType,
+               limit: int | None, stop: int | None, tif: TimeInForce, tag: str,
+               reduce_only: bool) -> Order | None:
+        """The order as the venue should get it (risk's clip applied, latency drawn), or None
+        when risk or buying power refused it (recorded as a denial)."""
         # The order record is built once, positionally, with its final quantity and activation
         # time (strategies submit about once per bar in order-heavy runs).
         now = self.clock._now
@@ -291,10 +306,87 @@ class BacktestEngine:
         delay = self._fixed_delay
         if delay is None:
             delay = self.latency.draw()
-        self.venue.accept(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif,
-                                       now, now + delay, 0, _OPEN, False, reason, None, tag,
-                                       reduce_only)))
-        return order_id
+        return _new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif, now,
+                            now + delay, 0, _OPEN, False, reason, None, tag, reduce_only))
+
+    def submit_oco(self, symbol: str, side: int, qty: int, limit: int, stop: int,
+                   tif: TimeInForce, tag: str, reduce_only: bool) -> tuple[int, int] | None:
+        """A limit and a stop of one side and quantity as one-cancels-other: checked as one
+        order at the worse of the two prices; the stop takes the next order id."""
+        first = self._admit(symbol, side, qty, _LIMIT, limit, stop, tif, tag, reduce_only)
+        if first is None:
+            return None
+        second_id = self._next_order_id
+        self._next_order_id = second_id + 1
+        limit_leg = first._replace(stop=None)
+        stop_leg = first._replace(order_id=second_id, type=_STOP, limit=None)
+        self.venue.accept_oco(limit_leg, stop_leg)
+        return first.order_id, second_id
+
+    def submit_bracket(self, symbol: str, side: int, qty: int, order_type: OrderType,
+                       limit: int | None, stop: int | None, tif: TimeInForce, tag: str,
+                       take_profit: int | None, stop_loss: int | None,
+                       trail: Trail | None) -> tuple[int, int | None, int | None] | None:
+        """An entry with a take-profit limit and/or a stop-loss stop that rest once it fills
+        (docs/fill-model.md, Brackets). Risk and buying power check the entry; the exits only
+        ever close what it opened. Ids: the entry, then the take-profit, then the stop-loss."""
+        entry = self._admit(symbol, side, qty, order_type, limit, stop, tif, tag, False)
+        if entry is None:
+            return None
+        exits: list[Order] = []
+        ids: list[int | None] = []
+        for wanted, kind, label in ((take_profit, _LIMIT, "take_profit"),
+                                    (stop_loss, _STOP, "stop_loss")):
+            if wanted is None and not (kind is _STOP and trail is not None):
+                ids.append(None)
+                continue
+            exit_id = self._next_order_id
+            self._next_order_id = exit_id + 1
+            ids.append(exit_id)
+            exits.append(_new(Order, (
+                exit_id, symbol, -side, kind, entry.qty, wanted if kind is _LIMIT else None,
+                wanted if kind is _STOP else None, TimeInForce.GTC, entry.ts_submitted_ns,
+                entry.active_from_ns, 0, _OPEN, False, "", None,
+                f"{tag}:{label}" if tag else label, True)))
+        if not exits:
+            raise ValueError("a bracket needs a take-profit, a stop-loss or a trail")
+        self.venue.accept_bracket(entry, exits, trail)
+        return entry.order_id, ids[0], ids[1]
+
+    def submit_trailing(self, symbol: str, side: int, qty: int, stop: int, trail: Trail,
+                        tif: TimeInForce, tag: str, reduce_only: bool) -> int | None:
+        """A stop at ``stop`` that then follows the price by ``trail``, only in the trade's
+        favour (docs/fill-model.md, Trailing stops)."""
+        order = self._admit(symbol, side, qty, _STOP, None, stop, tif, tag, reduce_only)
+        if order is None:
+            return None
+        self.venue.accept_trailing(order, trail)
+        return order.order_id
+
+    def fit_buying_power(self, symbol: str, side: int, qty: int) -> int:
+        """The largest quantity up to ``qty`` that the buying-power check accepts now for a
+        market order of ``side`` (at the last close): ``qty`` when it adds no exposure."""
+        slot = self._slot_by_symbol[symbol]
+        before = slot.position.qty + side * self.venue.open_qty(symbol, side)
+
+        def fits(q: int) -> bool:
+            after = abs(before + side * q)
+            return after <= abs(before) or not self._exposure_shortfall(slot, after, None, None)
+
+        if fits(qty):
+            return qty
+        low, high = 0, qty  # fits(low), not fits(high): exposure only grows with q from here
+        while high - low > 1:
+            middle = (low + high) // 2
+            if fits(middle):
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def last_price(self, symbol: str) -> int | None:
+        """The symbol's last close seen (ticks), None before its first bar."""
+        return self._slot_by_symbol[symbol].position.last_price
 
     def _place(self, intents: list[OrderIntent]) -> None:
         """Place the gate's orders (flatten on halt) now, in order, through the normal path."""
@@ -531,7 +623,8 @@ class BacktestEngine:
             "denial_counts": dict(sorted(self.denial_counts.items())),
             "ledger": self.ledger.state(),
             "venue": {"orders": [order_data(o) for o in book["orders"]],
-                      "next_fill_id": book["next_fill_id"]},
+                      "next_fill_id": book["next_fill_id"],
+                      **({"links": links_data(book["links"])} if _any_link(book) else {})},
             "rng": self.streams.states(),
             "risk": gate.risk.snapshot() if isinstance(gate, RiskGate) else None,
             "closes": closes,
@@ -604,7 +697,8 @@ class BacktestEngine:
         self.denial_counts = Counter(state["denial_counts"])
         self.ledger.load_state(state["ledger"])
         self.venue.load_book([order_from(o) for o in state["venue"]["orders"]],
-                             int(state["venue"]["next_fill_id"]))
+                             int(state["venue"]["next_fill_id"]),
+                             links_from(state["venue"].get("links")))
         self.streams.restore_states(state["rng"])
         if state["risk"] is not None:
             gate = self.gate
@@ -1306,6 +1400,12 @@ def _int_array(values: list[int]) -> np.ndarray:
     if min(values, default=0) > -_INT64_SAFE and max(values, default=0) < _INT64_SAFE:
         return np.asarray(values, dtype=np.int64)
     return np.asarray(values, dtype=object)
+
+
+def _any_link(book: dict[str, Any]) -> bool:
+    """Whether the venue's book holds links (a record without them keeps its old layout)."""
+    links = book.get("links")
+    return links is not None and any(links.values())
 
 
 def _plain(value: Any) -> Any:

@@ -83,6 +83,49 @@ def _buy_fill(
     return _NO_FILL_TAKER
 
 
+def path_stage(
+    order_type: OrderType,
+    side: int,
+    limit: int | None,
+    stop: int | None,
+    triggered: bool,
+    bar_open: int,
+    bar_high: int,
+    bar_low: int,
+) -> int | None:
+    """Where on the bar's path an order fills: 0 at the open, 1 on the way to the adverse
+    extreme, 2 on the way to the favourable one; None when it does not fill in this bar.
+
+    Two legs of one-cancels-other on the same side share the path: the one at the lower stage
+    fills first (docs/fill-model.md). Same rules as ``fill_point``, read for their order.
+    """
+    if side > 0:
+        o, h, lo = bar_open, bar_high, bar_low
+        lim, stp = limit, stop
+    else:
+        o, h, lo = -bar_open, -bar_low, -bar_high
+        lim = None if limit is None else -limit
+        stp = None if stop is None else -stop
+    if order_type is OrderType.MARKET or (order_type is OrderType.STOP and triggered):
+        return 0
+    if order_type is OrderType.LIMIT or (order_type is OrderType.STOP_LIMIT and triggered):
+        assert lim is not None
+        return _limit_stage(lim, o, lo)
+    assert stp is not None
+    if order_type is OrderType.STOP:
+        return 0 if o >= stp else 1 if h >= stp else None
+    assert lim is not None
+    if o >= stp:
+        return _limit_stage(lim, o, lo)
+    if h >= stp:
+        return 1 if stp <= lim else 2 if lo <= lim else None
+    return None
+
+
+def _limit_stage(limit: int, o: int, lo: int) -> int | None:
+    return 0 if o <= limit else 2 if lo <= limit else None
+
+
 def _buy_limit(limit: int, o: int, lo: int) -> FillPoint:
     if o <= limit:
         return o, Liquidity.TAKER, False

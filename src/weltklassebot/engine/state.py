@@ -7,7 +7,8 @@ and prices are exact integers, fractions are ``"n/d"`` text, records are lists i
 
 Layout (``ENGINE_STATE_VERSION`` 1): ``version``, ``strategy``, ``symbols``, ``seed``,
 ``clock_ns``, ``cursor`` (bars stepped: the feed position to continue from), ``counters``,
-``ledger``, ``venue`` (the book in id order, its counters), ``rng`` (each random stream's
+``ledger``, ``venue`` (the book in id order, its counters, the links of one-cancels-other
+pairs, brackets and trailing stops), ``rng`` (each random stream's
 position), ``risk`` (the risk engine's snapshot, or null), ``closes`` (close events still due
 with several symbols), ``slots`` (per symbol: bars seen, each engine series' value and kernel,
 the strategy's saved data or null) and ``pending`` (outputs not yet handed to a sink).
@@ -15,10 +16,11 @@ the strategy's saved data or null) and ``pending`` (outputs not yet handed to a 
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from weltklassebot.model.enums import Liquidity, OrderStatus, OrderType, TimeInForce
-from weltklassebot.model.records import Denial, Fill, Order
+from weltklassebot.model.records import Denial, Fill, Order, Trail
 
 ENGINE_STATE_VERSION = 1
 
@@ -60,3 +62,37 @@ def denial_data(denial: Denial) -> list[Any]:
 def denial_from(data: list[Any]) -> Denial:
     order_id, ts_ns, symbol, side, qty, reason, detail = data
     return Denial(order_id, ts_ns, symbol, side, qty, reason, detail)
+
+
+def trail_data(trail: Trail) -> list[Any]:
+    return [trail.distance, None if trail.fraction is None else
+            f"{trail.fraction.numerator}/{trail.fraction.denominator}"]
+
+
+def trail_from(data: list[Any]) -> Trail:
+    distance, fraction = data
+    return Trail(None if distance is None else int(distance),
+                 None if fraction is None else Fraction(fraction))
+
+
+def links_data(links: dict[str, Any]) -> dict[str, Any]:
+    """The venue's links (``book_state()["links"]``) as plain data."""
+    return {
+        "oco": [list(pair) for pair in links["oco"]],
+        "brackets": [[entry_id, rested, [order_data(o) for o in exits]]
+                     for entry_id, rested, exits in links["brackets"]],
+        "exit_of": [list(pair) for pair in links["exit_of"]],
+        "trails": [[order_id, trail_data(trail)] for order_id, trail in links["trails"]],
+    }
+
+
+def links_from(data: dict[str, Any] | None) -> dict[str, Any]:
+    """``links_data``'s inverse; a record saved before links existed has none."""
+    data = data or {}
+    return {
+        "oco": [(int(a), int(b)) for a, b in data.get("oco", [])],
+        "brackets": [(int(entry_id), bool(rested), [order_from(o) for o in exits])
+                     for entry_id, rested, exits in data.get("brackets", [])],
+        "exit_of": [(int(e), int(p)) for e, p in data.get("exit_of", [])],
+        "trails": [(int(order_id), trail_from(t)) for order_id, t in data.get("trails", [])],
+    }

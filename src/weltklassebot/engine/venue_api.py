@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from weltklassebot.engine.costs import FeeModel, SlippageModel
 from weltklassebot.model.instrument import Instrument
-from weltklassebot.model.records import Fill, Order
+from weltklassebot.model.records import Fill, Order, Trail
 
 
 class Venue(Protocol):
@@ -24,6 +24,18 @@ class Venue(Protocol):
     """Orders resting at the venue (the per-bar loop skips matching when it is 0)."""
 
     def accept(self, order: Order) -> None: ...
+
+    def accept_oco(self, first: Order, second: Order) -> None:
+        """Rest two orders as one-cancels-other (docs/fill-model.md)."""
+        ...
+
+    def accept_bracket(self, entry: Order, exits: list[Order], trail: Trail | None) -> None:
+        """Rest an entry whose exits rest once it fills, for what it filled."""
+        ...
+
+    def accept_trailing(self, order: Order, trail: Trail) -> None:
+        """Rest a stop that trails the price."""
+        ...
 
     def cancel(self, order_id: int, symbol: str, ts_ns: int, reason: str) -> bool: ...
 
@@ -51,7 +63,8 @@ class Venue(Protocol):
 
     def book_state(self) -> dict[str, Any]: ...
 
-    def load_book(self, orders: list[Order], next_fill_id: int) -> None: ...
+    def load_book(self, orders: list[Order], next_fill_id: int,
+                  links: dict[str, Any] | None = None) -> None: ...
 
 
 VenueFactory = Callable[

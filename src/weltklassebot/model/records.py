@@ -7,6 +7,7 @@ paths; ``_replace`` and ``_asdict`` are there for the rest.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import NamedTuple
 
 from weltklassebot.model.enums import Liquidity, OrderStatus, OrderType, TimeInForce
@@ -95,3 +96,23 @@ class Denial(NamedTuple):
     qty: int
     reason: str
     detail: str
+
+
+class Trail(NamedTuple):
+    """How a trailing stop follows the price: by a fixed ``distance`` (price ticks) or by a
+    ``fraction`` of the price (exactly one is set). The stop moves only in the trade's favour
+    (docs/fill-model.md, Trailing stops)."""
+
+    distance: int | None = None
+    fraction: Fraction | None = None
+
+    def level(self, side: int, reference: int) -> int:
+        """The stop this trail asks for at ``reference`` (ticks): below it for a sell stop,
+        above it for a buy stop, rounded away from the price (never closer than asked)."""
+        if self.distance is not None:
+            return reference - self.distance if side < 0 else reference + self.distance
+        assert self.fraction is not None
+        if side < 0:
+            return int(reference * (1 - self.fraction))  # floor: reference is positive
+        scaled = reference * (1 + self.fraction)
+        return -(-scaled.numerator // scaled.denominator)  # ceiling

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from weltklassebot.model.enums import BUY, SELL, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument
-from weltklassebot.model.records import Fill, Order
+from weltklassebot.model.records import Fill, Order, Trail
 from weltklassebot.strategy.indicator_series import (
     ADXSeries,
     ATRSeries,
@@ -65,12 +65,44 @@ class Bar:
         self.volume = 0.0
 
 
+class BracketIds(NamedTuple):
+    """The order ids of a bracket: its entry, and its exits (None where not asked for)."""
+
+    entry: int
+    take_profit: int | None
+    stop_loss: int | None
+
+
+class Submitted(NamedTuple):
+    """What a target order submitted: ``order_id`` (None when risk or buying power refused
+    it, recorded as a denial), its side (+1 buy, -1 sell) and quantity in ticks."""
+
+    order_id: int | None
+    side: int
+    qty_ticks: int
+
+
 class OrderRouter(Protocol):
     """What the engine offers a context: the strategy never sees risk or the venue directly."""
 
     def submit(self, symbol: str, side: int, qty: int, order_type: OrderType,
                limit: int | None, stop: int | None, tif: TimeInForce, tag: str,
                reduce_only: bool) -> int | None: ...
+
+    def submit_oco(self, symbol: str, side: int, qty: int, limit: int, stop: int,
+                   tif: TimeInForce, tag: str, reduce_only: bool) -> tuple[int, int] | None: ...
+
+    def submit_bracket(self, symbol: str, side: int, qty: int, order_type: OrderType,
+                       limit: int | None, stop: int | None, tif: TimeInForce, tag: str,
+                       take_profit: int | None, stop_loss: int | None,
+                       trail: Trail | None) -> tuple[int, int | None, int | None] | None: ...
+
+    def submit_trailing(self, symbol: str, side: int, qty: int, stop: int, trail: Trail,
+                        tif: TimeInForce, tag: str, reduce_only: bool) -> int | None: ...
+
+    def last_price(self, symbol: str) -> int | None: ...
+
+    def fit_buying_power(self, symbol: str, side: int, qty: int) -> int: ...
 
     def cancel(self, symbol: str, order_id: int) -> bool: ...
 
@@ -150,6 +182,181 @@ class StrategyContext:
 
     def cancel_all(self) -> int:
         return sum(self._router.cancel(self.symbol, o.order_id) for o in self.open_orders)
+
+    # -- linked orders (docs/fill-model.md: one-cancels-other, brackets, trailing stops) -----
+    def buy_bracket(self, qty: Number, *, take_profit: Number | None = None,
+                    stop_loss: Number | None = None, limit: Number | None = None,
+                    stop: Number | None = None, trail_distance: Number | None = None,
+                    trail_fraction: Number | None = None, tif: str = "gtc",
+                    tag: str = "") -> BracketIds | None:
+        """Buy (market, or at ``limit``/``stop``) with exits that rest once the entry fills:
+        a take-profit sell limit and a stop-loss sell stop, one-cancels-other, for what the
+        entry filled. ``trail_distance``/``trail_fraction`` make the stop-loss trail (without
+        ``stop_loss`` it starts that far below the entry's fill price). None when refused."""
+        return self._bracket(BUY, qty, take_profit, stop_loss, limit, stop, trail_distance,
+                             trail_fraction, tif, tag)
+
+    def sell_bracket(self, qty: Number, *, take_profit: Number | None = None,
+                     stop_loss: Number | None = None, limit: Number | None = None,
+                     stop: Number | None = None, trail_distance: Number | None = None,
+                     trail_fraction: Number | None = None, tif: str = "gtc",
+                     tag: str = "") -> BracketIds | None:
+        """Sell with a take-profit buy limit below and a stop-loss buy stop above (the mirror
+        of ``buy_bracket``)."""
+        return self._bracket(SELL, qty, take_profit, stop_loss, limit, stop, trail_distance,
+                             trail_fraction, tif, tag)
+
+    def buy_oco(self, qty: Number, *, limit: Number, stop: Number, tif: str = "gtc",
+                tag: str = "", reduce_only: bool = False) -> tuple[int, int] | None:
+        """A buy limit and a buy stop as one-cancels-other: a fill of either takes the same
+        quantity from the other. Returns (limit id, stop id), or None when refused."""
+        return self._oco(BUY, qty, limit, stop, tif, tag, reduce_only)
+
+    def sell_oco(self, qty: Number, *, limit: Number, stop: Number, tif: str = "gtc",
+                 tag: str = "", reduce_only: bool = False) -> tuple[int, int] | None:
+        """A sell limit (take profit, above) and a sell stop (stop loss, below) as
+        one-cancels-other: the usual exit of a long position."""
+        return self._oco(SELL, qty, limit, stop, tif, tag, reduce_only)
+
+    def buy_trailing_stop(self, qty: Number, *, distance: Number | None = None,
+                          fraction: Number | None = None, stop: Number | None = None,
+                          tag: str = "", reduce_only: bool = False) -> int | None:
+        """A buy stop above the price that follows each bar's low down by ``distance`` (a
+        price) or ``fraction`` (of the price), never up: the exit of a short. It starts at
+        ``stop``, or that far above the last close."""
+        return self._trailing(BUY, qty, distance, fraction, stop, tag, reduce_only)
+
+    def sell_trailing_stop(self, qty: Number, *, distance: Number | None = None,
+                           fraction: Number | None = None, stop: Number | None = None,
+                           tag: str = "", reduce_only: bool = False) -> int | None:
+        """A sell stop below the price that follows each bar's high up by ``distance`` or
+        ``fraction``, never down: the exit of a long that lets profits run."""
+        return self._trailing(SELL, qty, distance, fraction, stop, tag, reduce_only)
+
+    def _trail(self, distance: Number | None, fraction: Number | None) -> Trail:
+        if (distance is None) == (fraction is None):
+            raise ValueError("a trailing stop needs exactly one of distance= or fraction=")
+        if distance is not None:
+            ticks = self.instrument.price_ticks(distance)
+            if ticks <= 0:
+                raise ValueError(f"trail distance must be at least one price increment, got "
+                                 f"{distance}")
+            return Trail(distance=ticks)
+        assert fraction is not None
+        share = _fraction(fraction)
+        if not 0 < share < 1:
+            raise ValueError(f"trail fraction must be between 0 and 1, got {fraction}")
+        return Trail(fraction=share)
+
+    def _bracket(self, side: int, qty: Number, take_profit: Number | None,
+                 stop_loss: Number | None, limit: Number | None, stop: Number | None,
+                 trail_distance: Number | None, trail_fraction: Number | None, tif: str,
+                 tag: str) -> BracketIds | None:
+        inst = self.instrument
+        trail = (None if trail_distance is None and trail_fraction is None
+                 else self._trail(trail_distance, trail_fraction))
+        if take_profit is None and stop_loss is None and trail is None:
+            raise ValueError("a bracket needs take_profit=, stop_loss= or a trail")
+        qty_ticks = _positive(inst.qty_ticks(qty), "order quantity")
+        limit_ticks = None if limit is None else _positive(inst.price_ticks(limit), "limit")
+        stop_ticks = None if stop is None else _positive(inst.price_ticks(stop), "stop")
+        order_type = (_MARKET if limit_ticks is None and stop_ticks is None
+                      else _LIMIT if stop_ticks is None else _STOP if limit_ticks is None
+                      else _STOP_LIMIT)
+        ids = self._router.submit_bracket(
+            self.symbol, side, qty_ticks, order_type, limit_ticks, stop_ticks, _tif(tif), tag,
+            None if take_profit is None else _positive(inst.price_ticks(take_profit),
+                                                       "take-profit price"),
+            None if stop_loss is None else _positive(inst.price_ticks(stop_loss),
+                                                     "stop-loss price"),
+            trail)
+        return None if ids is None else BracketIds(*ids)
+
+    def _oco(self, side: int, qty: Number, limit: Number, stop: Number, tif: str, tag: str,
+             reduce_only: bool) -> tuple[int, int] | None:
+        inst = self.instrument
+        return self._router.submit_oco(
+            self.symbol, side, _positive(inst.qty_ticks(qty), "order quantity"),
+            _positive(inst.price_ticks(limit), "limit price"),
+            _positive(inst.price_ticks(stop), "stop price"), _tif(tif), tag, reduce_only)
+
+    def _trailing(self, side: int, qty: Number, distance: Number | None,
+                  fraction: Number | None, stop: Number | None, tag: str,
+                  reduce_only: bool) -> int | None:
+        trail = self._trail(distance, fraction)
+        if stop is None:
+            last = self._router.last_price(self.symbol)
+            if last is None:
+                raise ValueError("a trailing stop without stop= starts from the last close: "
+                                 "submit it from on_bar, or give stop=")
+            start = max(1, trail.level(side, last))
+        else:
+            start = _positive(self.instrument.price_ticks(stop), "stop price")
+        return self._router.submit_trailing(
+            self.symbol, side, _positive(self.instrument.qty_ticks(qty), "order quantity"),
+            start, trail, TimeInForce.GTC, tag, reduce_only)
+
+    # -- target orders: trade to a position, not by a quantity -------------------------------
+    def order_target(self, qty: Number, *, limit: Number | None = None,
+                     tag: str = "") -> Submitted | None:
+        """Trade toward a signed target position of ``qty`` (negative: short).
+
+        What is already under way counts: the position plus this symbol's open market and
+        limit orders that are not reduce-only. Stops (which may never trigger), brackets'
+        exits and other reduce-only orders protect a position rather than build it. The
+        order is a market order (or a limit at ``limit``) for the difference, rounded toward
+        zero to the quantity increment, and cut to what buying power allows when it adds to
+        the exposure. None when nothing is to be
+        done: at the target already, or less than one increment (or no buying power) left.
+        """
+        value = _fraction(qty) / Fraction(self.instrument.quantity_increment)
+        return self._to_target(_toward_zero(value), limit, tag)
+
+    def order_target_value(self, value: Number, *, limit: Number | None = None,
+                           price: Number | None = None, tag: str = "") -> Submitted | None:
+        """Trade toward a position worth ``value`` in the quote currency (negative: short),
+        at ``price`` (default: ``limit``, else the last close); as ``order_target``."""
+        money = _fraction(value) * 10 ** self.instrument.money.scale
+        return self._to_target(self._qty_for_money(money, price, limit), limit, tag)
+
+    def order_target_fraction(self, fraction: Number, *, limit: Number | None = None,
+                              price: Number | None = None, tag: str = "") -> Submitted | None:
+        """Trade toward a position worth ``fraction`` of equity (``0.5``: half long, ``-1``:
+        fully short, ``0``: flat); as ``order_target_value``."""
+        money = _fraction(fraction) * self._router.equity()
+        return self._to_target(self._qty_for_money(money, price, limit), limit, tag)
+
+    def _qty_for_money(self, money: Fraction, price: Number | None,
+                       limit: Number | None) -> int:
+        reference = price if price is not None else limit
+        if reference is not None:
+            ticks = _positive(self.instrument.price_ticks(reference), "price")
+        else:
+            last = self._router.last_price(self.symbol)
+            if last is None:
+                raise ValueError("a target value or fraction is converted at the last close: "
+                                 "submit it from on_bar, or give price=")
+            ticks = last
+        return _toward_zero(money / (ticks * self.instrument.notional_ratio))
+
+    def _to_target(self, target: int, limit: Number | None, tag: str) -> Submitted | None:
+        router = self._router
+        symbol = self.symbol
+        working = router.position(symbol) + sum(
+            o.side * o.remaining for o in router.open_orders(symbol)
+            if not o.reduce_only and (o.type is _MARKET or o.type is _LIMIT))
+        delta = target - working
+        if delta == 0:
+            return None
+        side = BUY if delta > 0 else SELL
+        qty = router.fit_buying_power(symbol, side, abs(delta))
+        if qty <= 0:
+            return None
+        limit_ticks = None if limit is None else _positive(
+            self.instrument.price_ticks(limit), "limit price")
+        order_id = router.submit(symbol, side, qty, _MARKET if limit_ticks is None else _LIMIT,
+                                 limit_ticks, None, TimeInForce.GTC, tag, False)
+        return Submitted(order_id, side, qty)
 
     # -- queries ---------------------------------------------------------------------------
     @property
@@ -336,6 +543,28 @@ class StrategyContext:
         handle = VWAPSeries(period_ns, offset_ns)
         self._declare(handle)
         return handle
+
+
+def _fraction(value: Number) -> Fraction:
+    """A human number as an exact fraction (a float by its shortest text)."""
+    if isinstance(value, int):
+        return Fraction(value)
+    return Fraction(Decimal(repr(value)) if isinstance(value, float) else Decimal(value))
+
+
+def _toward_zero(value: Fraction) -> int:
+    return value.numerator // value.denominator if value >= 0 else -(
+        -value.numerator // value.denominator)
+
+
+def _positive(ticks: int, what: str) -> int:
+    if ticks <= 0:
+        raise ValueError(f"{what} must be positive, got {ticks} ticks")
+    return ticks
+
+
+def _tif(text: str) -> TimeInForce:
+    return _TIF.get(text) or TimeInForce(text.lower())
 
 
 class Strategy:
