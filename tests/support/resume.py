@@ -81,12 +81,12 @@ class AllOrders(Strategy):
             # A bracket around the close: exits two ranges away; every other one trails.
             span = max(hi - lo, 2)
             price = ctx.price
-            trail = {"trail_distance": price(span)} if self.count % 4 == 0 else {}
+            trail = price(span) if self.count % 4 == 0 else None
             place = ctx.buy_bracket if side == BUY else ctx.sell_bracket
             place(Decimal("0.01"), take_profit=price(bar.close + side * 2 * span),
                   stop_loss=None if trail else price(max(1, bar.close - side * span)),
                   limit=price(bar.close - side * (span // 4)) if self.count % 3 else None,
-                  **trail)
+                  trail_distance=trail)
         elif self.count % 4 == 1:
             if side == SELL:
                 ctx.sell_oco(Decimal("0.01"), limit=ctx.price(hi), stop=ctx.price(lo))
