@@ -178,3 +178,30 @@ def test_chunking_never_changes_a_run(chunk_rows: int) -> None:
     assert parts.orders == whole.orders
     assert (parts.eq_ts, parts.eq_val, parts.eq_cash) == (whole.eq_ts, whole.eq_val,
                                                           whole.eq_cash)
+
+
+class _Leader(Strategy):
+    """Each instance leaves its close in ``shared``; the last symbol of an instant buys the
+    symbol with the highest close through that symbol's context."""
+
+    name = "leader"
+
+    def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
+        closes = ctx.shared.setdefault("closes", {})
+        closes[ctx.symbol] = (bar.ts_ns, bar.close)
+        if ctx.symbol == ctx.symbols[-1] and bar.index == 0:
+            assert all(ts == bar.ts_ns for ts, _ in closes.values())
+            best = max(closes, key=lambda s: closes[s][1])
+            ctx.context(best).buy(1)
+
+
+def test_a_context_reaches_the_other_symbols_and_a_shared_dict() -> None:
+    insts = {s: instrument(s) for s in ("A", "B", "C")}
+    closes = {"A": 100, "B": 120, "C": 110}
+    bars = {s: timed(flat_bars([closes[s], closes[s]])) for s in insts}
+    run = run_multi([(s, bars[s][i]) for i in range(2) for s in sorted(insts)], _Leader, insts)
+    assert [(f.symbol, f.qty) for f in run.fills] == [("B", 1)]
+    engine = run.engine
+    assert engine.shared["closes"]["C"][1] == 11000
+    with pytest.raises(KeyError, match="'D' is not in this run"):
+        engine.context_of("A").context("D")

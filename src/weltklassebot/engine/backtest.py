@@ -222,6 +222,8 @@ class BacktestEngine:
             self._slots.append(_SymbolSlot(symbol, self.instruments[symbol], intervals[symbol],
                                            strategy, ctx, self.ledger))
         self._slot_by_symbol = {s.symbol: s for s in self._slots}
+        self.shared: dict[str, Any] = {}
+        """The strategies' own dict across symbols (StrategyContext.shared)."""
         self._several = len(self._slots) > 1
         self._leverage = (execution.leverage.numerator, execution.leverage.denominator)
         # The latency of every order when it has no jitter (no random draw to make).
@@ -383,6 +385,9 @@ class BacktestEngine:
             else:
                 high = middle
         return low
+
+    def context_of(self, symbol: str) -> StrategyContext:
+        return self._slot_by_symbol[symbol].ctx
 
     def last_price(self, symbol: str) -> int | None:
         """The symbol's last close seen (ticks), None before its first bar."""

@@ -104,6 +104,14 @@ class OrderRouter(Protocol):
 
     def fit_buying_power(self, symbol: str, side: int, qty: int) -> int: ...
 
+    def context_of(self, symbol: str) -> StrategyContext: ...
+
+    @property
+    def shared(self) -> dict[str, Any]: ...
+
+    @property
+    def symbols(self) -> list[str]: ...
+
     def cancel(self, symbol: str, order_id: int) -> bool: ...
 
     def open_orders(self, symbol: str) -> list[Order]: ...
@@ -130,6 +138,28 @@ class StrategyContext:
         self._router = router
         self.instrument = instrument
         self.symbol = instrument.symbol
+
+    # -- the run's other symbols -------------------------------------------------------------
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Every symbol of the run, sorted (the order of close events at an instant)."""
+        return tuple(self._router.symbols)
+
+    def context(self, symbol: str) -> StrategyContext:
+        """The context of another symbol of the run: its orders, position and conversions, for
+        decisions across symbols (an order placed through it is that symbol's order, placed
+        now, on the event clock)."""
+        if symbol not in self._router.symbols:
+            raise KeyError(f"symbol {symbol!r} is not in this run (it has "
+                           f"{', '.join(self._router.symbols)})")
+        return self._router.context_of(symbol)
+
+    @property
+    def shared(self) -> dict[str, Any]:
+        """One dict for the strategy instances of every symbol of the run (each symbol has its
+        own instance): where they leave what decisions across symbols need. The strategy owns
+        what is in it; the engine does not save it: ``load`` rebuilds it."""
+        return self._router.shared
 
     # -- orders ----------------------------------------------------------------------------
     def buy(self, qty: Number, *, limit: Number | None = None, stop: Number | None = None,
