@@ -67,6 +67,15 @@ def test_a_builtin_parameter_the_kernel_does_not_know_is_not_available(
     assert "trailing" in str(fastpath.why_not(spec, BacktestConfig()))
 
 
+def test_donchian_sized_by_fraction_runs_on_the_engine() -> None:
+    """The kernel sizes donchian entries by qty only: fraction 0 (the default) is fast."""
+    config = BacktestConfig()
+    assert fastpath.available(resolve_strategy("donchian_breakout", {"fraction": "0"}), config)
+    sized = resolve_strategy("donchian_breakout", {"fraction": "0.5"})
+    assert "fraction has no compiled fast path at that value" in str(
+        fastpath.why_not(sized, config))
+
+
 def test_prices_and_quantities_int64_cannot_hold_fall_back_before_running() -> None:
     """Prices near 2**61 ticks: notionals would not fit int64. The fast path refuses before
     the kernel starts; the engine (Python integers) runs the same bars."""

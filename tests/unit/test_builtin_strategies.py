@@ -72,7 +72,20 @@ def test_donchian_trades_long_and_short_with_stops() -> None:
     assert all(abs(p) <= 1 for p in positions)
 
 
-def _donchian(**params: int) -> DonchianBreakout:
+def test_donchian_sized_by_fraction_enters_for_that_share_of_equity() -> None:
+    prices = [100] * 4 + [101, 103, 106, 110, 108, 104, 100, 96, 92]
+    bars = [(p, p + 1, p - 1, p, 1000) for p in prices]
+    run = run_engine(timed(bars), lambda: _donchian(entry=3, exit=2, fraction="0.25"))
+    entry = next(o for o in run.orders if o.tag == "long_entry" and o.filled)
+    # 25 % of 1,000,000 at the stop of 101.01, rounded down to whole units.
+    assert entry.qty == 250_000 * 100 // 10101
+    exit_order = next(o for o in run.orders if o.tag == "long_exit" and o.filled)
+    assert exit_order.qty == entry.qty
+    with pytest.raises(ValueError, match="fraction"):
+        _donchian(fraction="-1")
+
+
+def _donchian(**params: int | str) -> DonchianBreakout:
     strategy = DonchianBreakout(**{**DonchianBreakout.params, **params})
     strategy.validate()
     return strategy

@@ -8,6 +8,7 @@ what grows while it runs), raising ``FallBack`` whenever the engine is needed in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypedDict
 
@@ -59,6 +60,11 @@ _PARAMETERS: dict[type[Any], frozenset[str]] = {
 }
 """The parameters the kernel implements: a built-in that declares another one runs on the
 engine until the kernel learns it."""
+_AT_DEFAULT_ONLY: dict[type[Any], frozenset[str]] = {
+    DonchianBreakout: frozenset({"fraction"}),
+}
+"""Parameters the kernel implements only at their default (sizing by fraction of equity is
+compiled for sma_cross alone): a run that sets another value runs on the engine."""
 TAGS = {k.TAG_NONE: "", k.TAG_ENTRY: "entry", k.TAG_EXIT: "exit",
         k.TAG_LONG_ENTRY: "long_entry", k.TAG_SHORT_ENTRY: "short_entry",
         k.TAG_LONG_EXIT: "long_exit", k.TAG_SHORT_EXIT: "short_exit"}
@@ -104,10 +110,14 @@ def why_not(spec: StrategySpec, config: BacktestConfig) -> str | None:
     if spec.cls not in _STRATEGIES:
         return (f"strategy {spec.name} has no compiled fast path (only the built-ins "
                 f"{', '.join(sorted(c.name for c in _STRATEGIES))} have one)")
-    unknown = sorted(set(spec.cls.params) - _PARAMETERS[spec.cls])
+    at_default = _AT_DEFAULT_ONLY.get(spec.cls, frozenset())
+    unknown = sorted(set(spec.cls.params) - _PARAMETERS[spec.cls] - at_default)
+    unknown += sorted(name for name in at_default
+                      if Decimal(str(spec.params.get(name, spec.cls.params[name])))
+                      != Decimal(str(spec.cls.params[name])))
     if unknown:
         return (f"strategy {spec.name}'s parameter {', '.join(unknown)} has no compiled fast "
-                "path")
+                "path" + (" at that value" if set(unknown) & at_default else ""))
     if config.risk != RiskConfig():
         return ("[risk] limits are configured; the fast path does not implement the risk "
                 "engine")

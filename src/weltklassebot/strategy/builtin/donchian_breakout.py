@@ -6,6 +6,11 @@ to fill cancels the other). When long, rest a protective sell stop one tick belo
 of the last ``exit`` bars for the whole position; when short, a buy stop one tick above the
 highest high of the last ``exit`` bars. Stops are GTC; at each bar a stop whose level or size
 changed is replaced (cancel + new) and one that is still right keeps resting.
+
+Entries are for ``qty``, or with ``fraction`` > 0 for the largest quantity worth at most that
+fraction of equity at the entry stop's price (rounded down to the quantity increment; an entry
+that rounds to nothing is not placed). While flat, equity does not move, so the size of a
+resting entry changes only with its level.
 """
 
 from __future__ import annotations
@@ -21,18 +26,23 @@ from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 class DonchianBreakout(Strategy):
     name: ClassVar[str] = "donchian_breakout"
     version: ClassVar[str] = "1.1.0"
-    params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10, "qty": Decimal(1)}
+    params: ClassVar[dict[str, Any]] = {"entry": 20, "exit": 10, "qty": Decimal(1),
+                                        "fraction": Decimal(0)}
 
     def validate(self) -> None:
         entry, exit_n = int(self.p["entry"]), int(self.p["exit"])
         if entry < 1 or exit_n < 1:
             raise ValueError("entry and exit must be >= 1")
+        fraction = Decimal(self.p.get("fraction", 0))
+        if not Decimal(0) <= fraction <= Decimal(10):
+            raise ValueError(f"fraction ({fraction}) must be in [0, 10] (0: enter qty instead)")
 
     def on_start(self, ctx: StrategyContext) -> None:
         entry, exit_n = int(self.p["entry"]), int(self.p["exit"])
         self.qty_ticks = ctx.instrument.qty_ticks(self.p["qty"])
         if self.qty_ticks <= 0:
             raise ValueError("qty must be positive")
+        self.fraction = Decimal(self.p.get("fraction", 0))
         # The channels, computed by the engine (including the bar being closed).
         self.entry_high = ctx.rolling_max("high", entry)
         self.entry_low = ctx.rolling_min("low", entry)
@@ -80,9 +90,13 @@ class DonchianBreakout(Strategy):
         qty = self.qty_ticks
         wanted: list[tuple[int, int, int, str]]  # (side, qty, stop, tag)
         if position == 0:
-            wanted = [(BUY, qty, entry_high + 1, "long_entry")]
-            if entry_low > 1:
-                wanted.append((SELL, qty, entry_low - 1, "short_entry"))
+            long_qty = short_qty = qty
+            if self.fraction:
+                long_qty = ctx.qty_for_fraction(self.fraction, entry_high + 1)
+                short_qty = ctx.qty_for_fraction(self.fraction, max(1, entry_low - 1))
+            wanted = [(BUY, long_qty, entry_high + 1, "long_entry")] if long_qty > 0 else []
+            if entry_low > 1 and short_qty > 0:
+                wanted.append((SELL, short_qty, entry_low - 1, "short_entry"))
         elif position > 0:
             wanted = [(SELL, position, exit_low - 1, "long_exit")] if exit_low > 1 else []
         else:
