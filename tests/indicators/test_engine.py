@@ -28,6 +28,7 @@ from weltklassebot.indicators import (
     RollingSum,
     StdDev,
     Stochastic,
+    VWAP,
     TrueRange,
     ZScore,
 )
@@ -35,6 +36,7 @@ from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 
 from .drive import fields_of
 
+DAY = 86_400 * 10**9  # VWAP sessions: UTC days
 ROWS = read_rows(DATA_DIR / "coinbase_btcusd_1h_2017-07_2019-10.parquet", limit=700)
 
 Row = list[tuple[str, str, Any]]
@@ -51,6 +53,7 @@ def _incremental() -> dict[str, tuple[Any, tuple[str, ...]]]:
         "atr": (ATR(5), ("high", "low", "close")),
         "stochastic": (Stochastic(6, 3, 2), ("high", "low", "close")),
         "adx": (ADX(4), ("high", "low", "close")),
+        "vwap": (VWAP(DAY), ("high", "low", "close", "volume", "ts_ns")),
     }
 
 
@@ -69,6 +72,7 @@ class EveryIndicator(Strategy):
             "bollinger": ctx.bollinger("close", 9, 1.5), "macd": ctx.macd("close", 3, 8, 4),
             "true_range": ctx.true_range(), "atr": ctx.atr(5),
             "stochastic": ctx.stochastic(6, 3, 2), "adx": ctx.adx(4),
+            "vwap": ctx.vwap(DAY),
         }
         self.sums12 = ctx.rolling_sum("close", 12)
         self.cross = ctx.cross(self.series["sma"].sums, self.sums12)

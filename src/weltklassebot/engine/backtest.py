@@ -1098,7 +1098,8 @@ class BacktestEngine:
         elif n == 1:  # one bar (a live step): plain values, no arrays
             series_lists = [(series, [value], [ready]) for series, value, ready in
                             declared.evaluate_one({"open": o_l[0], "high": h_l[0],
-                                                   "low": l_l[0], "close": c_l[0]})]
+                                                   "low": l_l[0], "close": c_l[0],
+                                                   "volume": v_l[0], "ts": ts_l[0]})]
         else:
             evaluated = declared.evaluate(_columns(chunk, None))
             series_lists = [(series, values.tolist(), ready.tolist())
@@ -1362,7 +1363,9 @@ def _volume_cap(volume: float, participation: Fraction, slot: _SymbolSlot) -> in
 
 
 def _columns(chunk: BarChunk, mask: np.ndarray | None) -> dict[str, np.ndarray]:
-    cols = {"open": chunk.open, "high": chunk.high, "low": chunk.low, "close": chunk.close}
+    """The bar columns engine series read: prices (ticks), volume (float) and ts (ns)."""
+    cols = {"open": chunk.open, "high": chunk.high, "low": chunk.low, "close": chunk.close,
+            "volume": chunk.volume, "ts": chunk.ts}
     if mask is None:
         return cols
     return {k: v[mask] for k, v in cols.items()}

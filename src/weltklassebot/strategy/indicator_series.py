@@ -376,7 +376,7 @@ class ADXSeries(IndicatorSeries):
 
 
 class VWAPSeries(IndicatorSeries):
-    """Session VWAP (``VWAP``); needs the engine to pass the ``volume`` and ``ts`` columns."""
+    """Session VWAP (``VWAP``), from the bar columns high, low, close, volume and ts."""
 
     __slots__ = ()
     kind = "vwap"

@@ -373,7 +373,7 @@ class SeriesSet:
             out.append((series, values, ready))
         return out
 
-    def evaluate_one(self, row: dict[str, int]) -> list[tuple[Series, Any, bool]]:
+    def evaluate_one(self, row: dict[str, Any]) -> list[tuple[Series, Any, bool]]:
         """One bar (a live step): (handle, value, ready) in declaration order, plain values,
         the same as ``evaluate`` on a one-bar chunk."""
         plan = self._plan
@@ -398,8 +398,9 @@ class SeriesSet:
                 value, ready = series.one(row)
             else:  # a kernel without a plain path: its one-bar chunk
                 if columns is None:
-                    columns = {k: np.array([v], dtype=np.int64 if abs(v) < _INT64_SAFE
-                                           else object) for k, v in row.items()}
+                    columns = {k: np.array([v], dtype=np.float64 if isinstance(v, float)
+                                           else np.int64 if abs(v) < _INT64_SAFE else object)
+                               for k, v in row.items()}
                 values, readiness = series.compute(columns)
                 value = values[0].item() if hasattr(values[0], "item") else values[0]
                 ready = bool(readiness[0])
