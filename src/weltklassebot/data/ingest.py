@@ -2,10 +2,11 @@
 (ts, symbol) event order. It reads files, so it sits at the data edge; the engine only takes
 the chunks.
 
-Float prices are converted once, here, to integer ticks (``rint(price * 10**k)``, i.e. half-even
-on the float's value) by ``data.reader.to_ticks``, the rule validation checks: a price that does
-not survive the conversion (below one increment, off the increment's grid, too fine for its
-column type) stops the run naming the row, never becomes a silent 0 or a wrong tick.
+Reading is this module's job; converting float prices to integer ticks (``rint(price * 10**k)``,
+i.e. half-even on the float's value) is ``data.ticks``', the rule validation checks and any other
+feed applies too: a price that does not survive the conversion (below one increment, off the
+increment's grid, too fine for its column type) stops the run naming the file row, never
+becomes a silent 0 or a wrong tick.
 
 Single-symbol files, and multi-symbol files already in time order, stream
 by row group, so memory stays flat however long the file; any other multi-symbol file is read
@@ -16,14 +17,14 @@ instant are in one chunk.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import ns_to_iso
-from weltklassebot.data.reader import SnapshotFile, float_array, to_ticks, ts_ns_array
+from weltklassebot.data.reader import SnapshotFile, float_array, ts_ns_array
+from weltklassebot.data.ticks import BadPrice, bars_to_chunk
 from weltklassebot.errors import InvalidSnapshot
 from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.instrument import Instrument
@@ -32,21 +33,17 @@ CHUNK_ROWS = 1 << 17
 _COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 
 
-def _to_ticks(values: np.ndarray, increment: Decimal, snapshot: SnapshotFile, column: str,
-              offset: int, ts: np.ndarray, file_rows: np.ndarray | None = None) -> np.ndarray:
-    conversion = to_ticks(values, increment, snapshot.schema.field(column).type)
-    bad = conversion.bad
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        file_row = offset + row if file_rows is None else int(file_rows[row])
-        raise InvalidSnapshot(
-            f"snapshot {snapshot.path}: {column} at row {file_row} (ts {ns_to_iso(int(ts[row]))})"
-            f" is {float(values[row])!r}, {conversion.problem(row)}. Nothing was "
-            "written. Set the price_increment the prices are quoted in ([data] "
-            "price_increment in the config, or price_increment in the snapshot metadata), "
-            "or correct the price."
-        )
-    return conversion.ticks
+def _bad_price(snapshot: SnapshotFile, error: BadPrice, file_row: int, ts: int) -> InvalidSnapshot:
+    return InvalidSnapshot(
+        f"snapshot {snapshot.path}: {error.field} at row {file_row} (ts {ns_to_iso(ts)}) is "
+        f"{error.value!r}, {error.problem}. Nothing was written. Set the price_increment the "
+        "prices are quoted in ([data] price_increment in the config, or price_increment in the "
+        "snapshot metadata), or correct the price."
+    )
+
+
+def _price_types(snapshot: SnapshotFile) -> list[pa.DataType]:
+    return [snapshot.schema.field(name).type for name in _COLUMNS[1:5]]
 
 
 def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
@@ -60,15 +57,18 @@ def iter_chunks(snapshot: SnapshotFile, instruments: dict[str, Instrument],
     if not snapshot.has_symbol or len(instruments) == 1:
         # One instrument (with or without a symbol column): no ordering across symbols needed.
         symbol_of_file = symbol_of_file or next(iter(instruments))
-        increment = instruments[symbol_of_file].price_increment
+        increments = [instruments[symbol_of_file].price_increment]
+        types = _price_types(snapshot)
         offset = 0
         for batch in snapshot.iter_batches(_COLUMNS, batch_rows=chunk_rows):
             ts = ts_ns_array(batch.column(0))
-            o, h, lo, c = (
-                _to_ticks(float_array(batch.column(i)), increment, snapshot, name, offset, ts)
-                for i, name in enumerate(_COLUMNS[1:5], start=1)
-            )
-            yield BarChunk(ts, None, o, h, lo, c, float_array(batch.column(5)))
+            prices = [float_array(batch.column(i)) for i in range(1, 5)]
+            try:
+                yield bars_to_chunk(ts, prices, float_array(batch.column(5)), increments,
+                                    column_types=types)
+            except BadPrice as error:
+                raise _bad_price(snapshot, error, offset + error.row,
+                                 int(ts[error.row])) from None
             offset += batch.num_rows
         return
     if time_ordered:
@@ -127,17 +127,16 @@ def _multi_symbol_chunks_of(table: pa.Table, snapshot: SnapshotFile,
     ts = ts[order]
     codes = codes[order]
     increments = [instruments[n].price_increment for n in names]
-    columns: list[np.ndarray] = []
-    for name in _COLUMNS[1:5]:
-        values = float_array(table.column(name))[order]
-        ticks = np.empty(values.size, dtype=np.int64)
-        for code, increment in enumerate(increments):
-            mask = codes == code
-            ticks[mask] = _to_ticks(values[mask], increment, snapshot, name, 0, ts[mask],
-                                    file_rows=order[mask] + row_offset)
-        columns.append(ticks)
+    prices = [float_array(table.column(name))[order] for name in _COLUMNS[1:5]]
     volume = float_array(table.column("volume"))[order]
+    types = _price_types(snapshot)
     del table
+    try:
+        whole = bars_to_chunk(ts, prices, volume, increments, codes, types)
+    except BadPrice as error:
+        raise _bad_price(snapshot, error, int(order[error.row]) + row_offset,
+                         int(ts[error.row])) from None
+    del prices
     start = 0
     n = ts.size
     while start < n:
@@ -145,6 +144,5 @@ def _multi_symbol_chunks_of(table: pa.Table, snapshot: SnapshotFile,
         # Never split one instant across chunks: one equity point per distinct timestamp.
         while end < n and ts[end] == ts[end - 1]:
             end += 1
-        o, h, lo, c = (col[start:end] for col in columns)
-        yield BarChunk(ts[start:end], codes[start:end], o, h, lo, c, volume[start:end])
+        yield whole.slice(start, end)
         start = end

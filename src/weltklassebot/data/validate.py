@@ -24,14 +24,11 @@ import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import format_duration, ns_to_iso
 from weltklassebot.data.reader import (
-    TICK_TOLERANCE,
     SnapshotFile,
     float_array,
     open_snapshot,
-    to_ticks,
     ts_ns_array,
     ts_ns_checked,
-    volume_too_large,
 )
 from weltklassebot.data.schema import (
     KIND_BARS,
@@ -40,6 +37,7 @@ from weltklassebot.data.schema import (
     SnapshotMeta,
     meta_interval_ns,
 )
+from weltklassebot.data.ticks import TICK_TOLERANCE, to_ticks, volume_too_large
 from weltklassebot.errors import InvalidSnapshot, UnusableInput
 
 if TYPE_CHECKING:
@@ -424,7 +422,8 @@ class _Inspector:
                      codes: np.ndarray, ok: np.ndarray, valid: np.ndarray, ts: np.ndarray,
                      offset: int) -> None:
         """Prices in ticks of each symbol's increment, volumes in its quantity range: exactly
-        the conversion ingest applies (``reader.to_ticks``), so what passes here converts."""
+        the conversion every feed applies (``data.ticks.to_ticks``): what passes here
+        converts."""
         bad_ticks = np.zeros(ts.size, dtype=bool)
         bad_volume = np.zeros(ts.size, dtype=bool)
         # The first offending price of this batch: (row, text) for the rule's detail.

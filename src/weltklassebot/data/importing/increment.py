@@ -18,8 +18,8 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 
-from weltklassebot.data.reader import to_ticks
 from weltklassebot.data.schema import MAX_INCREMENT_PLACES, parse_increment
+from weltklassebot.data.ticks import to_ticks
 from weltklassebot.errors import UsageError
 
 _RELATIVE_NOISE = 2.0 ** -48
