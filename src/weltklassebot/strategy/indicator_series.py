@@ -155,11 +155,20 @@ class _SumFeed(RollingSumSeries):
     """The exact rolling sums under an ``SMASeries``: a plain rolling-sum series (usable with
     ``ctx.cross``) that keeps its last result for the average computed from it."""
 
-    __slots__ = ("last",)
+    __slots__ = ("last", "last_one")
+
+    def __init__(self, field: str, window: int) -> None:
+        super().__init__(field, window)
+        self.last_one: tuple[Any, bool] | None = None  # this bar's, when stepped one bar
 
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         self.last = super().compute(columns)
+        self.last_one = None
         return self.last
+
+    def one(self, row: dict[str, Any]) -> tuple[Any, bool]:
+        self.last_one = super().one(row)
+        return self.last_one
 
 
 class SMASeries(Series):
@@ -182,8 +191,20 @@ class SMASeries(Series):
     def total(self) -> int:
         return int(self.sums.value)
 
+    def one(self, row: dict[str, Any]) -> tuple[Any, bool]:
+        assert isinstance(self.sums, _SumFeed)
+        last = self.sums.last_one
+        if last is None:  # the sums were stepped as a chunk
+            values, readiness = self.compute({})
+            return float(values[0]), bool(readiness[0])
+        total, ready = last
+        return (float(total) / self.window if ready else 0.0), ready
+
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         assert isinstance(self.sums, _SumFeed)
+        if self.sums.last_one is not None:  # the sums were stepped one bar: this bar alone
+            one_value, one_ready = self.one(columns)
+            return np.array([one_value]), np.array([one_ready])
         sums, ready = self.sums.last
         if sums.size == 1:
             value = float(sums.tolist()[0]) / self.window if ready[0] else 0.0

@@ -11,6 +11,7 @@ makes signal-driven strategies fast.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -49,9 +50,14 @@ class Series:
 
 
 class RollingSumSeries(Series):
-    """Exact integer sum of the last ``window`` values of a price field (ticks)."""
+    """Exact integer sum of the last ``window`` values of a price field (ticks).
 
-    __slots__ = ("_seen", "_tail", "field", "window")
+    Two forms of the same window: over chunks, the tail as an array (vector sums); one bar at
+    a time (a live step), the tail as a deque with its running total (O(1) per bar, plain
+    integers). Each switches to the other when the engine changes how it steps.
+    """
+
+    __slots__ = ("_queue", "_seen", "_tail", "_total", "field", "window")
 
     def __init__(self, field: str, window: int) -> None:
         super().__init__()
@@ -62,14 +68,29 @@ class RollingSumSeries(Series):
         self.field = field
         self.window = window
         self._tail = np.zeros(0, dtype=np.int64)
+        self._queue: deque[int] | None = None  # the tail while stepping one bar at a time
+        self._total = 0  # the queue's sum
         self._seen = 0
+
+    def _tail_array(self) -> np.ndarray:
+        """The tail as an array (from the queue when the last bars came one at a time)."""
+        queue = self._queue
+        if queue is not None:
+            tail = list(queue)
+            self._tail = np.array(tail, dtype=np.int64 if all(
+                abs(v) < _INT64_SAFE for v in tail) else object)
+            self._queue = None
+        return self._tail
 
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = columns[self.field]
         n = values.size
         if n == 1:
-            return self._one(int(values[0]))
-        ext = np.concatenate((self._tail, values))
+            total, full = self.one_value(int(values[0]))
+            return (np.array([total], dtype=object if abs(total) >= _INT64_SAFE else np.int64),
+                    np.array([full]))
+        tail = self._tail_array()
+        ext = np.concatenate((tail, values))
         if ext.size and int(np.abs(ext).max()) * self.window >= _INT64_SAFE:
             sums = _rolling_sum_exact(ext.tolist(), self.window)
         else:
@@ -79,7 +100,7 @@ class RollingSumSeries(Series):
             start = np.maximum(np.arange(1, ext.size + 1) - self.window, 0)
             with np.errstate(over="ignore"):
                 sums = prefix[1:] - prefix[start]
-        sums = sums[self._tail.size:]
+        sums = sums[tail.size:]
         seen = self._seen + np.arange(1, n + 1)
         ready = seen >= self.window
         keep = min(self.window - 1, ext.size)
@@ -87,24 +108,28 @@ class RollingSumSeries(Series):
         self._seen += n
         return sums, ready
 
-    def _one(self, value: int) -> tuple[np.ndarray, np.ndarray]:
-        # One bar (a live step): plain integers, no array set-up; the same sums as the
-        # vector path (the tail holds the window's other values).
-        tail = self._tail.tolist()
-        total = sum(tail) + value
+    def one(self, row: dict[str, Any]) -> tuple[Any, bool]:
+        return self.one_value(row[self.field])
+
+    def one_value(self, value: int) -> tuple[int, bool]:
+        """The sum with one more bar's ``value``, and whether the window is full."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque(int(v) for v in self._tail.tolist())
+            self._total = sum(queue)
+        total = self._total + value
         self._seen += 1
-        keep = self.window - 1
-        tail.append(value)
-        tail = tail[-keep:] if keep else []
-        fits = all(abs(v) < _INT64_SAFE for v in tail)
-        self._tail = np.array(tail, dtype=np.int64 if fits else object)
-        big = abs(total) >= _INT64_SAFE
-        return (np.array([total], dtype=object if big else np.int64),
-                np.array([self._seen >= self.window]))
+        if self.window > 1:
+            queue.append(value)
+            self._total = total
+            if len(queue) >= self.window:
+                self._total -= queue.popleft()
+        return total, self._seen >= self.window
 
     def kernel_state(self) -> dict[str, Any]:
+        tail = list(self._queue) if self._queue is not None else self._tail.tolist()
         return {"kind": "rolling_sum", "field": self.field, "window": self.window,
-                "tail": [int(v) for v in self._tail.tolist()], "seen": self._seen}
+                "tail": [int(v) for v in tail], "seen": self._seen}
 
     def load_kernel_state(self, state: dict[str, Any]) -> None:
         if (state.get("kind"), state.get("field"), state.get("window")) != (
@@ -115,6 +140,7 @@ class RollingSumSeries(Series):
         tail = [int(v) for v in state["tail"]]
         self._tail = (np.array(tail, dtype=np.int64) if all(abs(v) < _INT64_SAFE for v in tail)
                       else np.array(tail, dtype=object))
+        self._queue = None
         self._seen = int(state["seen"])
 
 
