@@ -39,9 +39,8 @@ def shown_blocks(doc: str) -> list[str]:
 def after_docstring(source: str) -> str:
     """``source`` without its module docstring and the blank line after it."""
     tree = ast.parse(source)
-    first = tree.body[0] if tree.body else None
-    assert first is not None and ast.get_docstring(tree) is not None, (
-        f"{EXAMPLE.name} must start with a module docstring")
+    assert ast.get_docstring(tree) is not None, f"{EXAMPLE.name} must start with a docstring"
+    first = tree.body[0]
     assert first.end_lineno is not None
     lines = source.splitlines(keepends=True)
     assert lines[first.end_lineno] == "\n", (
