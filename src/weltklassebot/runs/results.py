@@ -35,6 +35,8 @@ from weltklassebot.runs.stats import (
 from weltklassebot.runs.trades import (
     TRADES,
     FillRows,
+    exact_ints,
+    exact_sum,
     pnl_stats,
     read_fills,
     round_trips,
@@ -85,7 +87,7 @@ def analyse_run(run_dir: Path, *, instruments: dict[str, Instrument], money: Mon
         **return_stats(equity, ppy),
         **trade_stats(trips, money),
         "exposure": number(_exposure(fills, instruments, tape, ts, values)),
-        "turnover": number(float(sum(fills.notional)) / mean_equity) if mean_equity > 0
+        "turnover": number(float(exact_sum(fills.notional)) / mean_equity) if mean_equity > 0
         else None,
         "fees": money.text(fees_paid),
         "periods_per_year": ppy,
@@ -118,8 +120,8 @@ def _exposure(fills: FillRows, instruments: dict[str, Instrument], tape: MarketT
     gross = np.zeros(ts.size, dtype=np.float64)
     fill_ts = np.asarray(fills.ts, dtype=np.int64)
     symbols = np.asarray(fills.symbol, dtype=object)
-    signed = np.asarray([s * q for s, q in zip(fills.side, fills.qty, strict=True)],
-                        dtype=np.float64)
+    # Each signed quantity is exact before it becomes the nearest double.
+    signed = (np.asarray(fills.side, dtype=np.int64) * exact_ints(fills.qty)).astype(np.float64)
     for name, bars in tape.symbols.items():
         mask = symbols == name
         if not mask.any() or not bars.ts.size:
