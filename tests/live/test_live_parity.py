@@ -32,6 +32,10 @@ STRATEGIES = [
     ("sma_cross", {"fast": 5, "slow": 20}),
     ("donchian_breakout", {}),
     (str(REPO / "examples" / "breakout.py"), {}),
+    (str(REPO / "examples" / "rsi_mean_reversion.py"), {}),
+    (str(REPO / "examples" / "bracket_trend.py"), {}),
+    (str(REPO / "examples" / "target_allocation.py"), {"max_fraction": "0.5"}),
+    # examples/rotation.py is not here: it ranks several symbols, and this list runs one
 ]
 
 
@@ -84,7 +88,8 @@ def _same_run(live: Path, backtest: Path) -> dict[str, Any]:
     return a
 
 
-@pytest.mark.parametrize(("strategy", "params"), STRATEGIES, ids=["sma", "donchian", "example"])
+@pytest.mark.parametrize(("strategy", "params"), STRATEGIES,
+                         ids=["sma", "donchian", "example", "rsi", "bracket", "target"])
 @pytest.mark.parametrize("risk", [RISK, {}], ids=["risk", "no-risk"])
 def test_live_at_max_speed_equals_backtest(tmp_path: Path, strategy: str,
                                            params: dict[str, Any],

@@ -111,7 +111,18 @@ class AllOrdersWithoutHooks(AllOrders):
 STRATEGIES = {
     "sma_cross": ("sma_cross", {"fast": "5", "slow": "20", "qty": "0.5"}),
     "donchian_breakout": ("donchian_breakout", {"entry": "12", "exit": "6", "qty": "0.5"}),
-    "example": (str(EXAMPLE), {"window": "12"}),
+    # The examples size by a share of equity: small enough for the risk limits' 2-unit cap.
+    "example": (str(EXAMPLE), {"window": "12", "fraction": "0.004"}),
+    "example_rsi": (str(EXAMPLE.parent / "rsi_mean_reversion.py"),
+                    {"max_hold": "12", "fraction": "0.004"}),
+    "example_bracket": (str(EXAMPLE.parent / "bracket_trend.py"),
+                        {"fast": "5", "slow": "20", "atr": "10", "fraction": "0.004"}),
+    "example_target": (str(EXAMPLE.parent / "target_allocation.py"),
+                       {"window": "24", "trend": "50", "max_fraction": "0.004",
+                        "band": "0.001"}),
+    # ctx.shared across a restart: one symbol holds it, two are ranked
+    "example_rotation": (str(EXAMPLE.parent / "rotation.py"),
+                         {"lookback": "12", "every": "5", "n": "1", "invested": "0.004"}),
     "all_orders": (f"{HERE}:AllOrders", {}),
     "all_orders_plain": (f"{HERE}:AllOrdersWithoutHooks", {}),
 }

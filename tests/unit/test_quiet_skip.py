@@ -31,6 +31,11 @@ STRATEGIES = {
     "sma_cross": ("sma_cross", {"fast": "5", "slow": "20", "qty": "0.5"}),
     "donchian_breakout": ("donchian_breakout", {"entry": "20", "exit": "10", "qty": "0.5"}),
     "example_breakout": (str(EXAMPLE), {}),
+    "example_rsi_mean_reversion": (str(EXAMPLE.parent / "rsi_mean_reversion.py"), {}),
+    "example_bracket_trend": (str(EXAMPLE.parent / "bracket_trend.py"), {}),
+    "example_target_allocation": (str(EXAMPLE.parent / "target_allocation.py"), {}),
+    # one symbol: it holds that one; two: it ranks them
+    "example_rotation": (str(EXAMPLE.parent / "rotation.py"), {}),
     # orders resting through quiet stretches and touched inside them
     "resting_limits": (str(RESTING), {}),
 }
