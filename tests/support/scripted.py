@@ -25,6 +25,7 @@ class Submit:
     stop: str | int | None = None
     tif: str = "gtc"
     tag: str = ""
+    reduce_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class ScriptedStrategy(Strategy):
                 continue
             submit = ctx.buy if action.side > 0 else ctx.sell
             order_id = submit(action.qty, limit=action.limit, stop=action.stop, tif=action.tif,
-                              tag=action.tag)
+                              tag=action.tag, reduce_only=action.reduce_only)
             self.ids[action.tag or f"order@{bar.index}"] = order_id
 
     def _linked(self, ctx: StrategyContext, action: Bracket | Oco | Trailing | Target) -> None:

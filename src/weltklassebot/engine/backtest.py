@@ -479,6 +479,8 @@ class BacktestEngine:
             probe.enter("accounting")
         realised = self.ledger.apply(fill)
         self.fills.append(fill)
+        self.venue.reduce_to(fill.symbol, self._slot_by_symbol[fill.symbol].position.qty,
+                             fill.ts_ns)
         seen[fill.fill_id] = None
         if len(seen) > SEEN_FILLS:
             del seen[next(iter(seen))]  # the oldest: ids arrive in (roughly) increasing order

@@ -59,7 +59,7 @@ class _Book:
     """
 
     __slots__ = ("brackets", "down", "exit_of", "hot", "last_id", "linked", "oco", "open_qty",
-                 "orders", "stale", "trails", "up")
+                 "orders", "reducing", "stale", "trails", "up")
 
     def __init__(self) -> None:
         self.orders: dict[int, Order] = {}
@@ -76,6 +76,7 @@ class _Book:
         self.exit_of: dict[int, int] = {}
         self.trails: dict[int, Trail] = {}
         self.linked = False
+        self.reducing = 0  # at least the reduce-only orders resting (recounted when looked at)
 
     def add(self, order: Order) -> None:
         """Count a newly resting order in the bounds (or as hot)."""
@@ -158,6 +159,8 @@ class SimulatedVenue:
         side = order.side
         book.open_qty[side] += order.qty - order.filled
         self.open_count += 1
+        if order.reduce_only:
+            book.reducing += 1
         # _Book.add, inlined for the common resting stop: strategies submit about once a bar.
         if order.type is _STOP and not order.triggered and order.tif is not _IOC:
             level = order.stop
@@ -201,6 +204,36 @@ class SimulatedVenue:
         book.linked = True
         self.accept(order)
         book.reset()  # counted as hot from now on
+
+    def reduce_to(self, symbol: str, position: int, ts_ns: int) -> None:
+        """After a fill left ``symbol``'s position at ``position`` (qty ticks, signed): a
+        resting reduce-only order never opens or grows a position. One on the position's side,
+        or with the position flat, is cancelled (``reason = reduce_only``); one larger than the
+        position is cut to it."""
+        book = self._books[symbol]
+        if not book.reducing:
+            return
+        orders = book.orders
+        found = 0
+        size = abs(position)
+        for order_id, order in list(orders.items()):
+            if not order.reduce_only:
+                continue
+            if position == 0 or (order.side > 0) == (position > 0):
+                del orders[order_id]
+                self.open_count -= 1
+                book.open_qty[order.side] -= order.remaining
+                book.stale = True
+                self.closed.append(order.closed(_CANCELLED, ts_ns, "reduce_only"))
+                if book.linked:
+                    self._unlink(book, order, _CANCELLED, ts_ns, "entry_cancelled")
+                continue
+            found += 1
+            if order.remaining > size:
+                book.open_qty[order.side] -= order.remaining - size
+                orders[order_id] = order._replace(qty=order.filled + size)
+        book.reducing = found
+        book.reset()  # hot orders may have left
 
     def record_closed(self, order: Order) -> None:
         """Keep a final record of an order that never rested (rejected / denied)."""
