@@ -60,6 +60,6 @@ class RsiMeanReversion(Strategy):
                 if qty > 0 and ctx.submit_ticks(BUY, qty, tag="entry") is not None:
                     self.entered = bar.index
         elif position > 0:
-            held = bar.index - (bar.index if self.entered is None else self.entered)
+            held = 0 if self.entered is None else bar.index - self.entered
             if self.rsi.value > self.exit or held >= int(self.p["max_hold"]):
                 ctx.submit_ticks(SELL, position, tag="exit")
