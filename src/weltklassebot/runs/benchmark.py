@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,13 +32,27 @@ class SymbolTape:
     increment: Decimal
 
     def prices(self) -> np.ndarray:
-        return self.close.astype(np.float64) * float(self.increment)
+        """Closes in the quote currency (float64; computed once, read-only)."""
+        return self._prices
+
+    @cached_property
+    def _prices(self) -> np.ndarray:
+        prices = self.close.astype(np.float64) * float(self.increment)
+        prices.setflags(write=False)
+        return prices
+
+    @cached_property
+    def _increasing(self) -> bool:
+        return bool((np.diff(self.ts) > 0).all())
 
     def close_at(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index of the last bar at or before each point (-1: none yet), and its close price."""
+        if (points.size == self.ts.size and self._increasing
+                and np.array_equal(points, self.ts)):
+            # One point per bar, at the bar's time (a single-symbol run): bar i itself.
+            return np.arange(points.size), self._prices
         index = np.searchsorted(self.ts, points, side="right") - 1
-        prices = self.prices()
-        return index, np.where(index >= 0, prices[np.maximum(index, 0)], np.nan)
+        return index, np.where(index >= 0, self._prices[np.maximum(index, 0)], np.nan)
 
 
 class MarketTape:
