@@ -19,7 +19,11 @@ The engine does not save ``ctx.shared``: every instance saves its own entry and 
 it back, with the ranking state of the last instance. Defaults suit daily bars, e.g. the
 composite of four MSFT price paths that the example's test builds from tests/data (see
 tests/data/README.md): three months of momentum, rebalanced monthly, the best two of four held.
-On one symbol it simply holds that symbol at ``invested / n``.
+On one symbol it simply holds that symbol at ``invested / n``. To run it on the composite:
+
+    (cd tests && ../.venv/bin/python -m support.composite ../msft-composite.parquet)
+    .venv/bin/python -m cli backtest --strategy examples/rotation.py \
+        --data-snapshot msft-composite.parquet
 """
 
 from decimal import Decimal

@@ -13,6 +13,7 @@ dates are synthetic; no price is changed. tests/data/README.md describes it for 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -80,3 +81,16 @@ def segment_closes(parts: int = 4, source: Path = MSFT) -> dict[str, list[float]
     closes = table.column("close")
     return {symbol: pc.cast(closes.slice(first + k * length, length), pa.float64()).to_pylist()
             for k, symbol in enumerate(composite_symbols(parts))}
+
+
+def main(argv: list[str]) -> int:
+    """``python -m support.composite OUT.parquet`` (from ``tests/``): write the composite."""
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m support.composite OUT.parquet (run from tests/)\n")
+        return 2
+    sys.stdout.write(f"{write_composite(Path(argv[0]))}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
