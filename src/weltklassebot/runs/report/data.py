@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from weltklassebot.core.decimal import format_scaled
 from weltklassebot.core.timeutil import NS_PER_DAY, format_duration
+from weltklassebot.engine.equity_hash import format_scaled_array
 from weltklassebot.runs.benchmark import MarketTape, buy_and_hold
 from weltklassebot.runs.record import decimal_units
 from weltklassebot.runs.report.downsample import DISPLAY_BUCKETS, bucket_first, minmax_indices
@@ -40,9 +43,14 @@ def load_equity(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def drawdown_of(values: np.ndarray, initial: float) -> np.ndarray:
+    """(peak - value) / peak, the peak starting at ``initial``; 0 where the peak is not
+    positive. Computed in place: the same operations in the same order, fewer passes."""
     peaks = np.maximum.accumulate(np.concatenate(([initial], values)))[1:]
+    drawdown: np.ndarray = peaks - values
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(peaks > 0, (peaks - values) / peaks, 0.0)
+        drawdown /= peaks
+    drawdown[~(peaks > 0)] = 0.0
+    return drawdown
 
 
 def _ms(ts: np.ndarray) -> list[int]:
@@ -71,18 +79,39 @@ def rolling_sharpe(ts: np.ndarray, values: np.ndarray, initial: float,
     window = max(2, min(round(periods_per_year / 4), n // 4))
     if n < window + 1 or window < 2:
         return None
-    previous = np.concatenate(([initial], values[:-1]))
+    # Each step below is one array operation done in place where it can be: the same
+    # operations in the same order as the plain formulas, so the same bits, fewer passes.
+    previous = np.empty(n)
+    previous[0] = initial
+    previous[1:] = values[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(previous != 0, values / previous - 1.0, 0.0)
+        returns = values / previous
+    returns -= 1.0
+    returns[previous == 0] = 0.0
     centre = float(returns.mean())
-    shifted = returns - centre  # the variance does not move; the sums lose less precision
-    c1 = np.concatenate(([0.0], np.cumsum(shifted)))
-    c2 = np.concatenate(([0.0], np.cumsum(shifted * shifted)))
+    shifted = returns
+    shifted -= centre  # the variance does not move; the sums lose less precision
+    c1 = np.empty(n + 1)
+    c1[0] = 0.0
+    np.cumsum(shifted, out=c1[1:])
+    shifted *= shifted
+    c2 = np.empty(n + 1)
+    c2[0] = 0.0
+    np.cumsum(shifted, out=c2[1:])
     s1 = c1[window:] - c1[:-window]
-    s2 = c2[window:] - c2[:-window]
-    var = np.maximum((s2 - s1 * s1 / window) / (window - 1), 0.0)
+    var = c2[window:] - c2[:-window]  # s2, then the variance
+    square = s1 * s1
+    square /= window
+    var -= square
+    var /= window - 1
+    np.maximum(var, 0.0, out=var)
+    usable = var > 1e-30
+    sharpe = s1
+    sharpe /= window
+    sharpe += centre
     with np.errstate(divide="ignore", invalid="ignore"):
-        sharpe = np.where(var > 1e-30, (s1 / window + centre) / np.sqrt(var), np.nan)
+        sharpe /= np.sqrt(var, out=var)
+    sharpe[~usable] = np.nan
     sharpe *= math.sqrt(periods_per_year)
     out = series(ts[window - 1:], sharpe, 6)
     span = int(ts[window - 1] - ts[0]) if n > window else 0
@@ -102,9 +131,13 @@ def monthly_returns(ts: np.ndarray, values: np.ndarray, initial: float) -> dict[
     the first month over the initial equity), per year, with the year's return last."""
     if not ts.size:
         return {"years": [], "z": [], "text": []}
-    months = ts.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
-    last = np.flatnonzero(np.concatenate((np.diff(months) != 0, [True])))
-    month_ids = months[last]
+    # A month changes only where the UTC day does: months of the last point of each day.
+    days = ts // NS_PER_DAY
+    day_ends = np.flatnonzero(np.concatenate((np.diff(days) != 0, [True])))
+    months = days[day_ends].astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    month_ends = np.flatnonzero(np.concatenate((np.diff(months) != 0, [True])))
+    last = day_ends[month_ends]
+    month_ids = months[month_ends]
     closes = values[last]
     before = np.concatenate(([initial], closes[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -136,22 +169,23 @@ def trades_payload(run_dir: Path, tape: MarketTape | None) -> tuple[dict[str, An
         return {"columns": columns, "rows": [], "total": 0}, []
     table = pq.read_table(path)
     total = table.num_rows
-    shown = table.slice(0, MAX_TRADE_ROWS)
+    if not total:
+        return {"columns": columns, "rows": [], "total": 0}, []
+    shown = table.slice(0, MAX_TRADE_ROWS).combine_chunks()
     data: dict[str, list[Any]] = {}
     for name in columns:
-        col = shown.column(name)
+        col = shown.column(name).chunk(0)
         if name.endswith("_ts"):
-            raw = col.cast("int64").to_pylist()
-            data[name] = [None if v is None else v // _NS_PER_MS for v in raw]
+            data[name] = _ms_or_none(col)
         elif name in ("entry_price", "exit_price", "qty", "pnl", "fees"):
-            data[name] = [None if v is None else _plain(v) for v in col.to_pylist()]
+            data[name] = _plain_texts(col, name)
         elif name == "return":
             data[name] = [None if v is None else float(f"{v:.6g}") for v in col.to_pylist()]
         else:
             data[name] = col.to_pylist()
     rows = [list(r) for r in zip(*(data[c] for c in columns), strict=True)]
     markers: list[dict[str, Any]] = []
-    if tape is not None and total:
+    if tape is not None:
         everything = table.select(["symbol", "side", "entry_ts", "exit_ts", "entry_price",
                                    "exit_price", "trade", "pnl", "open"])
         for name, bars in tape.symbols.items():
@@ -162,31 +196,61 @@ def trades_payload(run_dir: Path, tape: MarketTape | None) -> tuple[dict[str, An
     return {"columns": columns, "rows": rows, "total": total}, markers
 
 
+def _ms_or_none(column: pa.Array) -> list[int | None]:
+    """Timestamps (ns) as milliseconds, floored; null stays None."""
+    ns = np.asarray(column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False),
+                    dtype=np.int64)
+    values: list[int | None] = (ns // _NS_PER_MS).tolist()
+    return _with_nulls(values, column)
+
+
+def _plain_texts(column: pa.Array, name: str) -> list[str | None]:
+    """Decimal values in plain notation without trailing zeros (as ``_plain``); null: None."""
+    # The values under nulls are unspecified: zeros, replaced by None at the end.
+    filled = column.fill_null(pa.scalar(0, type=column.type)) if column.null_count else column
+    units, scale = decimal_units(filled, TRADES, name)
+    texts: list[str | None] = (format_scaled_array(units, scale).to_pylist()
+                               if units.dtype != object
+                               else [format_scaled(int(u), scale) for u in units.tolist()])
+    return _with_nulls(texts, column)
+
+
+def _with_nulls(values: list[Any], column: pa.Array) -> list[Any]:
+    if column.null_count:
+        for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist():
+            values[i] = None
+    return values
+
+
 def _markers(symbol: str, table: Any, start: int, stop: int) -> dict[str, Any]:
+    """Entry and exit markers: the first in each time span, converted only once chosen."""
     entry_ts = np.asarray(table.column("entry_ts").cast("int64").to_numpy(), dtype=np.int64)
     keep = bucket_first(entry_ts, start, stop, MAX_MARKERS)
-    trade = table.column("trade").to_pylist()
-    side = table.column("side").to_pylist()
-    entry_price = table.column("entry_price").to_pylist()
-    pnl = table.column("pnl").to_pylist()
+    chosen = table.take(pa.array(keep, type=pa.int64()))
+    trade = chosen.column("trade").to_pylist()
+    side = chosen.column("side").to_pylist()
     entries = {
         "x": _ms(entry_ts[keep]),
-        "y": [float(entry_price[i]) for i in keep.tolist()],
-        "side": [side[i] for i in keep.tolist()],
-        "text": [f"#{trade[i]} {side[i]} entry" for i in keep.tolist()],
+        "y": [float(p) for p in chosen.column("entry_price").to_pylist()],
+        "side": side,
+        "text": [f"#{t} {s} entry" for t, s in zip(trade, side, strict=True)],
     }
-    closed = [i for i, o in enumerate(table.column("open").to_pylist()) if not o]
-    exit_raw = table.column("exit_ts").cast("int64").to_pylist()
-    exit_ts = np.asarray([exit_raw[i] for i in closed], dtype=np.int64)
-    kept = [closed[i] for i in bucket_first(exit_ts, start, stop, MAX_MARKERS).tolist()]
-    exit_price = table.column("exit_price").to_pylist()
+    is_open = np.asarray(table.column("open").fill_null(False).to_numpy(), dtype=bool)
+    closed = np.flatnonzero(~is_open)
+    exit_ts = np.asarray(table.column("exit_ts").cast("int64").fill_null(0).to_numpy(),
+                         dtype=np.int64)[closed]
+    kept = closed[bucket_first(exit_ts, start, stop, MAX_MARKERS)]
+    ended = table.take(pa.array(kept, type=pa.int64()))
+    exit_raw = ended.column("exit_ts").cast("int64").to_pylist()
     exits = {
-        "x": [exit_raw[i] // _NS_PER_MS for i in kept],
-        "y": [float(exit_price[i]) for i in kept],
-        "text": [f"#{trade[i]} exit, PnL {_plain(pnl[i])}" for i in kept],
+        "x": [v // _NS_PER_MS for v in exit_raw],
+        "y": [float(p) for p in ended.column("exit_price").to_pylist()],
+        "text": [f"#{t} exit, PnL {_plain(p)}"
+                 for t, p in zip(ended.column("trade").to_pylist(),
+                                 ended.column("pnl").to_pylist(), strict=True)],
     }
     return {"symbol": symbol, "entries": entries, "exits": exits,
-            "entries_total": int(entry_ts.size), "exits_total": len(closed)}
+            "entries_total": int(entry_ts.size), "exits_total": int(closed.size)}
 
 
 def _plain(value: Any) -> str:

@@ -15,22 +15,31 @@ DISPLAY_BUCKETS = 2000
 
 
 def minmax_indices(values: np.ndarray, buckets: int = DISPLAY_BUCKETS) -> np.ndarray:
-    """Sorted indices of the points kept (all of them for a short series). NaN is skipped."""
+    """Sorted indices of the points kept (all of them for a short series). NaN is skipped.
+
+    In each bucket the first lowest and the first highest point: the buckets (``q`` or
+    ``q + 1`` points long) are laid out as the rows of a grid, the short rows padded with a
+    value that never wins, and ``argmin``/``argmax`` give each row's first extreme."""
     n = int(values.size)
     if n <= 2 * buckets:
         return np.arange(n)
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     starts = edges[:-1]
-    segment = np.repeat(np.arange(buckets), np.diff(edges))
-    clean = np.where(np.isnan(values), np.inf, values)
-    low = np.minimum.reduceat(clean, starts)
-    clean_high = np.where(np.isnan(values), -np.inf, values)
-    high = np.maximum.reduceat(clean_high, starts)
-    at_low = np.flatnonzero(clean == low[segment])
-    at_high = np.flatnonzero(clean_high == high[segment])
-    _, first_low = np.unique(segment[at_low], return_index=True)
-    _, first_high = np.unique(segment[at_high], return_index=True)
-    keep = np.concatenate(([0, n - 1], at_low[first_low], at_high[first_high]))
+    sizes = np.diff(edges)
+    offsets = np.arange(int(sizes.max()))
+    pad = offsets >= sizes[:, None]
+    grid_index = np.minimum(starts[:, None] + offsets, n - 1)
+    nan = np.isnan(values)
+    has_nan = bool(nan.any())
+    low_source = np.where(nan, np.inf, values) if has_nan else values
+    high_source = np.where(nan, -np.inf, values) if has_nan else values
+    grid = low_source[grid_index]
+    grid[pad] = np.inf  # after the row's own points: a tie goes to them
+    lows = grid.argmin(axis=1)
+    grid = high_source[grid_index]
+    grid[pad] = -np.inf
+    highs = grid.argmax(axis=1)
+    keep = np.concatenate(([0, n - 1], starts + lows, starts + highs))
     return np.unique(keep)
 
 

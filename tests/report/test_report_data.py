@@ -1,0 +1,171 @@
+"""The report's data computed with fewer passes equals the plain formulas bit for bit:
+downsampling, decimal texts of the trades table, monthly returns, drawdown, rolling Sharpe.
+
+Each reference below is the straightforward version of the same figure; the report must give
+exactly its values (the page is rebuilt byte for byte from a run's record).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from weltklassebot.runs.report import data
+from weltklassebot.runs.report.downsample import minmax_indices
+
+
+def reference_minmax(values: np.ndarray, buckets: int) -> np.ndarray:
+    n = int(values.size)
+    if n <= 2 * buckets:
+        return np.arange(n)
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    keep = [0, n - 1]
+    for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        part = values[start:stop]
+        low = np.where(np.isnan(part), np.inf, part)
+        high = np.where(np.isnan(part), -np.inf, part)
+        keep.append(start + int(np.flatnonzero(low == low.min())[0]))
+        keep.append(start + int(np.flatnonzero(high == high.max())[0]))
+    return np.unique(np.asarray(keep))
+
+
+@pytest.mark.parametrize("kind", ["walk", "ties", "nan", "zeros", "all_nan"])
+def test_downsampling_keeps_each_buckets_first_extremes(kind: str) -> None:
+    rng = np.random.Generator(np.random.PCG64(11))
+    for n, buckets in [(5, 2), (1001, 500), (4_321, 37), (20_000, 2000), (99_999, 700)]:
+        values = np.cumsum(rng.normal(size=n))
+        if kind == "ties":
+            values = np.round(values / 3)
+        elif kind == "nan":
+            values[rng.random(n) < 0.3] = np.nan
+        elif kind == "zeros":  # 0.0 and -0.0 tie; infinities win
+            values = np.where(rng.random(n) < 0.5, 0.0, -0.0)
+            values[rng.random(n) < 0.01] = np.inf
+            values[rng.random(n) < 0.01] = -np.inf
+        elif kind == "all_nan":
+            values[:] = np.nan
+        assert np.array_equal(minmax_indices(values, buckets), reference_minmax(values, buckets))
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 12), st.lists(st.one_of(st.none(), st.integers(-10**15, 10**15),
+                                              st.integers(-999, 999)), max_size=30),
+       st.booleans())
+def test_decimal_texts_are_plain_decimals(scale: int, units: list[int | None],
+                                          huge: bool) -> None:
+    if huge:  # beyond int64: the exact route
+        units = [None if u is None else u * 10**10 for u in units]
+    column = pa.array([None if u is None else Decimal(u).scaleb(-scale) for u in units],
+                      type=pa.decimal128(38, scale))
+    expected = [None if v is None else _plain(v) for v in column.to_pylist()]
+    assert data._plain_texts(column, "pnl") == expected
+    sliced = column.slice(len(units) // 3)  # an offset into the buffers
+    assert data._plain_texts(sliced, "pnl") == expected[len(units) // 3:]
+
+
+def reference_monthly(ts: np.ndarray, values: np.ndarray, initial: float) -> dict[str, Any]:
+    """Months by calendar conversion of every point."""
+    months = ts.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+    last = np.flatnonzero(np.concatenate((np.diff(months) != 0, [True])))
+    month_ids = months[last]
+    closes = values[last]
+    before = np.concatenate(([initial], closes[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rets = np.where(before != 0, closes / before - 1.0, np.nan)
+    years = sorted({int(m // 12) + 1970 for m in month_ids.tolist()})
+    row = {y: i for i, y in enumerate(years)}
+    z: list[list[float | None]] = [[None] * 13 for _ in years]
+    for m, r in zip(month_ids.tolist(), rets.tolist(), strict=True):
+        z[row[m // 12 + 1970]][m % 12] = None if not math.isfinite(r) else float(f"{r:.6g}")
+    year_of = (month_ids // 12 + 1970).tolist()
+    start = initial
+    for year in years:
+        ends = [c for c, y in zip(closes.tolist(), year_of, strict=True) if y == year]
+        if ends and start:
+            z[row[year]][12] = float(f"{ends[-1] / start - 1.0:.6g}")
+            start = ends[-1]
+    text = [["" if v is None else f"{v * 100:.1f}%" for v in r] for r in z]
+    return {"years": years, "z": z, "text": text}
+
+
+@pytest.mark.parametrize("order", ["sorted", "unsorted", "before_1970"])
+def test_monthly_returns_end_where_the_calendar_month_does(order: str) -> None:
+    rng = np.random.Generator(np.random.PCG64(3))
+    n = 30_000
+    ts = 1_500_000_000 * 10**9 + np.cumsum(rng.integers(1, 4, n)) * 3_600 * 10**9
+    if order == "unsorted":
+        ts = rng.permutation(ts)
+    elif order == "before_1970":
+        ts = ts - 2_000_000_000 * 10**9
+    values = 1e6 * np.cumprod(1 + rng.normal(0, 0.01, n))
+    expected = reference_monthly(ts, values, 1e6)
+    assert len(expected["years"]) > 2
+    assert data.monthly_returns(ts, values, 1e6) == expected
+
+
+def reference_drawdown(values: np.ndarray, initial: float) -> np.ndarray:
+    peaks = np.maximum.accumulate(np.concatenate(([initial], values)))[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(peaks > 0, (peaks - values) / peaks, 0.0)
+
+
+def reference_sharpe(values: np.ndarray, initial: float, window: int,
+                     periods_per_year: float) -> np.ndarray:
+    previous = np.concatenate(([initial], values[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.where(previous != 0, values / previous - 1.0, 0.0)
+    centre = float(returns.mean())
+    shifted = returns - centre
+    c1 = np.concatenate(([0.0], np.cumsum(shifted)))
+    c2 = np.concatenate(([0.0], np.cumsum(shifted * shifted)))
+    s1 = c1[window:] - c1[:-window]
+    s2 = c2[window:] - c2[:-window]
+    var = np.maximum((s2 - s1 * s1 / window) / (window - 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = np.where(var > 1e-30, (s1 / window + centre) / np.sqrt(var), np.nan)
+    sharpe *= math.sqrt(periods_per_year)
+    return sharpe
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+            and np.array_equal(np.signbit(a), np.signbit(b)))
+
+
+@pytest.mark.parametrize("initial", [1e6, 0.0, -5.0])
+@pytest.mark.parametrize("shape", ["walk", "flat", "zeros", "nan"])
+def test_drawdown_and_rolling_sharpe_are_the_plain_formulas(
+        initial: float, shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.Generator(np.random.PCG64(5))
+    n = 12_345
+    values = 1e6 * np.cumprod(1 + rng.normal(0, 0.01, n))
+    if shape == "flat":  # windows without variance: no Sharpe there
+        values = np.round(values / 10_000) * 10_000
+    elif shape == "zeros":
+        values[rng.random(n) < 0.05] = 0.0
+    elif shape == "nan":
+        values[rng.random(n) < 0.01] = np.nan
+    assert _same_bits(data.drawdown_of(values, initial), reference_drawdown(values, initial))
+    raw: list[np.ndarray] = []
+
+    def keep_raw(ts: np.ndarray, series: np.ndarray, digits: int = 10) -> dict[str, Any]:
+        raw.append(series.copy())
+        return {}
+
+    monkeypatch.setattr(data, "series", keep_raw)
+    ts = np.arange(n, dtype=np.int64) * 60 * 10**9
+    out = data.rolling_sharpe(ts, values, initial, 8766.0)
+    assert out is not None
+    assert _same_bits(raw[0], reference_sharpe(values, initial, out["window"], 8766.0))
