@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,12 @@ def test_a_wall_clock_read_added_to_the_engine_fails_the_lint() -> None:
 def test_edges_that_need_the_clock_or_environment_may(path: str, names: list[str]) -> None:
     refused = [name for name in names if banned(FORBIDDEN[name], path)]
     assert not refused, f"{path}: refused {refused}"
+
+
+def test_mypy_checks_every_test_directory_and_the_examples() -> None:
+    """The test command's mypy run covers what pyproject.toml lists: a new test directory or
+    the examples left out would go unchecked without anyone noticing."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]["files"])
+    wanted = {f"tests/{d.name}" for d in (REPO / "tests").iterdir()
+              if d.is_dir() and any(d.glob("*.py"))} | {"examples", "src"}
+    assert wanted <= listed, f"add to [tool.mypy] files: {sorted(wanted - listed)}"
