@@ -1,7 +1,8 @@
 """``live --speed max`` over a snapshot gives ``backtest``'s fills, orders, equity and hash.
 
-Every built-in strategy and the example, with risk limits that bite (cool-downs after losses,
-position and order limits, the drawdown cap with flattening), one and several symbols. The
+Every built-in strategy and the one-symbol examples, with risk limits that bite (cool-downs
+after losses, position and order limits, the drawdown cap with flattening), one and several
+symbols. The
 service runs in-process here (the same ``LiveService`` the CLI starts); one test goes through the
 CLI in a subprocess, as the runbook does.
 """

@@ -1,12 +1,12 @@
 """Save the engine state at a random cut, restore it in another process, run to the end: the
 fills, orders, denials and equity curve (so the equity hash) equal the uninterrupted run's.
 
-Random configurations: every built-in and the example strategy, a strategy using every order
-type and time in force (with and without save/load hooks: the second is restored by re-running
-the feed), latency with jitter, fixed and stochastic slippage, a volume cap, risk limits on and
-off, one and two symbols, chunk sizes from 1 bar up, cuts from 0 to the end. One long-lived
-worker process restores every state. CI runs a bounded number of examples;
-``WELTKLASSE_RESUME_EXAMPLES=N`` runs more.
+Random configurations: every built-in and example strategy, a strategy using every order
+type, time in force and linked order (with and without save/load hooks: the second is
+restored by re-running the feed), latency with jitter, fixed and stochastic slippage, a
+volume cap, risk limits on and off, one and two symbols, chunk sizes from 1 bar up, cuts from
+0 to the end. One long-lived worker process restores every state. CI runs a bounded number
+of examples; ``WELTKLASSE_RESUME_EXAMPLES=N`` runs more.
 """
 
 from __future__ import annotations
