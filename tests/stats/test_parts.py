@@ -118,3 +118,17 @@ def test_downsampling_keeps_every_extreme() -> None:
     assert keep[-1] == values.size - 1
     assert np.all(np.diff(keep) > 0)
     assert minmax_indices(values[:800], 500).size == 800
+
+
+@pytest.mark.parametrize("shape", ["ordered", "constant", "shuffled", "empty", "one"])
+def test_distinct_values_and_counts_are_numpys_with_or_without_the_sort(shape: str) -> None:
+    from weltklassebot.runs.stats import _distinct
+
+    rng = np.random.Generator(np.random.PCG64(9))
+    values = {"ordered": np.sort(rng.integers(-3, 40, 500)), "constant": np.full(300, 60),
+              "shuffled": rng.integers(-3, 40, 500), "empty": np.zeros(0, np.int64),
+              "one": np.asarray([5])}[shape]
+    distinct, counts = _distinct(values)
+    expected, expected_counts = np.unique(values, return_counts=True)
+    assert distinct.tolist() == expected.tolist()
+    assert counts.tolist() == expected_counts.tolist()

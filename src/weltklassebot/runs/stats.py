@@ -120,11 +120,11 @@ class EquityStats:
         self.peak_ts = peak_ts
 
     def _calendar(self, ts: np.ndarray) -> None:
-        days, counts = np.unique(ts // NS_PER_DAY, return_counts=True)
+        days, counts = _distinct(ts // NS_PER_DAY)
         for day, count in zip(days.tolist(), counts.tolist(), strict=True):
             self.day_counts[day] = self.day_counts.get(day, 0) + count
         edges = np.diff(ts if self.last_ts is None else np.concatenate(([self.last_ts], ts)))
-        steps, counts = np.unique(edges[edges > 0], return_counts=True)
+        steps, counts = _distinct(edges[edges > 0])
         for step, count in zip(steps.tolist(), counts.tolist(), strict=True):
             self.spacing[step] = self.spacing.get(step, 0) + count
         self.last_ts = int(ts[-1])
@@ -144,6 +144,18 @@ class EquityStats:
 
     def mean_equity(self) -> float:
         return self.equity_sum / self.count if self.count else float(self.initial)
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_counts=True)`` without its sort when ``values`` is already
+    in order (time-ordered days) or one value repeated (regular spacing)."""
+    if values.size and (values[0] == values).all():
+        return values[:1], np.asarray([values.size])
+    if values.size and (values[1:] >= values[:-1]).all():
+        firsts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+        return values[firsts], np.diff(np.concatenate((firsts, [values.size])))
+    distinct, counts = np.unique(values, return_counts=True)
+    return distinct, counts
 
 
 @dataclass(frozen=True)
