@@ -57,13 +57,35 @@ class RunAnalysis:
     annualisation: Annualisation
 
 
-def equity_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``equity.parquet``'s timestamps (int64 ns) and equity (float64, money units)."""
+# The last equity.parquet read: a run's statistics, its report and a sweep cell's curve read
+# the same file one after the other. Recognised by path, device, inode, size and modification
+# time; its arrays are read-only, so no caller can change what the next one gets.
+_last_equity: tuple[tuple[Any, ...], np.ndarray, np.ndarray, int] | None = None
+
+
+def equity_units(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """``equity.parquet``'s timestamps (int64 ns), equity in exact units of ``10**-scale``
+    (int64, or Python ints where a value does not fit) and that scale."""
+    global _last_equity
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if _last_equity is not None and _last_equity[0] == key:
+        return _last_equity[1:]
     table = pq.read_table(path, columns=["ts", "equity"]).combine_chunks()
     if table.num_rows == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    ts = np.asarray(table.column("ts").cast("int64").to_numpy(), dtype=np.int64)
-    units, _scale = decimal_units(table.column("equity").chunk(0), path.name, "equity")
+        ts, units, scale = np.zeros(0, np.int64), np.zeros(0, np.int64), 0
+    else:
+        ts = np.asarray(table.column("ts").cast("int64").to_numpy(), dtype=np.int64)
+        units, scale = decimal_units(table.column("equity").chunk(0), path.name, "equity")
+    ts.setflags(write=False)
+    units.setflags(write=False)
+    _last_equity = (key, ts, units, scale)
+    return ts, units, scale
+
+
+def equity_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``equity.parquet``'s timestamps (int64 ns) and equity (float64, money units)."""
+    ts, units, _scale = equity_units(path)
     return ts, units.astype(np.float64)
 
 

@@ -24,6 +24,7 @@ from weltklassebot.engine.equity_hash import format_scaled_array
 from weltklassebot.runs.benchmark import MarketTape, buy_and_hold
 from weltklassebot.runs.record import decimal_units
 from weltklassebot.runs.report.downsample import DISPLAY_BUCKETS, bucket_first, minmax_indices
+from weltklassebot.runs.results import equity_units
 from weltklassebot.runs.trades import TRADES
 
 MAX_TRADE_ROWS = 50_000  # the report's table; trades.parquet has every trade
@@ -34,11 +35,9 @@ _NS_PER_MS = 1_000_000
 
 def load_equity(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Timestamps (int64 ns) and equity in the quote currency (float64)."""
-    table = pq.read_table(run_dir / "equity.parquet", columns=["ts", "equity"]).combine_chunks()
-    if table.num_rows == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    ts = np.asarray(table.column("ts").cast("int64").to_numpy(), dtype=np.int64)
-    units, scale = decimal_units(table.column("equity").chunk(0), "equity.parquet", "equity")
+    ts, units, scale = equity_units(run_dir / "equity.parquet")
+    if not ts.size:
+        return ts, np.zeros(0, np.float64)
     return ts, units.astype(np.float64) / 10.0**scale
 
 

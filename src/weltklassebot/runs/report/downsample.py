@@ -17,30 +17,23 @@ DISPLAY_BUCKETS = 2000
 def minmax_indices(values: np.ndarray, buckets: int = DISPLAY_BUCKETS) -> np.ndarray:
     """Sorted indices of the points kept (all of them for a short series). NaN is skipped.
 
-    In each bucket the first lowest and the first highest point: the buckets (``q`` or
-    ``q + 1`` points long) are laid out as the rows of a grid, the short rows padded with a
-    value that never wins, and ``argmin``/``argmax`` give each row's first extreme."""
+    In each bucket the first lowest and the first highest point: each bucket's extreme by one
+    ``reduceat``, then the first point equal to it at or after the bucket's start."""
     n = int(values.size)
     if n <= 2 * buckets:
         return np.arange(n)
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
     starts = edges[:-1]
     sizes = np.diff(edges)
-    offsets = np.arange(int(sizes.max()))
-    pad = offsets >= sizes[:, None]
-    grid_index = np.minimum(starts[:, None] + offsets, n - 1)
     nan = np.isnan(values)
     has_nan = bool(nan.any())
-    low_source = np.where(nan, np.inf, values) if has_nan else values
-    high_source = np.where(nan, -np.inf, values) if has_nan else values
-    grid = low_source[grid_index]
-    grid[pad] = np.inf  # after the row's own points: a tie goes to them
-    lows = grid.argmin(axis=1)
-    grid = high_source[grid_index]
-    grid[pad] = -np.inf
-    highs = grid.argmax(axis=1)
-    keep = np.concatenate(([0, n - 1], starts + lows, starts + highs))
-    return np.unique(keep)
+    kept = [np.asarray([0, n - 1])]
+    for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
+        source = np.where(nan, fill, values) if has_nan else values
+        extreme = reduce.reduceat(source, starts)
+        at = np.flatnonzero(source == np.repeat(extreme, sizes))
+        kept.append(at[np.searchsorted(at, starts)])  # every bucket has one: its extreme
+    return np.unique(np.concatenate(kept))
 
 
 def bucket_first(ts: np.ndarray, start: int, stop: int, buckets: int) -> np.ndarray:
