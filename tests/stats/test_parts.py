@@ -4,6 +4,7 @@ the annualisation rule, drawdown duration, display downsampling."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,26 @@ def test_distinct_values_and_counts_are_numpys_with_or_without_the_sort(shape: s
     expected, expected_counts = np.unique(values, return_counts=True)
     assert distinct.tolist() == expected.tolist()
     assert counts.tolist() == expected_counts.tolist()
+
+
+def test_equity_file_is_decoded_once_and_read_again_when_it_changes(tmp_path: Path) -> None:
+    from weltklassebot.runs.outputs import EquityWriter
+    from weltklassebot.runs.results import equity_points, equity_units
+
+    def write(values: list[int]) -> Path:
+        path = tmp_path / "equity.parquet"
+        writer = EquityWriter(path, USD)
+        n = len(values)
+        units = np.asarray(values, dtype=np.int64)
+        writer.write(np.arange(n, dtype=np.int64), units, units, np.zeros(n))
+        writer.close()
+        return path
+
+    path = write([100, 105, 99])
+    _ts, units, scale = equity_units(path)
+    assert (units.tolist(), scale) == ([100, 105, 99], 2)
+    assert equity_units(path)[1] is units  # the same file: not decoded again
+    with pytest.raises(ValueError, match="read-only"):
+        units[0] = 1  # no reader can change what the next one gets
+    path = write([100, 101, 102, 103])  # another file at the same path
+    assert equity_points(path)[1].tolist() == [100.0, 101.0, 102.0, 103.0]
