@@ -16,6 +16,7 @@ from weltklassebot.engine.equity_hash import (
     EquityHasher,
     equity_text,
     fill_line,
+    fill_lines_text,
     format_scaled_array,
 )
 from weltklassebot.model.enums import BUY, SELL, Liquidity
@@ -57,7 +58,7 @@ def test_fills_must_come_before_equity() -> None:
         hasher.add_fills(["x\n"])
 
 
-@given(st.lists(st.integers(-(2**63) + 1, 2**63 - 1), max_size=50), st.integers(0, 12))
+@given(st.lists(st.integers(-(2**63) + 1, 2**63 - 1), max_size=50), st.integers(0, 30))
 def test_vectorised_text_equals_the_scalar_format(units: list[int], scale: int) -> None:
     array = np.array(units, dtype=np.int64)
     got = format_scaled_array(array, scale).to_pylist()
@@ -72,3 +73,11 @@ def test_equity_text_for_big_and_small_integers() -> None:
     assert bytes(equity_text(ts, big, 8)) == (
         f"1,{Decimal(10**22)}\n2,-{Decimal(10**17)}\n".encode())
     assert bytes(equity_text(np.array([], dtype=np.int64), small[:0], 8)) == b""
+
+
+def test_fill_lines_with_a_fee_beyond_int64_equal_the_scalar_lines() -> None:
+    inst = Instrument("X", Decimal("0.01"), Decimal("1"), MoneySpec("USD", Decimal("1E-12")))
+    fills = [Fill(1, 1, 10, "X", BUY, 12345, 3, 5 * 10**19, 0, Liquidity.TAKER),
+             Fill(2, 2, 20, "X", SELL, 12346, 3, 7, 0, Liquidity.MAKER)]
+    assert fill_lines_text(fills, {"X": inst}) == "".join(
+        fill_line(f, inst) for f in fills).encode()

@@ -46,6 +46,7 @@ def fill_lines_text(fills: list[Fill], instruments: dict[str, Instrument]) -> by
         by_symbol.setdefault(fill.symbol, []).append(index)
     if len(by_symbol) > 1 or any(f.qty * instruments[f.symbol].qty_step >= 1 << 62
                                  or f.price * instruments[f.symbol].price_step >= 1 << 62
+                                 or not -(1 << 62) < f.fee < 1 << 62
                                  for f in fills):
         return "".join(fill_line(f, instruments[f.symbol]) for f in fills).encode()
     inst = instruments[fills[0].symbol]
@@ -88,6 +89,9 @@ def format_scaled_array(units: np.ndarray, scale: int) -> pa.Array:
     writes ``1E-8``); those rare small values (|value| < 1e-6, zero included) take the digit-wise
     route, everything else is Arrow's text with trailing zeros and point trimmed.
     """
+    if scale >= 19:  # 10**scale is beyond int64: Python ints, exact (such units are rare)
+        return pa.array([format_scaled(int(u), scale) for u in np.asarray(units).tolist()],
+                        type=pa.string())
     units = np.asarray(units, dtype=np.int64)
     if scale <= 0:
         return pa.array(units * 10 ** (-scale)).cast(pa.string())
