@@ -35,17 +35,20 @@ def fill_point(
     bar_low: int,
 ) -> FillPoint:
     """Decide the fill price of one order in one bar (quantity is decided by the venue)."""
-    if side > 0:
-        o, h, lo = bar_open, bar_high, bar_low
-        lim, stp = limit, stop
-    else:
-        o, h, lo = -bar_open, -bar_low, -bar_high
-        lim = None if limit is None else -limit
-        stp = None if stop is None else -stop
+    o, h, lo, lim, stp = _as_buy(side, bar_open, bar_high, bar_low, limit, stop)
     price, liquidity, now_triggered = _buy_fill(order_type, lim, stp, triggered, o, h, lo)
     if price is not None and side < 0:
         price = -price
     return price, liquidity, now_triggered
+
+
+def _as_buy(side: int, bar_open: int, bar_high: int, bar_low: int, limit: int | None,
+            stop: int | None) -> tuple[int, int, int, int | None, int | None]:
+    """The bar and prices as a buy sees them: a sell's, mirrored (every price negated)."""
+    if side > 0:
+        return bar_open, bar_high, bar_low, limit, stop
+    return (-bar_open, -bar_low, -bar_high, None if limit is None else -limit,
+            None if stop is None else -stop)
 
 
 def _buy_fill(
@@ -99,13 +102,7 @@ def path_stage(
     Two legs of one-cancels-other on the same side share the path: the one at the lower stage
     fills first (docs/fill-model.md). Same rules as ``fill_point``, read for their order.
     """
-    if side > 0:
-        o, h, lo = bar_open, bar_high, bar_low
-        lim, stp = limit, stop
-    else:
-        o, h, lo = -bar_open, -bar_low, -bar_high
-        lim = None if limit is None else -limit
-        stp = None if stop is None else -stop
+    o, h, lo, lim, stp = _as_buy(side, bar_open, bar_high, bar_low, limit, stop)
     if order_type is OrderType.MARKET or (order_type is OrderType.STOP and triggered):
         return 0
     if order_type is OrderType.LIMIT or (order_type is OrderType.STOP_LIMIT and triggered):
