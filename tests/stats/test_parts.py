@@ -156,3 +156,17 @@ def test_equity_file_is_decoded_once_and_read_again_when_it_changes(tmp_path: Pa
         units[0] = 1  # no reader can change what the next one gets
     path = write([100, 101, 102, 103])  # another file at the same path
     assert equity_points(path)[1].tolist() == [100.0, 101.0, 102.0, 103.0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_positions_by_runs_equal_a_search_per_point(seed: int) -> None:
+    from weltklassebot.runs.results import _position_at
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    ts = np.sort(rng.integers(0, 200, 1000))  # repeated instants, as several symbols give
+    fill_ts = np.sort(rng.integers(-10, 210, 60))  # fills at, between, before and after points
+    held = np.cumsum(rng.normal(size=60))
+    at = np.searchsorted(fill_ts, ts, side="right") - 1
+    expected = np.where(at >= 0, held[np.maximum(at, 0)], 0.0)
+    assert np.array_equal(_position_at(fill_ts, held, ts, True), expected)
+    assert np.array_equal(_position_at(fill_ts, held, ts, False), expected)

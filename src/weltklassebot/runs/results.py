@@ -144,13 +144,13 @@ def _exposure(fills: FillRows, instruments: dict[str, Instrument], tape: MarketT
     symbols = np.asarray(fills.symbol, dtype=object)
     # Each signed quantity is exact before it becomes the nearest double.
     signed = (np.asarray(fills.side, dtype=np.int64) * exact_ints(fills.qty)).astype(np.float64)
+    in_order = _ordered(ts)
     for name, bars in tape.symbols.items():
         mask = symbols == name
         if not mask.any() or not bars.ts.size:
             continue
         held = np.cumsum(signed[mask]) * float(instruments[name].quantity_increment)
-        at = np.searchsorted(fill_ts[mask], ts, side="right") - 1
-        position = np.where(at >= 0, held[np.maximum(at, 0)], 0.0)
+        position = _position_at(fill_ts[mask], held, ts, in_order)
         index, price = bars.close_at(ts)
         gross += np.where(index >= 0, np.abs(position) * np.nan_to_num(price), 0.0)
     # Money units per quote-currency unit: the equity column is in units of the cash scale.
@@ -159,3 +159,22 @@ def _exposure(fills: FillRows, instruments: dict[str, Instrument], tape: MarketT
     if not positive.any():
         return 0.0
     return float(np.mean(gross[positive] * scale / equity[positive]))
+
+
+def _ordered(values: np.ndarray) -> bool:
+    return bool((values[1:] >= values[:-1]).all())
+
+
+def _position_at(fill_ts: np.ndarray, held: np.ndarray, ts: np.ndarray,
+                 ts_in_order: bool) -> np.ndarray:
+    """The position after the last fill at or before each point (0 before the first).
+
+    With the points and the fills in time order, each held value covers a run of points:
+    one ``repeat`` instead of a search per point."""
+    if ts_in_order and _ordered(fill_ts):
+        bounds = np.searchsorted(ts, fill_ts, side="left")  # first point at or after each fill
+        runs = np.diff(np.concatenate(([0], bounds, [ts.size])))
+        position: np.ndarray = np.repeat(np.concatenate(([0.0], held)), runs)
+        return position
+    at = np.searchsorted(fill_ts, ts, side="right") - 1
+    return np.where(at >= 0, held[np.maximum(at, 0)], 0.0)
