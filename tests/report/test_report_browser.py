@@ -17,10 +17,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from support.chromium import CHART_CHECK, Browser, open_browser
 from support.cli import run_cli
 from support.live import sample_slice
-
-from .chromium import CHART_CHECK, Browser, environment_has_ci, find_chromium
 
 REPORT_CHARTS = {"chart-equity", "chart-drawdown", "chart-price-0", "chart-monthly",
                  "chart-rolling-sharpe"}
@@ -29,18 +28,7 @@ COMPARE_CHARTS = {"chart-compare-equity", "chart-compare-drawdown"}
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    executable = find_chromium()
-    if executable is None:
-        message = ("headless Chromium is not installed (Debian: apt-get install chromium; "
-                   ".ci/run installs it)")
-        if environment_has_ci():
-            pytest.fail(f"CI=true but {message}")
-        pytest.skip(message)
-    browser = Browser(executable)
-    try:
-        yield browser
-    finally:
-        browser.close()
+    yield from open_browser()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from report.chromium import Browser, environment_has_ci, find_chromium
+from support.chromium import Browser, open_browser
 from weltklassebot.sweep.walkforward import make_spec
 
 from .helpers import STOCHASTIC, sweep
@@ -32,18 +32,7 @@ CHECK = """
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    executable = find_chromium()
-    if executable is None:
-        message = ("headless Chromium is not installed (Debian: apt-get install chromium; "
-                   ".ci/run installs it)")
-        if environment_has_ci():
-            pytest.fail(f"CI=true but {message}")
-        pytest.skip(message)
-    browser = Browser(executable)
-    try:
-        yield browser
-    finally:
-        browser.close()
+    yield from open_browser()
 
 
 def open_page(browser: Browser, page: Path, shot: Path) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import websocket
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -243,3 +244,20 @@ CHART_CHECK = """
 
 def environment_has_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def open_browser() -> Iterator[Browser]:
+    """A headless Chromium for one test module (yield it from a module fixture), closed after.
+    Missing Chromium fails the test when CI=true and skips it elsewhere, with the reason."""
+    executable = find_chromium()
+    if executable is None:
+        message = ("headless Chromium is not installed (Debian: apt-get install chromium; "
+                   ".ci/run installs it)")
+        if environment_has_ci():
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    browser = Browser(executable)
+    try:
+        yield browser
+    finally:
+        browser.close()
