@@ -517,8 +517,8 @@ def test_config_file_and_flags_override_it(tmp_path: Path, msft_daily: Path) -> 
     other = tmp_path / "c"
     run_ok("--config", config, "--strategy", "donchian_breakout", "--out", other)
     strategy = load_run(other)["manifest"]["strategy"]
-    assert (strategy["name"], strategy["params"]) == ("donchian_breakout",
-                                                      {"entry": 20, "exit": 10, "qty": "1"})
+    assert (strategy["name"], strategy["params"]) == (
+        "donchian_breakout", {"entry": 20, "exit": 10, "qty": "1", "fraction": "0"})
     # The environment sits between the config and the flags.
     env_config = tmp_path / "env.toml"
     env_config.write_text("seed = 77\n")
