@@ -75,6 +75,16 @@ def test_decimal_texts_are_plain_decimals(scale: int, units: list[int | None],
     assert data._plain_texts(sliced, "pnl") == expected[len(units) // 3:]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 12), st.lists(st.integers(-(2**60), 2**60), max_size=30), st.booleans())
+def test_decimal_floats_are_the_nearest_doubles(scale: int, units: list[int],
+                                                huge: bool) -> None:
+    if huge:  # beyond int64: the exact route
+        units = [u * 10**6 for u in units]
+    column = pa.array([Decimal(u).scaleb(-scale) for u in units], type=pa.decimal128(38, scale))
+    assert data._floats(column) == [float(v) for v in column.to_pylist()]
+
+
 def reference_monthly(ts: np.ndarray, values: np.ndarray, initial: float) -> dict[str, Any]:
     """Months by calendar conversion of every point."""
     months = ts.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)

@@ -204,7 +204,8 @@ def _ms_or_none(column: pa.Array) -> list[int | None]:
 
 
 def _plain_texts(column: pa.Array, name: str) -> list[str | None]:
-    """Decimal values in plain notation without trailing zeros (as ``_plain``); null: None."""
+    """Decimal values in plain notation without trailing zeros or point (``format(value, "f")``
+    trimmed); null: None."""
     # The values under nulls are unspecified: zeros, replaced by None at the end.
     filled = column.fill_null(pa.scalar(0, type=column.type)) if column.null_count else column
     units, scale = decimal_units(filled, TRADES, name)
@@ -230,7 +231,7 @@ def _markers(symbol: str, table: Any, start: int, stop: int) -> dict[str, Any]:
     side = chosen.column("side").to_pylist()
     entries = {
         "x": _ms(entry_ts[keep]),
-        "y": [float(p) for p in chosen.column("entry_price").to_pylist()],
+        "y": _floats(chosen.column("entry_price").combine_chunks()),
         "side": side,
         "text": [f"#{t} {s} entry" for t, s in zip(trade, side, strict=True)],
     }
@@ -243,20 +244,25 @@ def _markers(symbol: str, table: Any, start: int, stop: int) -> dict[str, Any]:
     exit_raw = ended.column("exit_ts").cast("int64").to_pylist()
     exits = {
         "x": [v // _NS_PER_MS for v in exit_raw],
-        "y": [float(p) for p in ended.column("exit_price").to_pylist()],
-        "text": [f"#{t} exit, PnL {_plain(p)}"
+        "y": _floats(ended.column("exit_price").combine_chunks()),
+        "text": [f"#{t} exit, PnL {p}"
                  for t, p in zip(ended.column("trade").to_pylist(),
-                                 ended.column("pnl").to_pylist(), strict=True)],
+                                 _plain_texts(ended.column("pnl").combine_chunks(), "pnl"),
+                                 strict=True)],
     }
     return {"symbol": symbol, "entries": entries, "exits": exits,
             "entries_total": int(entry_ts.size), "exits_total": int(closed.size)}
 
 
-def _plain(value: Any) -> str:
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+def _floats(column: pa.Array) -> list[float]:
+    """Decimal values as the nearest doubles, as ``float(Decimal)`` gives them: one division
+    when the units and the power of ten are exact doubles (then it is correctly rounded)."""
+    units, scale = decimal_units(column, TRADES, "price")
+    if units.dtype != object and 0 <= scale <= 22 and not column.null_count and (
+            not units.size or max(int(units.max()), -int(units.min())) <= 1 << 53):
+        values: list[float] = (units.astype(np.float64) / 10.0**scale).tolist()
+        return values
+    return [float(v) for v in column.to_pylist()]
 
 
 def prices_payload(tape: MarketTape | None, markers: list[dict[str, Any]]) -> list[dict[str, Any]]:
