@@ -170,3 +170,15 @@ def test_positions_by_runs_equal_a_search_per_point(seed: int) -> None:
     expected = np.where(at >= 0, held[np.maximum(at, 0)], 0.0)
     assert np.array_equal(_position_at(fill_ts, held, ts, True), expected)
     assert np.array_equal(_position_at(fill_ts, held, ts, False), expected)
+
+
+def test_equity_beyond_int64_is_read_as_the_nearest_doubles() -> None:
+    big = [2**70 + 1, 2**70 - 3**30, 2**71 + 12_345, 2**69]  # Python ints (an object array)
+    stats = EquityStats(2**70)
+    drawdown = stats.update(np.arange(4, dtype=np.int64) * NS_PER_HOUR,
+                            np.asarray(big, dtype=object))
+    values = np.asarray([float(v) for v in big])
+    peaks = np.maximum.accumulate(np.concatenate(([float(2**70)], values)))[1:]
+    assert drawdown.tolist() == ((peaks - values) / peaks).tolist()
+    assert stats.max_drawdown == float((peaks[-1] - values[-1]) / peaks[-1])
+    assert stats.last == 2**69  # the exact last value, for the total return

@@ -62,8 +62,7 @@ class EquityStats:
         if equity.size == 0:
             return np.zeros(0, dtype=np.float64)
         ts = np.asarray(ts, dtype=np.int64)
-        values = (np.array([float(v) for v in equity], dtype=np.float64) if equity.dtype == object
-                  else equity.astype(np.float64))
+        values = equity.astype(np.float64)  # Python ints (object) too: each the nearest double
         if self.first_ts is None:
             self.first_ts = int(ts[0])
             self.peak_ts = int(ts[0])
