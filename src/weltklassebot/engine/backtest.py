@@ -1407,6 +1407,9 @@ def _equity_values(cash: int, marks: np.ndarray) -> list[int]:
 
 
 def _int_array(values: list[int]) -> np.ndarray:
+    if len(values) == 1:  # one bar per step (a live service): no scans of the list
+        return np.array(values, dtype=np.int64 if -_INT64_SAFE < values[0] < _INT64_SAFE
+                        else object)
     if min(values, default=0) > -_INT64_SAFE and max(values, default=0) < _INT64_SAFE:
         return np.asarray(values, dtype=np.int64)
     return np.asarray(values, dtype=object)
