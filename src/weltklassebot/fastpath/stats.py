@@ -16,7 +16,7 @@ from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.runs.backtest import STEP_BARS
 from weltklassebot.runs.benchmark import MarketTape
-from weltklassebot.runs.results import STATS_KEYS, _exposure
+from weltklassebot.runs.results import STATS_KEYS, exposure
 from weltklassebot.runs.stats import (
     Annualisation,
     EquityStats,
@@ -24,7 +24,7 @@ from weltklassebot.runs.stats import (
     number,
     return_stats,
 )
-from weltklassebot.runs.trades import FillRows, round_trips, trade_stats
+from weltklassebot.runs.trades import FillRows, exact_sum, round_trips, trade_stats
 
 
 class BarArrays(Protocol):
@@ -91,9 +91,9 @@ def run_stats(*, fill_table: dict[str, np.ndarray], symbol: str, ts: np.ndarray,
     for a run without risk limits."""
     instruments = bars.instruments
     n = fill_table["ts"].size
-    fills = FillRows(fill_table["ts"].tolist(), [symbol] * n, fill_table["side"].tolist(),
-                     fill_table["price"].tolist(), fill_table["qty"].tolist(),
-                     fill_table["fee"].tolist(), fill_table["notional"].tolist())
+    fills = FillRows(fill_table["ts"], np.full(n, symbol, dtype=object), fill_table["side"],
+                     fill_table["price"], fill_table["qty"], fill_table["fee"],
+                     fill_table["notional"])
     trips = round_trips(fills, instruments, tape)
     curve = equity_stats(initial_cash, ts, equity, steps)
     annual = (Annualisation(float(periods_per_year), "config", "[data] periods_per_year")
@@ -105,8 +105,8 @@ def run_stats(*, fill_table: dict[str, np.ndarray], symbol: str, ts: np.ndarray,
     stats = {
         **return_stats(curve, ppy),
         **trade_stats(trips, money),
-        "exposure": number(_exposure(fills, instruments, tape, ts, values)),
-        "turnover": number(float(sum(fills.notional)) / mean_equity) if mean_equity > 0
+        "exposure": number(exposure(fills, instruments, tape, ts, values)),
+        "turnover": number(float(exact_sum(fills.notional)) / mean_equity) if mean_equity > 0
         else None,
         "fees": money.text(fees_paid),
         "periods_per_year": ppy,

@@ -108,7 +108,7 @@ def analyse_run(run_dir: Path, *, instruments: dict[str, Instrument], money: Mon
     stats = {
         **return_stats(equity, ppy),
         **trade_stats(trips, money),
-        "exposure": number(_exposure(fills, instruments, tape, ts, values)),
+        "exposure": number(exposure(fills, instruments, tape, ts, values)),
         "turnover": number(float(exact_sum(fills.notional)) / mean_equity) if mean_equity > 0
         else None,
         "fees": money.text(fees_paid),
@@ -134,7 +134,7 @@ def analyse_run(run_dir: Path, *, instruments: dict[str, Instrument], money: Mon
                        {k: benchmark[k] for k in STATS_KEYS}, annual)
 
 
-def _exposure(fills: FillRows, instruments: dict[str, Instrument], tape: MarketTape,
+def exposure(fills: FillRows, instruments: dict[str, Instrument], tape: MarketTape,
               ts: np.ndarray, equity: np.ndarray) -> float:
     """Mean of gross position value / equity over the equity points with positive equity."""
     if not len(fills) or not ts.size:
