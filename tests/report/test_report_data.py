@@ -86,28 +86,11 @@ def test_decimal_floats_are_the_nearest_doubles(scale: int, units: list[int],
 
 
 def reference_monthly(ts: np.ndarray, values: np.ndarray, initial: float) -> dict[str, Any]:
-    """Months by calendar conversion of every point."""
+    """Months by calendar conversion of every point (the last point of each), tabled as the
+    report tables them."""
     months = ts.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
     last = np.flatnonzero(np.concatenate((np.diff(months) != 0, [True])))
-    month_ids = months[last]
-    closes = values[last]
-    before = np.concatenate(([initial], closes[:-1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rets = np.where(before != 0, closes / before - 1.0, np.nan)
-    years = sorted({int(m // 12) + 1970 for m in month_ids.tolist()})
-    row = {y: i for i, y in enumerate(years)}
-    z: list[list[float | None]] = [[None] * 13 for _ in years]
-    for m, r in zip(month_ids.tolist(), rets.tolist(), strict=True):
-        z[row[m // 12 + 1970]][m % 12] = None if not math.isfinite(r) else float(f"{r:.6g}")
-    year_of = (month_ids // 12 + 1970).tolist()
-    start = initial
-    for year in years:
-        ends = [c for c, y in zip(closes.tolist(), year_of, strict=True) if y == year]
-        if ends and start:
-            z[row[year]][12] = float(f"{ends[-1] / start - 1.0:.6g}")
-            start = ends[-1]
-    text = [["" if v is None else f"{v * 100:.1f}%" for v in r] for r in z]
-    return {"years": years, "z": z, "text": text}
+    return data.month_table(months[last], values[last], initial)
 
 
 @pytest.mark.parametrize("order", ["sorted", "unsorted", "before_1970"])
@@ -123,6 +106,17 @@ def test_monthly_returns_end_where_the_calendar_month_does(order: str) -> None:
     expected = reference_monthly(ts, values, 1e6)
     assert len(expected["years"]) > 2
     assert data.monthly_returns(ts, values, 1e6) == expected
+
+
+def test_the_month_table_by_hand() -> None:
+    # 2020-01 and 2020-02 (months 600 and 601 since 1970-01), then 2021-03 (614).
+    table = data.month_table(np.array([600, 601, 614]), np.array([110.0, 99.0, 198.0]), 100.0)
+    assert table["years"] == [2020, 2021]
+    assert table["z"][0][:2] == [0.1, -0.1]
+    assert table["z"][0][12] == -0.01  # 99 / 100 - 1
+    assert table["z"][1][2] == 1.0
+    assert table["z"][1][12] == 1.0  # 198 / 99 - 1
+    assert table["text"][0][1] == "-10.0%"
 
 
 def reference_drawdown(values: np.ndarray, initial: float) -> np.ndarray:

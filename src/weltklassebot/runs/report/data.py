@@ -135,9 +135,12 @@ def monthly_returns(ts: np.ndarray, values: np.ndarray, initial: float) -> dict[
     day_ends = np.flatnonzero(np.concatenate((np.diff(days) != 0, [True])))
     months = days[day_ends].astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
     month_ends = np.flatnonzero(np.concatenate((np.diff(months) != 0, [True])))
-    last = day_ends[month_ends]
-    month_ids = months[month_ends]
-    closes = values[last]
+    return month_table(months[month_ends], values[day_ends[month_ends]], initial)
+
+
+def month_table(month_ids: np.ndarray, closes: np.ndarray, initial: float) -> dict[str, Any]:
+    """The heatmap of monthly returns from each month's last equity (``month_ids``: months
+    since 1970-01, in order), with each year's return in the 13th column."""
     before = np.concatenate(([initial], closes[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
         rets = np.where(before != 0, closes / before - 1.0, np.nan)
