@@ -108,6 +108,10 @@ def test_invalid_orders_raise_as_strategy_errors(how: str, match: str) -> None:
     assert "strategy scripted raised ValueError" in message
     assert "symbol TEST" in message
     assert "at the bar starting 2024-01-01T00:00:00Z" in message
+    # The strategy's own line first (with its source), then where the library raised.
+    assert "test_strategy_api.py:" in message.split(", raised in ")[0]
+    assert "(ctx.buy(" in message or "(ctx.submit_ticks(" in message
+    assert ".py:" in message.split(", raised in ")[1]
     assert info.value.exit_code == 3
 
 

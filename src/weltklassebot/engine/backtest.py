@@ -1305,20 +1305,33 @@ class BacktestEngine:
                 when = "in on_stop"
             else:
                 when = f"at the bar starting {ns_to_iso(ts)} (ts {ts})"
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            frames = traceback.extract_tb(exc.__traceback__)
+            # The strategy's own line (the call the user wrote), and where it was raised when
+            # that is deeper, in the library the strategy called.
+            files = self._strategy_files()
+            own = [frame for frame in frames if frame.filename in files][-1]
+            deepest = frames[-1]
+            place = f"{own.filename}:{own.lineno}"
+            if own.line:
+                place += f" ({own.line.strip()})"
+            if deepest is not own:
+                place += f", raised in {deepest.filename}:{deepest.lineno}"
             raise StrategyError(
                 f"strategy {self.strategy_name} raised {type(exc).__name__}: {exc} — symbol "
-                f"{symbol}, {when}, at {frame.filename}:{frame.lineno}. No run directory was "
-                "written; fix the strategy and run again."
+                f"{symbol}, {when}, at {place}. No run directory was written; fix the "
+                "strategy and run again."
             ) from exc
 
-    def _raised_in_strategy(self, exc: BaseException) -> bool:
-        files = {slot.strategy.__class__.__module__ for slot in self._slots}
-        modules = {sys.modules[m].__file__ for m in files if m in sys.modules}
+    def _strategy_files(self) -> set[str]:
+        names = {slot.strategy.__class__.__module__ for slot in self._slots}
+        files = {str(sys.modules[m].__file__) for m in names if m in sys.modules}
         if self.strategy_file:
-            modules.add(self.strategy_file)
-        frames = traceback.extract_tb(exc.__traceback__)
-        return any(frame.filename in modules for frame in frames)
+            files.add(self.strategy_file)
+        return files
+
+    def _raised_in_strategy(self, exc: BaseException) -> bool:
+        files = self._strategy_files()
+        return any(frame.filename in files for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def _rows_of(series: Series, evaluated: list[tuple[Series, list[Any], list[bool]]],
