@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from weltklassebot.engine.fill_model import fill_point
+from weltklassebot.engine.fill_model import fill_point, path_stage
 from weltklassebot.model.enums import BUY, SELL, Liquidity, OrderType
 
 M, T = Liquidity.MAKER, Liquidity.TAKER
@@ -124,3 +124,26 @@ def test_sell_is_the_mirror_of_buy(bar: tuple[int, int, int], level: int,
     if buy[0] is not None:
         assert mirrored[0] == top - buy[0]
         assert mirrored[1] is buy[1]
+
+
+# (type, side, limit, stop, triggered, (open, high, low)) -> stage on the path (None: no fill)
+STAGES = [
+    (MKT, BUY, None, None, False, (100, 110, 90), 0),
+    (LMT, BUY, 95, None, False, (93, 110, 90), 0),  # the open is already better
+    (LMT, BUY, 95, None, False, (100, 110, 95), 2),  # touched on the way down, after the high
+    (LMT, SELL, 105, None, False, (100, 106, 90), 2),  # a sell sees the low first
+    (STP, BUY, None, 105, False, (100, 110, 90), 1),  # reached on the way to the high
+    (STP, BUY, None, 105, False, (106, 110, 90), 0),  # gapped through at the open
+    (STP, SELL, None, 95, False, (100, 110, 90), 1),
+    (STP, SELL, None, 95, True, (100, 110, 99), 0),  # triggered before: a market order
+    (STL, BUY, 106, 105, False, (100, 110, 90), 1),  # stop within the limit: at the stop
+    (STL, BUY, 100, 105, False, (100, 110, 90), 2),  # then the limit, later in the path
+    (STL, BUY, 95, 105, False, (100, 110, 96), None),
+    (LMT, BUY, 95, None, False, (100, 110, 96), None),
+]
+
+
+@pytest.mark.parametrize(("kind", "side", "limit", "stop", "triggered", "bar", "stage"), STAGES)
+def test_path_stage(kind: OrderType, side: int, limit: int | None, stop: int | None,
+                    triggered: bool, bar: tuple[int, int, int], stage: int | None) -> None:
+    assert path_stage(kind, side, limit, stop, triggered, *bar) == stage

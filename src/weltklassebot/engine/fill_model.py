@@ -35,20 +35,17 @@ def fill_point(
     bar_low: int,
 ) -> FillPoint:
     """Decide the fill price of one order in one bar (quantity is decided by the venue)."""
-    o, h, lo, lim, stp = _as_buy(side, bar_open, bar_high, bar_low, limit, stop)
+    if side > 0:
+        o, h, lo = bar_open, bar_high, bar_low
+        lim, stp = limit, stop
+    else:
+        o, h, lo = -bar_open, -bar_low, -bar_high
+        lim = None if limit is None else -limit
+        stp = None if stop is None else -stop
     price, liquidity, now_triggered = _buy_fill(order_type, lim, stp, triggered, o, h, lo)
     if price is not None and side < 0:
         price = -price
     return price, liquidity, now_triggered
-
-
-def _as_buy(side: int, bar_open: int, bar_high: int, bar_low: int, limit: int | None,
-            stop: int | None) -> tuple[int, int, int, int | None, int | None]:
-    """The bar and prices as a buy sees them: a sell's, mirrored (every price negated)."""
-    if side > 0:
-        return bar_open, bar_high, bar_low, limit, stop
-    return (-bar_open, -bar_low, -bar_high, None if limit is None else -limit,
-            None if stop is None else -stop)
 
 
 def _buy_fill(
@@ -100,27 +97,17 @@ def path_stage(
     extreme, 2 on the way to the favourable one; None when it does not fill in this bar.
 
     Two legs of one-cancels-other on the same side share the path: the one at the lower stage
-    fills first (docs/fill-model.md). Same rules as ``fill_point``, read for their order.
+    fills first (docs/fill-model.md). Read off ``fill_point``: a maker fill is a limit touched
+    on the way to the favourable extreme; a taker fill is at the open, or else a stop reached
+    on the way to the adverse one (intrabar stops lie strictly beyond the open).
     """
-    o, h, lo, lim, stp = _as_buy(side, bar_open, bar_high, bar_low, limit, stop)
-    if order_type is OrderType.MARKET or (order_type is OrderType.STOP and triggered):
-        return 0
-    if order_type is OrderType.LIMIT or (order_type is OrderType.STOP_LIMIT and triggered):
-        assert lim is not None
-        return _limit_stage(lim, o, lo)
-    assert stp is not None
-    if order_type is OrderType.STOP:
-        return 0 if o >= stp else 1 if h >= stp else None
-    assert lim is not None
-    if o >= stp:
-        return _limit_stage(lim, o, lo)
-    if h >= stp:
-        return 1 if stp <= lim else 2 if lo <= lim else None
-    return None
-
-
-def _limit_stage(limit: int, o: int, lo: int) -> int | None:
-    return 0 if o <= limit else 2 if lo <= limit else None
+    price, liquidity, _ = fill_point(order_type, side, limit, stop, triggered, bar_open,
+                                     bar_high, bar_low)
+    if price is None:
+        return None
+    if liquidity is Liquidity.MAKER:
+        return 2
+    return 0 if price == bar_open else 1
 
 
 def _buy_limit(limit: int, o: int, lo: int) -> FillPoint:
