@@ -36,7 +36,6 @@ _IOC = TimeInForce.IOC
 _TAKER = Liquidity.TAKER
 _CANCELLED = OrderStatus.CANCELLED
 _FILLED = OrderStatus.FILLED
-_EXPIRED = OrderStatus.EXPIRED
 _INF = float("inf")
 _new = tuple.__new__
 
@@ -220,13 +219,7 @@ class SimulatedVenue:
             if not order.reduce_only:
                 continue
             if position == 0 or (order.side > 0) == (position > 0):
-                del orders[order_id]
-                self.open_count -= 1
-                book.open_qty[order.side] -= order.remaining
-                book.stale = True
-                self.closed.append(order.closed(_CANCELLED, ts_ns, "reduce_only"))
-                if book.linked:
-                    self._unlink(book, order, _CANCELLED, ts_ns, "entry_cancelled")
+                self.cancel(order_id, symbol, ts_ns, "reduce_only")
                 continue
             found += 1
             if order.remaining > size:
@@ -379,18 +372,8 @@ class SimulatedVenue:
                     available -= qty
                 if instrument is None:
                     instrument = self.instruments[symbol]
-                fill, order = self._fill(order, instrument, ts_ns, price, qty, liquidity)
-                # Book the order's new state before anyone hears of the fill: on_fill sees a
-                # filled order as closed and a partly filled one with its true remainder.
-                done = order.remaining == 0
-                if done:
-                    del book[order_id]
-                    self._close(order, _FILLED, ts_ns, "")
-                else:
-                    book[order_id] = order
-                stop_loss = (self._linked_fill(state, order, fill, done, ts_ns)
-                             if state.linked else None)
-                self.on_fill(fill)
+                done, stop_loss = self._book_fill(state, order, instrument, ts_ns, price, qty,
+                                                  liquidity)
                 if stop_loss is not None:
                     available = self._stop_loss_in_entry_bar(
                         state, stop_loss, instrument, ts_ns, price, bar_high, bar_low, available)
@@ -404,6 +387,24 @@ class SimulatedVenue:
             self._trail(state, ts_ns, bar_high, bar_low)
         state.reset()
         return changed
+
+    def _book_fill(self, state: _Book, order: Order, instrument: Instrument, ts_ns: int,
+                   price: int, qty: int, liquidity: Liquidity) -> tuple[bool, int | None]:
+        """Fill ``qty`` of a resting order at ``price`` and tell ``on_fill``: whether the order
+        is done, and the id of a bracket's stop-loss that rested with this fill."""
+        fill, order = self._fill(order, instrument, ts_ns, price, qty, liquidity)
+        # Book the order's new state before anyone hears of the fill: on_fill sees a filled
+        # order as closed and a partly filled one with its true remainder (and its links').
+        order_id = order.order_id
+        done = order.remaining == 0
+        if done:
+            del state.orders[order_id]
+            self._close(order, _FILLED, ts_ns, "")
+        else:
+            state.orders[order_id] = order
+        stop_loss = self._linked_fill(state, order, fill, done, ts_ns) if state.linked else None
+        self.on_fill(fill)
+        return done, stop_loss
 
     # -- linked orders ---------------------------------------------------------------------
     def _oco_passed(self, state: _Book, ts_ns: int, bar_open: int, bar_high: int,
@@ -468,8 +469,7 @@ class SimulatedVenue:
             return
         if order.remaining <= qty:
             del state.orders[order_id]
-            self._close(order, _CANCELLED, ts_ns, "oco")
-            self._forget(state, order_id)
+            self._close(order, _CANCELLED, ts_ns, "oco")  # unlinks it
             return
         state.orders[order_id] = order._replace(qty=order.qty - qty)
         state.open_qty[order.side] -= qty
@@ -507,8 +507,7 @@ class SimulatedVenue:
             first, second = (o.order_id for o in bracket.exits)
             state.oco[first] = second
             state.oco[second] = first
-        state.reset()
-        return stop_loss
+        return stop_loss  # the bar's matching recounts the bounds (trailing stops are hot)
 
     def _stop_loss_in_entry_bar(self, state: _Book, order_id: int, instrument: Instrument,
                                 ts_ns: int, entry_price: int, bar_high: int, bar_low: int,
@@ -525,16 +524,7 @@ class SimulatedVenue:
         qty = order.remaining if available is None else min(order.remaining, available)
         if available is not None:
             available -= qty
-        fill, order = self._fill(order.with_trigger(), instrument, ts_ns, price, qty,
-                                 liquidity)
-        done = order.remaining == 0
-        if done:
-            del state.orders[order_id]
-            self._close(order, _FILLED, ts_ns, "")
-        else:
-            state.orders[order_id] = order
-        self._linked_fill(state, order, fill, done, ts_ns)
-        self.on_fill(fill)
+        self._book_fill(state, order.with_trigger(), instrument, ts_ns, price, qty, liquidity)
         return available
 
     def _trail(self, state: _Book, ts_ns: int, bar_high: int, bar_low: int) -> None:
