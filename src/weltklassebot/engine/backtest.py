@@ -289,22 +289,13 @@ class BacktestEngine:
                 qty = allowed
                 reason = f"clipped:{clip}"
                 self._slot_by_symbol[symbol].stirred = True
-        # Buying power, inlined: refuse an order that would lift gross exposure above equity x
-        # leverage. One that does not add to the exposure is always allowed.
-        slot = self._slot_by_symbol[symbol]
-        position = slot.position.qty
-        before = position + side * self.venue.open_qty(symbol, side)  # kept by the venue
-        after = before + side * qty
-        if after < 0:
-            after = -after
-        if after > (before if before >= 0 else -before):
-            detail = self._exposure_shortfall(slot, after, limit, stop)
-            if detail:
-                self._deny(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop,
-                                        tif, now, now, 0, _OPEN, False, reason, None, tag,
-                                        reduce_only)),
-                           "insufficient_buying_power", detail)
-                return None
+        detail = self._buying_power_refusal(self._slot_by_symbol[symbol], side, qty, limit,
+                                            stop)
+        if detail:
+            self._deny(_new(Order, (order_id, symbol, side, order_type, qty, limit, stop, tif,
+                                    now, now, 0, _OPEN, False, reason, None, tag, reduce_only)),
+                       "insufficient_buying_power", detail)
+            return None
         delay = self._fixed_delay
         if delay is None:
             delay = self.latency.draw()
@@ -369,11 +360,9 @@ class BacktestEngine:
         """The largest quantity up to ``qty`` that the buying-power check accepts now for a
         market order of ``side`` (at the last close): ``qty`` when it adds no exposure."""
         slot = self._slot_by_symbol[symbol]
-        before = slot.position.qty + side * self.venue.open_qty(symbol, side)
 
         def fits(q: int) -> bool:
-            after = abs(before + side * q)
-            return after <= abs(before) or not self._exposure_shortfall(slot, after, None, None)
+            return not self._buying_power_refusal(slot, side, q, None, None)
 
         if fits(qty):
             return qty
@@ -409,6 +398,18 @@ class BacktestEngine:
         if self.gate is not None and reason == "insufficient_buying_power":
             self.gate.on_engine_denial(reason, now, detail)
         self.venue.record_closed(order.closed(_REJECTED, now, reason))
+
+    def _buying_power_refusal(self, slot: _SymbolSlot, side: int, qty: int,
+                              limit: int | None, stop: int | None) -> str:
+        """Why buying power refuses this order now, or "": one that would lift gross exposure
+        above equity x leverage is refused, one that does not add to it always allowed."""
+        before = slot.position.qty + side * self.venue.open_qty(slot.symbol, side)
+        after = before + side * qty
+        if after < 0:
+            after = -after
+        if after > (before if before >= 0 else -before):
+            return self._exposure_shortfall(slot, after, limit, stop)
+        return ""
 
     def _exposure_shortfall(self, slot: _SymbolSlot, after: int, limit: int | None,
                             stop: int | None) -> str:
