@@ -180,18 +180,9 @@ class StrategyContext:
             raise ValueError("side must be +1 (buy) or -1 (sell)")
         if qty_ticks <= 0:
             raise ValueError(f"order quantity must be positive, got {qty_ticks} ticks")
-        # The order type from the prices given; a price must be positive (limit checked first).
-        if limit_ticks is not None:
-            if limit_ticks <= 0:
-                raise ValueError(f"limit price must be positive, got {limit_ticks} ticks")
-            order_type = _LIMIT if stop_ticks is None else _STOP_LIMIT
-        else:
-            order_type = _MARKET if stop_ticks is None else _STOP
-        if stop_ticks is not None and stop_ticks <= 0:
-            raise ValueError(f"stop price must be positive, got {stop_ticks} ticks")
-        time_in_force = _TIF.get(tif) or TimeInForce(tif.lower())
-        return self._router.submit(self.symbol, side, qty_ticks, order_type, limit_ticks,
-                                   stop_ticks, time_in_force, tag, reduce_only)
+        return self._router.submit(self.symbol, side, qty_ticks,
+                                   _order_type(limit_ticks, stop_ticks), limit_ticks,
+                                   stop_ticks, _tif(tif), tag, reduce_only)
 
     def _submit(self, side: int, qty: Number, limit: Number | None, stop: Number | None,
                 tif: str, tag: str, reduce_only: bool) -> int | None:
@@ -288,13 +279,11 @@ class StrategyContext:
         if take_profit is None and stop_loss is None and trail is None:
             raise ValueError("a bracket needs take_profit=, stop_loss= or a trail")
         qty_ticks = _positive(inst.qty_ticks(qty), "order quantity")
-        limit_ticks = None if limit is None else _positive(inst.price_ticks(limit), "limit")
-        stop_ticks = None if stop is None else _positive(inst.price_ticks(stop), "stop")
-        order_type = (_MARKET if limit_ticks is None and stop_ticks is None
-                      else _LIMIT if stop_ticks is None else _STOP if limit_ticks is None
-                      else _STOP_LIMIT)
+        limit_ticks = None if limit is None else inst.price_ticks(limit)
+        stop_ticks = None if stop is None else inst.price_ticks(stop)
         ids = self._router.submit_bracket(
-            self.symbol, side, qty_ticks, order_type, limit_ticks, stop_ticks, _tif(tif), tag,
+            self.symbol, side, qty_ticks, _order_type(limit_ticks, stop_ticks), limit_ticks,
+            stop_ticks, _tif(tif), tag,
             None if take_profit is None else _positive(inst.price_ticks(take_profit),
                                                        "take-profit price"),
             None if stop_loss is None else _positive(inst.price_ticks(stop_loss),
@@ -413,7 +402,7 @@ class StrategyContext:
         """The largest quantity (ticks) whose value at ``price_ticks`` is at most ``fraction``
         of equity: rounded down to the quantity increment, never up, so the order stays within
         what the fraction allows (fees come on top). 0 when even one increment is more."""
-        share = Fraction(str(fraction)) if not isinstance(fraction, int) else Fraction(fraction)
+        share = _fraction(fraction)
         if share <= 0 or price_ticks <= 0:
             return 0
         per_tick = price_ticks * self.instrument.notional_ratio  # money units per qty tick
@@ -576,10 +565,22 @@ class StrategyContext:
 
 
 def _fraction(value: Number) -> Fraction:
-    """A human number as an exact fraction (a float by its shortest text)."""
-    if isinstance(value, int):
-        return Fraction(value)
-    return Fraction(Decimal(repr(value)) if isinstance(value, float) else Decimal(value))
+    """A human number as an exact fraction: a float by its shortest text, a text as a decimal
+    or a ratio ("0.25", "1/3")."""
+    return Fraction(value) if isinstance(value, int) else Fraction(str(value))
+
+
+def _order_type(limit_ticks: int | None, stop_ticks: int | None) -> OrderType:
+    """The order type the prices given make; a price must be positive (limit checked first)."""
+    if limit_ticks is not None:
+        if limit_ticks <= 0:
+            raise ValueError(f"limit price must be positive, got {limit_ticks} ticks")
+        order_type = _LIMIT if stop_ticks is None else _STOP_LIMIT
+    else:
+        order_type = _MARKET if stop_ticks is None else _STOP
+    if stop_ticks is not None and stop_ticks <= 0:
+        raise ValueError(f"stop price must be positive, got {stop_ticks} ticks")
+    return order_type
 
 
 def _toward_zero(value: Fraction) -> int:
