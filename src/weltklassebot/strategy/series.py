@@ -49,15 +49,10 @@ class Series:
         """Continue from ``kernel_state``'s data."""
 
 
-class RollingSumSeries(Series):
-    """Exact integer sum of the last ``window`` values of a price field (ticks).
+class _WindowSeries(Series):
+    """A series over the last ``window`` values of one price field, and the bars seen."""
 
-    Two forms of the same window: over chunks, the tail as an array (vector sums); one bar at
-    a time (a live step), the tail as a deque with its running total (O(1) per bar, plain
-    integers). Each switches to the other when the engine changes how it steps.
-    """
-
-    __slots__ = ("_queue", "_seen", "_tail", "_total", "field", "window")
+    __slots__ = ("_seen", "field", "window")
 
     def __init__(self, field: str, window: int) -> None:
         super().__init__()
@@ -67,10 +62,24 @@ class RollingSumSeries(Series):
             raise ValueError("window must be >= 1")
         self.field = field
         self.window = window
+        self._seen = 0
+
+
+class RollingSumSeries(_WindowSeries):
+    """Exact integer sum of the last ``window`` values of a price field (ticks).
+
+    Two forms of the same window: over chunks, the tail as an array (vector sums); one bar at
+    a time (a live step), the tail as a deque with its running total (O(1) per bar, plain
+    integers). Each switches to the other when the engine changes how it steps.
+    """
+
+    __slots__ = ("_queue", "_tail", "_total")
+
+    def __init__(self, field: str, window: int) -> None:
+        super().__init__(field, window)
         self._tail = np.zeros(0, dtype=np.int64)
         self._queue: deque[int] | None = None  # the tail while stepping one bar at a time
         self._total = 0  # the queue's sum
-        self._seen = 0
 
     def _tail_array(self) -> np.ndarray:
         """The tail as an array (from the queue when the last bars came one at a time)."""
@@ -144,25 +153,18 @@ class RollingSumSeries(Series):
         self._seen = int(state["seen"])
 
 
-class RollingMaxSeries(Series):
+class RollingMaxSeries(_WindowSeries):
     """Exact highest value of a price field over the last ``window`` bars (ticks); before
     ``window`` bars are seen, the highest so far (``ready`` says when the window is full).
     ``RollingMinSeries`` is the same for the lowest."""
 
-    __slots__ = ("_seen", "_tail", "field", "window")
+    __slots__ = ("_tail",)
     _kind = "rolling_max"
     _reduce: np.ufunc = np.maximum
 
     def __init__(self, field: str, window: int) -> None:
-        super().__init__()
-        if field not in _FIELDS:
-            raise ValueError(f"field must be one of {', '.join(_FIELDS)}, not {field!r}")
-        if window < 1:
-            raise ValueError("window must be >= 1")
-        self.field = field
-        self.window = window
+        super().__init__(field, window)
         self._tail: list[int] = []  # the last window - 1 values, oldest first
-        self._seen = 0
 
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = columns[self.field]
