@@ -55,7 +55,7 @@ from weltklassebot.model.enums import OrderStatus, OrderType, TimeInForce
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.intents import OrderIntent
 from weltklassebot.model.records import Denial, Fill, Order, Trail
-from weltklassebot.portfolio.ledger import Ledger
+from weltklassebot.portfolio.ledger import Ledger, Position
 from weltklassebot.portfolio.view import LedgerView, PortfolioView
 from weltklassebot.strategy.base import Bar, Strategy, StrategyContext
 from weltklassebot.strategy.series import Series, SeriesSet
@@ -446,6 +446,10 @@ class BacktestEngine:
 
     def position(self, symbol: str) -> int:
         return self._slot_by_symbol[symbol].position.qty
+
+    def position_cell(self, symbol: str) -> Position:
+        """The ledger's position of ``symbol`` itself (a context reads its ``qty``)."""
+        return self.ledger.positions[symbol]
 
     def cash(self) -> int:
         return self.ledger.cash

@@ -82,6 +82,13 @@ class Submitted(NamedTuple):
     qty_ticks: int
 
 
+class PositionCell(Protocol):
+    """A symbol's position as the engine keeps it, read (never written) by its context."""
+
+    @property
+    def qty(self) -> int: ...
+
+
 class OrderRouter(Protocol):
     """What the engine offers a context: the strategy never sees risk or the venue directly."""
 
@@ -118,6 +125,8 @@ class OrderRouter(Protocol):
 
     def position(self, symbol: str) -> int: ...
 
+    def position_cell(self, symbol: str) -> PositionCell: ...
+
     def cash(self) -> int: ...
 
     def equity(self) -> int: ...
@@ -132,12 +141,18 @@ class OrderRouter(Protocol):
 class StrategyContext:
     """Everything a strategy may do for one symbol: orders, queries, conversions."""
 
-    __slots__ = ("_router", "instrument", "symbol")
+    __slots__ = ("_open_orders", "_position", "_route_cancel", "_route_submit", "_router",
+                 "instrument", "symbol")
 
     def __init__(self, router: OrderRouter, instrument: Instrument) -> None:
         self._router = router
         self.instrument = instrument
         self.symbol = instrument.symbol
+        # The router's calls an order-heavy strategy makes about once a bar, bound once.
+        self._route_submit = router.submit
+        self._route_cancel = router.cancel
+        self._open_orders = router.open_orders
+        self._position = router.position_cell(instrument.symbol)
 
     # -- the run's other symbols -------------------------------------------------------------
     @property
@@ -180,9 +195,12 @@ class StrategyContext:
             raise ValueError("side must be +1 (buy) or -1 (sell)")
         if qty_ticks <= 0:
             raise ValueError(f"order quantity must be positive, got {qty_ticks} ticks")
-        return self._router.submit(self.symbol, side, qty_ticks,
-                                   _order_type(limit_ticks, stop_ticks), limit_ticks,
-                                   stop_ticks, _tif(tif), tag, reduce_only)
+        if limit_ticks is None and stop_ticks is not None and stop_ticks > 0:
+            order_type = _STOP  # the resting stop of order-heavy strategies, checked inline
+        else:
+            order_type = _order_type(limit_ticks, stop_ticks)
+        return self._route_submit(self.symbol, side, qty_ticks, order_type, limit_ticks,
+                                  stop_ticks, _TIF.get(tif) or _tif(tif), tag, reduce_only)
 
     def _submit(self, side: int, qty: Number, limit: Number | None, stop: Number | None,
                 tif: str, tag: str, reduce_only: bool) -> int | None:
@@ -199,7 +217,7 @@ class StrategyContext:
 
     def cancel(self, order_id: int) -> bool:
         """Cancel an open order at once; False if it is no longer open."""
-        return self._router.cancel(self.symbol, order_id)
+        return self._route_cancel(self.symbol, order_id)
 
     def cancel_all(self) -> int:
         return sum(self._router.cancel(self.symbol, o.order_id) for o in self.open_orders)
@@ -380,15 +398,15 @@ class StrategyContext:
     # -- queries ---------------------------------------------------------------------------
     @property
     def open_orders(self) -> list[Order]:
-        return self._router.open_orders(self.symbol)
+        return self._open_orders(self.symbol)
 
     @property
     def position_ticks(self) -> int:
-        return self._router.position(self.symbol)
+        return self._position.qty
 
     @property
     def position(self) -> Decimal:
-        return self.instrument.qty_decimal(self._router.position(self.symbol))
+        return self.instrument.qty_decimal(self._position.qty)
 
     @property
     def cash(self) -> Decimal:
