@@ -140,3 +140,65 @@ def test_commit_into_an_empty_existing_directory(tmp_path: Path) -> None:
     run.path("summary.json").write_text("{}")
     assert run.commit(out) == out
     assert (out / "summary.json").exists()
+
+
+def _mixed_orders() -> list[Order]:
+    return [
+        Order(1, "X", BUY, OrderType.LIMIT, 4, 12_500, None, TimeInForce.GTC, 5000, 6000,
+              filled=4, status=OrderStatus.FILLED, ts_closed_ns=7000, tag="entry"),
+        Order(2, "X", SELL, OrderType.STOP, 2, None, 12_400, TimeInForce.IOC, 5000, 5000,
+              status=OrderStatus.CANCELLED, reason="ioc_remainder", ts_closed_ns=8000),
+        Order(3, "X", BUY, OrderType.MARKET, 1, None, None, TimeInForce.GTC, 9000, 9000),
+    ]
+
+
+def test_struct_route_builds_the_same_tables_as_the_per_field_route(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-pass struct conversion and the exact per-field route give equal tables."""
+    from weltklassebot.runs import outputs
+
+    instruments = {"X": X}
+    orders = _mixed_orders()
+    fills = [Fill(1, 1, 10, "X", BUY, 12_345, 3, 4, 1852, Liquidity.TAKER),
+             Fill(2, 2, 20, "X", SELL, 12_000, 1, -1, 600, Liquidity.MAKER)]
+    order_schema = outputs.orders_schema(instruments)
+    fill_schema = outputs.fills_schema(instruments, USD)
+    fast_orders = outputs.orders_table(orders, instruments, order_schema)
+    fast_fills = outputs.fills_table(fills, instruments, fill_schema)
+    monkeypatch.setattr(outputs, "record_structs", lambda records, struct: None)
+    slow_orders = outputs.orders_table(orders, instruments, order_schema)
+    slow_fills = outputs.fills_table(fills, instruments, fill_schema)
+    assert fast_orders.equals(slow_orders, check_metadata=True)
+    assert fast_fills.equals(slow_fills, check_metadata=True)
+    assert fast_orders.column("limit_price").null_count == 2
+
+
+def test_struct_route_leaves_products_beyond_int64_to_the_exact_route() -> None:
+    """Ticks that fit in int64 but whose decimal units do not (a quantity tick of 0.5 is 5
+    units of 0.1) stay exact."""
+    from weltklassebot.runs.outputs import orders_schema, orders_table
+
+    big = 2**61
+    orders = [Order(1, "X", BUY, OrderType.LIMIT, big, 12_500, None, TimeInForce.GTC, 1, 1)]
+    table = orders_table(orders, {"X": X}, orders_schema({"X": X}))
+    assert table.column("qty").to_pylist() == [Decimal(big * 5) / 10]
+    assert table.column("limit_price").to_pylist() == [Decimal("12.500")]
+
+
+def test_run_files_are_delta_and_dictionary_encoded(tmp_path: Path) -> None:
+    """Ids and times delta encoded with statistics; text and quantities dictionary encoded;
+    prices plain without statistics. The rows read back the same whatever the encoding."""
+    path = tmp_path / "orders.parquet"
+    write_orders(path, _mixed_orders(), {"X": X})
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert "DELTA_BINARY_PACKED" in columns["order_id"].encodings
+    assert "DELTA_BINARY_PACKED" in columns["ts_closed"].encodings
+    assert columns["order_id"].statistics.max == 3
+    for name in ("status", "tag", "qty"):
+        assert "RLE_DICTIONARY" in columns[name].encodings, name
+    assert "RLE_DICTIONARY" not in columns["stop_price"].encodings
+    assert columns["stop_price"].statistics is None
+    back = pq.read_table(path)
+    assert back.column("status").to_pylist() == ["filled", "cancelled", "open"]
+    assert back.column("ts_closed").null_count == 1

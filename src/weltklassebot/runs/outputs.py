@@ -3,6 +3,12 @@
 Money and prices are stored exactly as ``decimal128`` columns (scale = the increment's decimal
 places); timestamps as ``timestamp[ns, tz=UTC]``; every file carries ``weltklassebot.run_schema``
 in its schema metadata.
+
+Encodings are chosen per column (``parquet_options``): integer and time columns are delta
+encoded (ids ascend, times step), text and quantity columns dictionary encoded (few distinct
+values), prices and money plain. Statistics are written for the integer and time columns only:
+they are what a reader filters on, and min/max of text and decimal columns cost more to write
+than anything else in the file. The values read back are the same whatever the encoding.
 """
 
 from __future__ import annotations
@@ -35,6 +41,20 @@ def equity_schema(scale: int) -> pa.Schema:
     )
 
 
+def parquet_options(schema: pa.Schema, dictionary: Iterable[str] = ()) -> dict[str, Any]:
+    """Writer options for a run file: zstd level 1; delta encoding and statistics for the
+    integer and time columns; dictionary encoding for text columns and those named in
+    ``dictionary``; every other column plain."""
+    delta = [f.name for f in schema
+             if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)]
+    wanted = set(dictionary)
+    keyed = [f.name for f in schema if pa.types.is_string(f.type) or f.name in wanted]
+    return {"compression": "zstd", "compression_level": 1,
+            "use_dictionary": keyed if keyed else False,
+            "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
+            "write_statistics": delta if delta else False}
+
+
 class EquityWriter:
     """Streams equity points to ``equity.parquet``, one row group per engine chunk."""
 
@@ -43,9 +63,7 @@ class EquityWriter:
         self.schema = equity_schema(self.scale)
         # Every value is distinct: dictionary encoding only costs time. Timestamps step
         # regularly, so delta encoding shrinks them to almost nothing.
-        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd",
-                                       compression_level=1, use_dictionary=False,
-                                       column_encoding={"ts": "DELTA_BINARY_PACKED"})
+        self.writer = pq.ParquetWriter(path, self.schema, **parquet_options(self.schema))
 
     def write(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray,
               drawdown: np.ndarray) -> None:
@@ -67,6 +85,26 @@ def _max_scale(instruments: Iterable[Instrument], attr: str) -> int:
 _INT64_SAFE = 1 << 62
 _FILL = {name: i for i, name in enumerate(Fill._fields)}
 _ORDER = {name: i for i, name in enumerate(Order._fields)}
+_I, _S, _B = pa.int64(), pa.string(), pa.bool_()
+# The records as Arrow structs, field for field (the enums are text, their values).
+FILL_STRUCT = pa.struct(list(zip(Fill._fields, (_I, _I, _I, _S, _I, _I, _I, _I, _I, _S),
+                                 strict=True)))
+ORDER_STRUCT = pa.struct(list(zip(Order._fields, (_I, _S, _I, _S, _I, _I, _I, _S, _I, _I, _I,
+                                                  _S, _B, _S, _I, _S, _B), strict=True)))
+# Columns with few distinct values besides the text ones (quantities repeat).
+_QUANTITIES = ("qty", "filled_qty")
+
+
+def record_structs(records: Sequence[tuple[Any, ...]],
+                   struct: pa.StructType) -> pa.StructArray | None:
+    """The records as one struct array, converted in a single pass (much cheaper than a pass
+    per field); None when a value does not fit its field (an integer beyond int64), for the
+    exact per-field route."""
+    try:
+        array: pa.StructArray = pa.array(records, type=struct)
+    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return array
 
 
 def _factors(symbols: pa.Array, by_symbol: dict[str, int]) -> int | np.ndarray:
@@ -80,6 +118,20 @@ def _factors(symbols: pa.Array, by_symbol: dict[str, int]) -> int | np.ndarray:
     return factors
 
 
+def _scaled_ticks(ticks: pa.Array, factor: int | np.ndarray, scale: int) -> pa.Array | None:
+    """``_scaled`` of an int64 column in one vectorised pass; None when a product could
+    leave int64."""
+    present = (ticks.fill_null(0) if ticks.null_count else ticks).to_numpy(zero_copy_only=False)
+    top = max(int(present.max()), -int(present.min()))
+    biggest = factor if isinstance(factor, int) else int(np.abs(factor).max())
+    if biggest >= _INT64_SAFE or top * biggest >= _INT64_SAFE:
+        return None
+    column = decimal_column(present * np.asarray(factor, dtype=np.int64), scale)
+    if ticks.null_count:
+        column = pc.if_else(ticks.is_null(), pa.scalar(None, type=column.type), column)
+    return column
+
+
 def _scaled(values: Sequence[int | None], factor: int | np.ndarray, scale: int) -> pa.Array:
     """Exact decimal128 column from ticks: value = ticks * factor at ``scale`` (None -> null).
 
@@ -88,13 +140,8 @@ def _scaled(values: Sequence[int | None], factor: int | np.ndarray, scale: int) 
     with contextlib.suppress(OverflowError, pa.ArrowInvalid):  # beyond int64: exact route
         ticks = pa.array(values, type=pa.int64())
     if ticks is not None:
-        present = ticks.fill_null(0).to_numpy(zero_copy_only=False)
-        top = max(int(present.max()), -int(present.min()))
-        biggest = factor if isinstance(factor, int) else int(np.abs(factor).max())
-        if biggest < _INT64_SAFE and top * biggest < _INT64_SAFE:
-            column = decimal_column(present * np.asarray(factor, dtype=np.int64), scale)
-            if ticks.null_count:
-                column = pc.if_else(ticks.is_null(), pa.scalar(None, type=column.type), column)
+        column = _scaled_ticks(ticks, factor, scale)
+        if column is not None:
             return column
     factors = [factor] * len(values) if isinstance(factor, int) else factor.tolist()
     units = [None if v is None else v * f for v, f in zip(values, factors, strict=True)]
@@ -117,8 +164,9 @@ class _Columns:
         return list(map(itemgetter(self.index[name]), self.records))
 
 
-def _sides(sides: Sequence[int]) -> pa.Array:
-    return pc.if_else(pc.greater(pa.array(sides, type=pa.int64()), 0), "buy", "sell")
+def _sides(sides: Sequence[int] | pa.Array) -> pa.Array:
+    ints = sides if isinstance(sides, pa.Array) else pa.array(sides, type=pa.int64())
+    return pc.if_else(pc.greater(ints, 0), "buy", "sell")
 
 
 def _timestamps(values: Sequence[int | None]) -> pa.Array:
@@ -139,10 +187,18 @@ def fills_schema(instruments: dict[str, Instrument], money: MoneySpec) -> pa.Sch
 
 
 def fills_table(fills: list[Fill], instruments: dict[str, Instrument],
-                schema: pa.Schema) -> pa.Table:
+                schema: pa.Schema, structs: pa.StructArray | None = None) -> pa.Table:
+    """fills.parquet's rows of ``fills`` (``structs``: ``record_structs`` of them, if at
+    hand)."""
     if not fills:
         return schema.empty_table()
     ps, qs, cs = (schema.field(n).type.scale for n in ("price", "qty", "fee"))
+    if structs is None:
+        structs = record_structs(fills, FILL_STRUCT)
+    if structs is not None:
+        table = _fills_from_structs(structs, instruments, schema, (ps, qs, cs))
+        if table is not None:
+            return table
     cols = _Columns(fills, _FILL)
     symbols = pa.array(cols["symbol"], type=pa.string())
     price_f, qty_f = _tick_factors(symbols, instruments, ps, qs)
@@ -157,6 +213,52 @@ def fills_table(fills: list[Fill], instruments: dict[str, Instrument],
         pa.array(cols["liquidity"], type=pa.string()),
         pa.array(cols["order_id"], type=pa.int64()),
         pa.array(cols["fill_id"], type=pa.int64()),
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _fills_from_structs(structs: pa.StructArray, instruments: dict[str, Instrument],
+                        schema: pa.Schema, scales: tuple[int, int, int]) -> pa.Table | None:
+    """``fills_table`` from the struct array; None when a scaled value could leave int64."""
+    ps, qs, cs = scales
+    field = structs.field
+    symbols = field(_FILL["symbol"])
+    price_f, qty_f = _tick_factors(symbols, instruments, ps, qs)
+    money = [_scaled_ticks(field(_FILL[name]), factor, scale)
+             for name, factor, scale in (("price", price_f, ps), ("qty", qty_f, qs),
+                                         ("fee", 1, cs), ("notional", 1, cs))]
+    if any(column is None for column in money):
+        return None
+    arrays = [field(_FILL["ts_ns"]).cast(_TS), symbols, _sides(field(_FILL["side"])), *money,
+              field(_FILL["liquidity"]), field(_FILL["order_id"]), field(_FILL["fill_id"])]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _orders_from_structs(structs: pa.StructArray, instruments: dict[str, Instrument],
+                         schema: pa.Schema, ps: int, qs: int) -> pa.Table | None:
+    """``orders_table`` from the struct array; None when a scaled value could leave int64."""
+    field = structs.field
+    symbols = field(_ORDER["symbol"])
+    price_f, qty_f = _tick_factors(symbols, instruments, ps, qs)
+    qty, limit, stop, filled = (
+        _scaled_ticks(field(_ORDER[name]), factor, scale)
+        for name, factor, scale in (("qty", qty_f, qs), ("limit", price_f, ps),
+                                    ("stop", price_f, ps), ("filled", qty_f, qs)))
+    if qty is None or limit is None or stop is None or filled is None:
+        return None
+    arrays = [
+        field(_ORDER["order_id"]),
+        field(_ORDER["ts_submitted_ns"]).cast(_TS),
+        field(_ORDER["active_from_ns"]).cast(_TS),
+        symbols,
+        _sides(field(_ORDER["side"])),
+        field(_ORDER["type"]),
+        field(_ORDER["tif"]),
+        qty, limit, stop, filled,
+        field(_ORDER["status"]),
+        field(_ORDER["reason"]),
+        field(_ORDER["ts_closed_ns"]).cast(_TS),
+        field(_ORDER["tag"]),
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -190,6 +292,11 @@ def orders_table(orders: list[Order], instruments: dict[str, Instrument],
     if not orders:
         return schema.empty_table()
     ps, qs = schema.field("limit_price").type.scale, schema.field("qty").type.scale
+    structs = record_structs(orders, ORDER_STRUCT)
+    if structs is not None:
+        table = _orders_from_structs(structs, instruments, schema, ps, qs)
+        if table is not None:
+            return table
     cols = _Columns(orders, _ORDER)
     symbols = pa.array(cols["symbol"], type=pa.string())
     price_f, qty_f = _tick_factors(symbols, instruments, ps, qs)
@@ -220,13 +327,19 @@ class RecordsWriter:
                  build: Callable[[Any, pa.Schema], pa.Table]) -> None:
         self.schema = schema
         self.build = build
-        self.writer = pq.ParquetWriter(path, schema, compression="zstd", compression_level=1)
+        self.writer = pq.ParquetWriter(path, schema,
+                                       **parquet_options(schema, dictionary=_QUANTITIES))
         self.rows = 0
 
     def write(self, records: list[Any]) -> None:
         if records:
-            self.writer.write_table(self.build(records, self.schema))
-            self.rows += len(records)
+            self.write_table(self.build(records, self.schema))
+
+    def write_table(self, table: pa.Table) -> None:
+        """A table of these records already built (e.g. by ``fills_table`` from structs)."""
+        if table.num_rows:
+            self.writer.write_table(table)
+            self.rows += table.num_rows
 
     def close(self) -> None:
         self.writer.close()

@@ -30,7 +30,7 @@ from weltklassebot.core.decimal import div_round_half_even, format_scaled
 from weltklassebot.engine.equity_hash import decimal_column
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.runs.benchmark import MarketTape
-from weltklassebot.runs.outputs import RUN_SCHEMA_VERSION
+from weltklassebot.runs.outputs import RUN_SCHEMA_VERSION, parquet_options
 from weltklassebot.runs.record import decimal_units
 from weltklassebot.runs.stats import number
 
@@ -423,8 +423,8 @@ def _decimals(units: np.ndarray, scale: int, nulls: np.ndarray | None = None) ->
 
 def write_trades(path: Path, trips: Trips, instruments: dict[str, Instrument],
                  money: MoneySpec) -> None:
-    pq.write_table(trades_table(trips, instruments, money), path, compression="zstd",
-                   compression_level=1)
+    table = trades_table(trips, instruments, money)
+    pq.write_table(table, path, **parquet_options(table.schema, dictionary=("qty",)))
 
 
 def trade_stats(trips: Trips, money: MoneySpec) -> dict[str, Any]:
