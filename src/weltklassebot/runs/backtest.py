@@ -39,6 +39,7 @@ from weltklassebot.model.enums import OrderStatus, side_label
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
 from weltklassebot.runs.benchmark import MarketTape
+from weltklassebot.runs.collector import spaced_collections
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
 from weltklassebot.runs.outputs import EquityWriter, RecordsWriter, fills_writer, orders_writer
 from weltklassebot.runs.record import (
@@ -450,8 +451,9 @@ def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec,
         total = rows if plan is None else plan.warmup_bars + plan.bars
         progress = progress_factory(total) if progress_factory else None
         try:
-            result = engine.run(_steps(_tapped(chunks, tape, plan), STEP_BARS), sink, progress,
-                                batch_sink=batches)
+            with spaced_collections():
+                result = engine.run(_steps(_tapped(chunks, tape, plan), STEP_BARS), sink,
+                                    progress, batch_sink=batches)
             sink.flush()
         finally:
             writer.close()
