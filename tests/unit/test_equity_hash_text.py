@@ -17,6 +17,7 @@ from weltklassebot.engine.equity_hash import (
     equity_text,
     fill_line,
     fill_lines_text,
+    fill_structs,
     format_scaled_array,
 )
 from weltklassebot.model.enums import BUY, SELL, Liquidity
@@ -81,3 +82,32 @@ def test_fill_lines_with_a_fee_beyond_int64_equal_the_scalar_lines() -> None:
              Fill(2, 2, 20, "X", SELL, 12346, 3, 7, 0, Liquidity.MAKER)]
     assert fill_lines_text(fills, {"X": inst}) == "".join(
         fill_line(f, inst) for f in fills).encode()
+
+
+_INSTRUMENTS = {
+    "X": Instrument("X", Decimal("0.25"), Decimal("0.001"), MoneySpec("USD", Decimal("0.01"))),
+    "Y": Instrument("Y", Decimal("0.00000001"), Decimal("1"), MoneySpec("USD", Decimal("0.01"))),
+}
+_TICKS = st.one_of(st.integers(1, 10**6), st.integers(1, 2**63 - 1), st.integers(2**63, 2**70))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["X", "X", "Y"]), st.booleans(), _TICKS, _TICKS,
+                          st.integers(-(2**64), 2**64)), min_size=1, max_size=20))
+def test_fill_lines_in_one_pass_equal_the_scalar_lines(
+        rows: list[tuple[str, bool, int, int, int]]) -> None:
+    """One symbol or several, values within int64 or beyond it, units past 2**62: the
+    rendering from the struct array (given or made here) is ``fill_line``'s, byte for byte."""
+    fills = [Fill(i + 1, 100 + i, 1_600_000_000_000_000_000 + i, symbol, BUY if buy else SELL,
+                  price, qty, fee, 0, Liquidity.TAKER)
+             for i, (symbol, buy, price, qty, fee) in enumerate(rows)]
+    expected = "".join(fill_line(f, _INSTRUMENTS[f.symbol]) for f in fills).encode()
+    assert fill_lines_text(fills, _INSTRUMENTS) == expected
+    assert fill_lines_text(fills, _INSTRUMENTS, fill_structs(fills)) == expected
+
+
+def test_fill_structs_refuses_values_beyond_int64() -> None:
+    ok = Fill(1, 1, 10, "X", BUY, 5, 3, 1, 0, Liquidity.TAKER)
+    structs = fill_structs([ok])
+    assert structs is not None
+    assert structs.field("liquidity").to_pylist() == ["taker"]
+    assert fill_structs([ok._replace(notional=2**63)]) is None

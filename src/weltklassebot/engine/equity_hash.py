@@ -37,33 +37,73 @@ def fill_line(fill: Fill, instrument: Instrument) -> str:
     )
 
 
-def fill_lines_text(fills: list[Fill], instruments: dict[str, Instrument]) -> bytes:
-    """All fill lines at once, rendered with Arrow kernels (same bytes as ``fill_line``)."""
+# A fill record as an Arrow struct, field for field (liquidity as its text).
+FILL_STRUCT = pa.struct(list(zip(
+    Fill._fields, (pa.int64(), pa.int64(), pa.int64(), pa.string(), pa.int64(), pa.int64(),
+                   pa.int64(), pa.int64(), pa.int64(), pa.string()), strict=True)))
+_FIELD = {name: i for i, name in enumerate(Fill._fields)}
+_LIMIT = 1 << 62
+
+
+def fill_structs(fills: list[Fill]) -> pa.StructArray | None:
+    """The fills as one struct array (one conversion pass for every field); None when a value
+    does not fit its field (an integer beyond int64)."""
+    try:
+        array: pa.StructArray = pa.array(fills, type=FILL_STRUCT)
+    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return array
+
+
+def fill_lines_text(fills: list[Fill], instruments: dict[str, Instrument],
+                    structs: pa.StructArray | None = None) -> bytes:
+    """All fill lines at once, rendered with Arrow kernels (same bytes as ``fill_line``).
+
+    ``structs``: ``fill_structs(fills)`` when the caller has it. Fills of several symbols,
+    or with a value whose units reach 2**62, take ``fill_line`` one by one."""
     if not fills:
         return b""
-    by_symbol: dict[str, list[int]] = {}
-    for index, fill in enumerate(fills):
-        by_symbol.setdefault(fill.symbol, []).append(index)
-    if len(by_symbol) > 1 or any(f.qty * instruments[f.symbol].qty_step >= 1 << 62
-                                 or f.price * instruments[f.symbol].price_step >= 1 << 62
-                                 or not -(1 << 62) < f.fee < 1 << 62
-                                 for f in fills):
+    if structs is None:
+        structs = fill_structs(fills)
+    columns = None if structs is None else _fill_columns(structs, fills[0].symbol, instruments)
+    if columns is None:
         return "".join(fill_line(f, instruments[f.symbol]) for f in fills).encode()
-    inst = instruments[fills[0].symbol]
-    money = inst.money
-    columns = [
-        pa.array([f.ts_ns for f in fills], type=pa.int64()).cast(pa.string()),
-        pa.array([f.symbol for f in fills], type=pa.string()),
-        pa.array([side_label(f.side) for f in fills], type=pa.string()),
-        format_scaled_array(np.asarray([f.price * inst.price_step for f in fills]),
-                            inst.price_scale),
-        format_scaled_array(np.asarray([f.qty * inst.qty_step for f in fills]), inst.qty_scale),
-        format_scaled_array(np.asarray([f.fee for f in fills]), money.scale),
-        pa.array([f.order_id for f in fills], type=pa.int64()).cast(pa.string()),
-        pa.array([f.fill_id for f in fills], type=pa.int64()).cast(pa.string()),
-    ]
     lines = pc.binary_join_element_wise(*columns, ",")
     return bytes(_string_array_bytes(pc.binary_join_element_wise(lines, "", "\n")))
+
+
+def _fill_columns(structs: pa.StructArray, first: str,
+                  instruments: dict[str, Instrument]) -> list[pa.Array] | None:
+    """The text columns of the fill lines when every fill is of ``first``'s symbol and every
+    price, quantity and fee in units stays below 2**62; otherwise None."""
+    field = structs.field
+    symbol = field(_FIELD["symbol"])
+    if symbol.null_count or not pc.all(pc.equal(symbol, first)).as_py():
+        return None
+    inst = instruments[first]
+    if inst.price_step >= _LIMIT or inst.qty_step >= _LIMIT:
+        return None
+    price = field(_FIELD["price"]).to_numpy()
+    qty = field(_FIELD["qty"]).to_numpy()
+    fee = field(_FIELD["fee"]).to_numpy()
+    if (_peak(price) * inst.price_step >= _LIMIT or _peak(qty) * inst.qty_step >= _LIMIT
+            or _peak(fee) >= _LIMIT):
+        return None
+    return [
+        field(_FIELD["ts_ns"]).cast(pa.string()),
+        symbol,
+        pc.if_else(pc.greater(field(_FIELD["side"]), 0), "buy", "sell"),
+        format_scaled_array(price * inst.price_step, inst.price_scale),
+        format_scaled_array(qty * inst.qty_step, inst.qty_scale),
+        format_scaled_array(fee, inst.money.scale),
+        field(_FIELD["order_id"]).cast(pa.string()),
+        field(_FIELD["fill_id"]).cast(pa.string()),
+    ]
+
+
+def _peak(values: np.ndarray) -> int:
+    """The largest magnitude of a non-empty int64 array, as a Python int (exact)."""
+    return max(int(values.max()), -int(values.min()))
 
 
 def decimal_column(units: np.ndarray, scale: int) -> pa.Array:

@@ -29,7 +29,12 @@ from weltklassebot.engine.backtest import (
     ExecutionSettings,
 )
 from weltklassebot.engine.costs import FeeModel
-from weltklassebot.engine.equity_hash import EquityHasher, equity_text, fill_lines_text
+from weltklassebot.engine.equity_hash import (
+    EquityHasher,
+    equity_text,
+    fill_lines_text,
+    fill_structs,
+)
 from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
 from weltklassebot.fsutil import sha256_file
@@ -37,11 +42,18 @@ from weltklassebot.logs import get_logger
 from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.enums import OrderStatus, side_label
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
+from weltklassebot.model.records import Fill
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
 from weltklassebot.runs.benchmark import MarketTape
 from weltklassebot.runs.collector import spaced_collections
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
-from weltklassebot.runs.outputs import EquityWriter, RecordsWriter, fills_writer, orders_writer
+from weltklassebot.runs.outputs import (
+    EquityWriter,
+    RecordsWriter,
+    fills_table,
+    fills_writer,
+    orders_writer,
+)
 from weltklassebot.runs.record import (
     MANIFEST_SCHEMA_VERSION,
     REPORT,
@@ -207,14 +219,19 @@ def batch_events(batch: EngineBatch, transitions: list[RiskTransition],
 class _BatchSink:
     """Receives the engine's batches: fills and orders to Parquet, fill lines to the hash
     spool, and ``events.jsonl`` (risk transitions, every denial, strategy log lines, in
-    event-time order within each batch). Memory stays flat however many orders a run makes."""
+    event-time order within each batch). Memory stays flat however many orders a run makes.
+
+    Fills are written a row group at a time: the Parquet rows and the hash's fill lines come
+    from one conversion of the records, and the lines reach the spool in fill order, as the
+    hash wants them (they are hashed only after the run)."""
 
     def __init__(self, directory: Path, instruments: dict[str, Instrument],
                  money: MoneySpec, engine: BacktestEngine, fill_spool: BinaryIO | None,
                  trade_from_ns: int | None = None) -> None:
         self.instruments = instruments
         self.engine = engine
-        self.fills = _Buffered(fills_writer(directory / "fills.parquet", instruments, money))
+        self.fills = _Buffered(fills_writer(directory / "fills.parquet", instruments, money),
+                               self._write_fills)
         self.orders = _Buffered(orders_writer(directory / "orders.parquet", instruments))
         self.fill_spool = fill_spool
         self.events = (directory / "events.jsonl").open("w", encoding="utf-8")
@@ -235,8 +252,6 @@ class _BatchSink:
         if self.trade_from_ns is not None:
             batch = self._drop_warmup(batch)
         self.fills.write(batch.fills)
-        if batch.fills and self.fill_spool is not None:
-            self.fill_spool.write(fill_lines_text(batch.fills, self.instruments))
         self.orders.write(batch.orders)
         gate = risk_gate_of(self.engine)
         transitions: list[RiskTransition] = []
@@ -246,6 +261,13 @@ class _BatchSink:
         events = batch_events(batch, transitions, self.instruments)
         # One encoder for every line (json.dumps with options builds a new one per call).
         self.events.write("".join(_EVENT_JSON.encode(payload) + "\n" for payload in events))
+
+    def _write_fills(self, fills: list[Fill]) -> None:
+        structs = fill_structs(fills)
+        writer = self.fills.writer
+        writer.write_table(fills_table(fills, self.instruments, writer.schema, structs))
+        if self.fill_spool is not None:
+            self.fill_spool.write(fill_lines_text(fills, self.instruments, structs))
 
     def close(self) -> None:
         self.fills.close()
@@ -257,10 +279,13 @@ _EVENT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 class _Buffered:
-    """Collects the records of many small steps into row groups of ``RECORDS_ROW_GROUP``."""
+    """Collects the records of many small steps into row groups of ``RECORDS_ROW_GROUP``,
+    handed to ``write`` (default: the writer's own)."""
 
-    def __init__(self, writer: RecordsWriter) -> None:
+    def __init__(self, writer: RecordsWriter,
+                 write: Callable[[list[Any]], None] | None = None) -> None:
         self.writer = writer
+        self.write_group = write or writer.write
         self.pending: list[Any] = []
 
     def write(self, records: list[Any]) -> None:
@@ -271,7 +296,7 @@ class _Buffered:
 
     def flush(self) -> None:
         if self.pending:
-            self.writer.write(self.pending)
+            self.write_group(self.pending)
             self.pending = []
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from weltklassebot.engine.equity_hash import decimal_column
+from weltklassebot.engine.equity_hash import FILL_STRUCT, decimal_column
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Fill, Order
 
@@ -86,9 +86,8 @@ _INT64_SAFE = 1 << 62
 _FILL = {name: i for i, name in enumerate(Fill._fields)}
 _ORDER = {name: i for i, name in enumerate(Order._fields)}
 _I, _S, _B = pa.int64(), pa.string(), pa.bool_()
-# The records as Arrow structs, field for field (the enums are text, their values).
-FILL_STRUCT = pa.struct(list(zip(Fill._fields, (_I, _I, _I, _S, _I, _I, _I, _I, _I, _S),
-                                 strict=True)))
+# An order record as an Arrow struct, field for field (the enums as their text); fills:
+# FILL_STRUCT, which the equity hash's fill lines share.
 ORDER_STRUCT = pa.struct(list(zip(Order._fields, (_I, _S, _I, _S, _I, _I, _I, _S, _I, _I, _I,
                                                   _S, _B, _S, _I, _S, _B), strict=True)))
 # Columns with few distinct values besides the text ones (quantities repeat).
