@@ -158,6 +158,54 @@ def test_equity_file_is_decoded_once_and_read_again_when_it_changes(tmp_path: Pa
     assert equity_points(path)[1].tolist() == [100.0, 101.0, 102.0, 103.0]
 
 
+@pytest.mark.parametrize("kept", [1 << 23, 4])
+def test_the_curve_a_run_keeps_is_what_its_equity_file_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: int) -> None:
+    """The equity sink keeps the points it wrote (up to EQUITY_KEPT) and the statistics and
+    report take them as the file's: the same values, times and scale as a fresh read."""
+    import weltklassebot.runs.results as results
+    from weltklassebot.runs import backtest
+    from weltklassebot.runs.outputs import EquityWriter
+
+    monkeypatch.setattr(backtest, "EQUITY_ROW_GROUP", 3)  # several row groups
+    monkeypatch.setattr(backtest, "EQUITY_KEPT", kept)
+    path = tmp_path / "equity.parquet"
+    writer = EquityWriter(path, USD)
+    sink = backtest._EquitySink(writer, None, EquityStats(100), USD.scale)
+    ts = MONDAY + np.arange(8, dtype=np.int64) * NS_PER_HOUR
+    units = np.asarray([100, 99, -5, 2**62, 7, 0, 1, 3], dtype=np.int64)
+    for start in range(0, 8, 2):
+        sink(ts[start:start + 2], units[start:start + 2], units[start:start + 2])
+    sink.flush()
+    writer.close()
+    curve = sink.curve()
+    if kept < 8:
+        assert curve is None  # a long curve is read back from the file
+        return
+    assert curve is not None
+    results.remember_equity(path, *curve, USD.scale)
+    remembered = results.equity_units(path)
+    monkeypatch.setattr(results, "_last_equity", None)
+    read = results.equity_units(path)
+    assert remembered[0] is curve[0]  # taken, not read
+    assert [a.tolist() for a in remembered[:2]] == [a.tolist() for a in read[:2]]
+    assert remembered[2] == read[2] == 2
+    assert [a.dtype for a in remembered[:2]] == [a.dtype for a in read[:2]]
+    assert not remembered[1].flags.writeable
+
+
+def test_units_beyond_int64_are_not_remembered(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import weltklassebot.runs.results as results
+
+    monkeypatch.setattr(results, "_last_equity", None)
+    path = tmp_path / "equity.parquet"
+    path.write_bytes(b"x")
+    results.remember_equity(path, np.arange(2, dtype=np.int64),
+                            np.asarray([1, 2**70], dtype=object), 2)
+    assert results._last_equity is None
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_positions_by_runs_equal_a_search_per_point(seed: int) -> None:
     from weltklassebot.runs.results import _position_at

@@ -60,7 +60,7 @@ from weltklassebot.runs.record import (
     file_digests,
     seal_manifest,
 )
-from weltklassebot.runs.results import RunAnalysis, analyse_run
+from weltklassebot.runs.results import RunAnalysis, analyse_run, remember_equity
 from weltklassebot.runs.rundir import RunDirectory, resolve_out, write_json
 from weltklassebot.runs.stats import EquityStats
 from weltklassebot.runs.window import (
@@ -83,6 +83,9 @@ DEFAULT_SYMBOL = "default"
 # the step (docs/architecture.md). Output files are still written in large row groups.
 STEP_BARS = 4096
 EQUITY_ROW_GROUP = 1 << 17
+# Up to this many equity points are also kept in memory for the statistics and the report
+# (16 bytes each); a longer curve is read back from equity.parquet after the run.
+EQUITY_KEPT = 1 << 23
 RECORDS_ROW_GROUP = 1 << 16
 
 
@@ -342,8 +345,9 @@ def execution_settings(config: BacktestConfig) -> ExecutionSettings:
 
 class _EquitySink:
     """Receives equity chunks: Parquet rows (in row groups of ``EQUITY_ROW_GROUP``), hash text
-    spool (none when no hash is wanted), running statistics. Points before ``trade_from_ns``
-    (a warm-up's) are dropped."""
+    spool (none when no hash is wanted), running statistics, and the curve as written (up to
+    ``EQUITY_KEPT`` points, see ``curve``). Points before ``trade_from_ns`` (a warm-up's) are
+    dropped."""
 
     def __init__(self, writer: EquityWriter, spool: BinaryIO | None, stats: EquityStats,
                  scale: int, trade_from_ns: int | None = None) -> None:
@@ -355,6 +359,7 @@ class _EquitySink:
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.rows = 0
         self.points = 0
+        self.kept: list[tuple[np.ndarray, np.ndarray]] | None = []
 
     def __call__(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
         if self.trade_from_ns is not None and len(ts) and int(ts[0]) < self.trade_from_ns:
@@ -374,9 +379,23 @@ class _EquitySink:
     def flush(self) -> None:
         if not self.pending:
             return
-        parts = list(zip(*self.pending, strict=True))
-        self.writer.write(*(np.concatenate(p) for p in parts))
+        ts, equity, cash, drawdown = (np.concatenate(p) for p in zip(*self.pending, strict=True))
+        self.writer.write(ts, equity, cash, drawdown)
         self.pending, self.rows = [], 0
+        if self.kept is not None and self.points <= EQUITY_KEPT:
+            self.kept.append((ts, equity))
+        else:
+            self.kept = None
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every point written (times, equity units), once flushed; None beyond
+        ``EQUITY_KEPT`` points."""
+        if not self.kept or self.pending:
+            return None
+        if len(self.kept) == 1:
+            return self.kept[0]
+        ts, equity = zip(*self.kept, strict=True)
+        return np.concatenate(ts), np.concatenate(equity)
 
 
 def _steps(chunks: Iterable[BarChunk], size: int) -> Iterator[BarChunk]:
@@ -483,6 +502,9 @@ def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec,
         finally:
             writer.close()
             batches.close()
+        curve = sink.curve()
+        if curve is not None:  # the analysis and the report take it instead of the file
+            remember_equity(directory / "equity.parquet", *curve, money.scale)
         equity_hash = None
         if with_hash:
             hasher = EquityHasher()

@@ -67,8 +67,7 @@ def equity_units(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """``equity.parquet``'s timestamps (int64 ns), equity in exact units of ``10**-scale``
     (int64, or Python ints where a value does not fit) and that scale."""
     global _last_equity
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = _file_key(path)
     if _last_equity is not None and _last_equity[0] == key:
         return _last_equity[1:]
     table = pq.read_table(path, columns=["ts", "equity"]).combine_chunks()
@@ -81,6 +80,24 @@ def equity_units(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     units.setflags(write=False)
     _last_equity = (key, ts, units, scale)
     return ts, units, scale
+
+
+def remember_equity(path: Path, ts: np.ndarray, units: np.ndarray, scale: int) -> None:
+    """Take ``ts`` (int64 ns) and ``units`` (int64) as what ``equity_units(path)`` would read:
+    the points a writer has just written to ``path`` and closed, so the run's statistics and
+    report do not read and decode the file again. Other units (Python ints) are left to the
+    file."""
+    global _last_equity
+    if not ts.size or ts.dtype != np.int64 or units.dtype != np.int64:
+        return
+    ts.setflags(write=False)
+    units.setflags(write=False)
+    _last_equity = (_file_key(path), ts, units, scale)
+
+
+def _file_key(path: Path) -> tuple[Any, ...]:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def equity_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
