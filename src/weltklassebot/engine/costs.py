@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from weltklassebot.core.decimal import div_ceil, div_round_half_even
+from weltklassebot.core.decimal import div_ceil
 from weltklassebot.core.rng import RandomStream
 from weltklassebot.model.enums import Liquidity
 
 _BPS = 10_000
+_MAKER = Liquidity.MAKER
 _ZERO = Fraction(0)
 
 
@@ -39,8 +40,13 @@ class FeeModel:
         self._taker = (taker.numerator, taker.denominator)
 
     def fee(self, notional: int, liquidity: Liquidity) -> int:
-        num, den = self._maker if liquidity is Liquidity.MAKER else self._taker
-        fee = div_round_half_even(abs(notional) * num, den) * self.cash_step
+        num, den = self._maker if liquidity is _MAKER else self._taker
+        # div_round_half_even, inlined (den > 0): one fee per fill.
+        fee, r = divmod((notional if notional >= 0 else -notional) * num, den)
+        twice = 2 * r
+        if twice > den or (twice == den and fee & 1):
+            fee += 1
+        fee *= self.cash_step
         if 0 < fee < self.min_fee_units:
             return self.min_fee_units
         return fee

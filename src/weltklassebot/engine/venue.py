@@ -574,9 +574,16 @@ class SimulatedVenue:
                 # Slippage never pushes a limit order past its limit.
                 slipped = min(slipped, order.limit) if side > 0 else max(slipped, order.limit)
             price = slipped
-        notional = instrument.notional(qty, price)
-        fill = Fill(self._next_fill_id, order.order_id, ts_ns, order.symbol, side, price, qty,
-                    self.fees.fee(notional, liquidity), notional, liquidity)
+        # Instrument.notional, inlined (its denominator is positive): one fill per order in
+        # order-heavy runs.
+        den = instrument.value_den
+        notional, r = divmod(qty * price * instrument.value_num, den)
+        twice = 2 * r
+        if twice > den or (twice == den and notional & 1):
+            notional += 1
+        notional *= instrument.money.step
+        fill = _new(Fill, (self._next_fill_id, order.order_id, ts_ns, order.symbol, side, price,
+                           qty, self.fees.fee(notional, liquidity), notional, liquidity))
         self._next_fill_id += 1
         self._books[order.symbol].open_qty[side] -= qty
         return fill, order.with_fill(qty)
