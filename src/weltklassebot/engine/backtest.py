@@ -1115,6 +1115,11 @@ class BacktestEngine:
             arrays = {id(series): values for series, values, _ready in evaluated}
         current = declared.wake if self.quiet_skip else None
         wake = None if current is None else _rows_of(current, series_lists, arrays, wake_rows)
+        # What each woken bar hands the strategy: every value, and the readiness only of series
+        # not already ready through the whole chunk (after warm-up, none).
+        values_at = [(series, values) for series, values, _ready in series_lists]
+        ready_at = [(series, ready) for series, _values, ready in series_lists
+                    if not (series.ready and all(ready))]
         venue = self.venue
         ledger = self.ledger
         clock = self.clock
@@ -1182,10 +1187,10 @@ class BacktestEngine:
                     bar.low = l_l[i]
                     bar.close = close
                     bar.volume = v_l[i]
-                    if series_lists:
-                        for series, values, ready in series_lists:
-                            series.value = values[i]
-                            series.ready = ready[i]
+                    for series, values in values_at:
+                        series.value = values[i]
+                    for series, ready in ready_at:
+                        series.ready = ready[i]
                     if probe is not None:
                         probe.enter("strategy")
                         on_bar(ctx, bar)
