@@ -173,3 +173,37 @@ def test_drawdown_and_rolling_sharpe_are_the_plain_formulas(
     out = data.rolling_sharpe(ts, values, initial, 8766.0)
     assert out is not None
     assert _same_bits(raw[0], reference_sharpe(values, initial, out["window"], 8766.0))
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=60),
+       st.sampled_from([6, 10]))
+def test_display_rounding_is_the_format_round_trip(values: list[float], digits: int) -> None:
+    """``_round``: each finite value through ``f"{v:.{digits}g}"`` and back; NaN and the
+    infinities -> None (JSON has neither)."""
+    expected = [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in values]
+    got = data._round(np.asarray(values, dtype=np.float64), digits)
+    assert [None if v is None else v.hex() for v in got] == \
+        [None if v is None else v.hex() for v in expected]
+
+
+def test_trades_table_returns_keep_six_digits_and_nulls(tmp_path: Any) -> None:
+    import pyarrow.parquet as pq
+
+    from weltklassebot.runs.trades import TRADES
+
+    table = pa.table({"trade": [1, 2, 3], "symbol": ["X"] * 3, "side": ["long"] * 3,
+                      "entry_ts": pa.array([0, 1, 2], pa.timestamp("ns", tz="UTC")),
+                      "exit_ts": pa.array([5, None, 6], pa.timestamp("ns", tz="UTC")),
+                      "entry_price": pa.array([Decimal("1.50")] * 3, pa.decimal128(38, 2)),
+                      "exit_price": pa.array([Decimal("1.50")] * 3, pa.decimal128(38, 2)),
+                      "qty": pa.array([Decimal(1)] * 3, pa.decimal128(38, 0)),
+                      "pnl": pa.array([Decimal("-0.25")] * 3, pa.decimal128(38, 2)),
+                      "return": [1 / 3, None, -0.0],
+                      "fees": pa.array([Decimal(0)] * 3, pa.decimal128(38, 2)),
+                      "bars_held": [1, 2, 3], "open": [False, True, False]})
+    pq.write_table(table, tmp_path / TRADES)
+    trades, _markers = data.trades_payload(tmp_path, None)
+    returns = [row[trades["columns"].index("return")] for row in trades["rows"]]
+    assert [None if r is None else r.hex() for r in returns] == [
+        float("0.333333").hex(), None, (-0.0).hex()]
+    assert [list(row) for row in trades["rows"]][1][:3] == [2, "X", "long"]

@@ -58,20 +58,29 @@ def _escape_html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@cache
+def _static_bytes() -> tuple[list[bytes], bytes, bytes, bytes]:
+    """The page's fixed parts as UTF-8, encoded once per process (plotly.js alone is several
+    MB): the template's pieces between the markers, the style sheet, plotly.js, the renderer."""
+    return ([part.encode("utf-8") for part in _template()],
+            (ASSETS / "report.css").read_text(encoding="utf-8").encode("utf-8"),
+            plotly_js().encode("utf-8"),
+            (ASSETS / "report.js").read_text(encoding="utf-8").encode("utf-8"))
+
+
 def render_page(payload: dict[str, Any]) -> bytes:
     """The HTML page for ``payload`` (a report's or a comparison's data)."""
     # "<" never occurs in JSON outside strings: escaped, no text can close the script element.
     blob = json.dumps(payload, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).replace("<", "\\u003c")
-    fillers = [_escape_html(str(payload.get("title", "report"))),
-               (ASSETS / "report.css").read_text(encoding="utf-8"), blob, plotly_js(),
-               (ASSETS / "report.js").read_text(encoding="utf-8")]
-    parts = _template()
+    parts, style, plotly, app = _static_bytes()
+    fillers = [_escape_html(str(payload.get("title", "report"))).encode("utf-8"), style,
+               blob.encode("utf-8"), plotly, app]
     out = [parts[0]]
     for filler, rest in zip(fillers, parts[1:], strict=True):
         out.append(filler)
         out.append(rest)
-    return "".join(out).encode("utf-8")
+    return b"".join(out)
 
 
 def write_page(path: Path, page: bytes) -> Path:

@@ -59,9 +59,12 @@ def _ms(ts: np.ndarray) -> list[int]:
 
 def _round(values: np.ndarray, digits: int = 10) -> list[float | None]:
     """Floats for JSON with ``digits`` significant digits (NaN -> null): display precision."""
-    out: list[float | None] = []
-    for v in values.tolist():
-        out.append(None if not math.isfinite(v) else float(f"{v:.{digits}g}"))
+    texts = map(f"{{:.{digits}g}}".format, values.tolist())
+    out: list[float | None] = list(map(float, texts))
+    finite = np.isfinite(values)
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            out[i] = None
     return out
 
 
@@ -182,10 +185,13 @@ def trades_payload(run_dir: Path, tape: MarketTape | None) -> tuple[dict[str, An
         elif name in ("entry_price", "exit_price", "qty", "pnl", "fees"):
             data[name] = _plain_texts(col, name)
         elif name == "return":
-            data[name] = [None if v is None else float(f"{v:.6g}") for v in col.to_pylist()]
+            values = (col.fill_null(0.0) if col.null_count else col).to_numpy(
+                zero_copy_only=False).tolist()
+            data[name] = _with_nulls(list(map(float, map("{:.6g}".format, values))), col)
         else:
             data[name] = col.to_pylist()
-    rows = [list(r) for r in zip(*(data[c] for c in columns), strict=True)]
+    # Tuples: the same JSON arrays as lists, without a list per row.
+    rows = list(zip(*(data[c] for c in columns), strict=True))
     markers: list[dict[str, Any]] = []
     if tape is not None:
         everything = table.select(["symbol", "side", "entry_ts", "exit_ts", "entry_price",
