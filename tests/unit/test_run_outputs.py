@@ -202,3 +202,83 @@ def test_run_files_are_delta_and_dictionary_encoded(tmp_path: Path) -> None:
     back = pq.read_table(path)
     assert back.column("status").to_pylist() == ["filled", "cancelled", "open"]
     assert back.column("ts_closed").null_count == 1
+
+
+def test_output_thread_runs_tasks_in_order_and_raises_the_first_error() -> None:
+    import time
+
+    from weltklassebot.runs.outputs import OutputThread
+
+    seen: list[int] = []
+    worker = OutputThread(depth=2)
+    for i in range(50):
+        worker.submit(seen.append, i)
+    worker.close()
+    assert seen == list(range(50))
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    failing = OutputThread()
+    failing.submit(fail)
+    deadline = time.monotonic() + 10
+    while failing._error is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with pytest.raises(OSError, match="disk full"):
+        failing.submit(seen.append, 99)  # the next hand-over reports it
+    failing.close()  # reported once: closing does not raise it again
+    assert 99 not in seen
+
+    late = OutputThread()
+    late.submit(fail)
+    late.submit(seen.append, 100)  # skipped after the failure
+    with pytest.raises(OSError, match="disk full"):
+        late.close()
+    assert 100 not in seen
+
+
+def test_sinks_write_the_same_bytes_in_a_worker_thread_as_inline(tmp_path: Path) -> None:
+    """The equity and batch sinks hand their row groups to an OutputThread or run them in
+    place: the same Parquet rows and the same hash text either way."""
+    import io
+
+    from weltklassebot.engine.backtest import EngineBatch
+    from weltklassebot.runs import backtest
+    from weltklassebot.runs.outputs import OutputThread, run_now
+
+    class NoGate:
+        gate = None
+
+    instruments = {"X": X}
+    orders = _mixed_orders()
+    fills = [Fill(i, i, 10 * i, "X", BUY if i % 2 else SELL, 12_000 + i, 2, i, 100 * i,
+                  Liquidity.TAKER) for i in range(1, 30)]
+    results = []
+    for name, threaded in (("inline", False), ("thread", True)):
+        directory = tmp_path / name
+        directory.mkdir()
+        worker = OutputThread(depth=1) if threaded else None
+        work = worker.submit if worker is not None else run_now
+        equity_text, fill_text = io.BytesIO(), io.BytesIO()
+        writer = EquityWriter(directory / "equity.parquet", USD)
+        sink = backtest._EquitySink(writer, equity_text, EquityStats(100), USD.scale,
+                                    work=work)
+        batches = backtest._BatchSink(directory, instruments, USD, NoGate(),  # type: ignore[arg-type]
+                                      fill_text, work=work)
+        for step in range(3):
+            ts = np.arange(step * 5, step * 5 + 5, dtype=np.int64)
+            sink(ts, 100 + ts, 50 + ts)
+            batches(EngineBatch(fills[step * 10:step * 10 + 10], orders[step:step + 1], [], []))
+        sink.flush()
+        batches.close()
+        work(writer.close)
+        if worker is not None:
+            worker.close()
+        tables = [pq.read_table(directory / f) for f in
+                  ("equity.parquet", "fills.parquet", "orders.parquet")]
+        results.append((tables, equity_text.getvalue(), fill_text.getvalue()))
+    (inline_tables, *inline_text), (thread_tables, *thread_text) = results
+    assert all(a.equals(b, check_metadata=True)
+               for a, b in zip(inline_tables, thread_tables, strict=True))
+    assert inline_text == thread_text
+    assert inline_text[1].count(b"\n") == 29

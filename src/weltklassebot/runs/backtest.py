@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
 
 from weltklassebot import __version__
 from weltklassebot.config.model import BacktestConfig
@@ -42,17 +43,22 @@ from weltklassebot.logs import get_logger
 from weltklassebot.model.bars import BarChunk
 from weltklassebot.model.enums import OrderStatus, side_label
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
-from weltklassebot.model.records import Fill
+from weltklassebot.model.records import Fill, Order
 from weltklassebot.risk import RiskConfig, RiskEngine, RiskTransition
 from weltklassebot.runs.benchmark import MarketTape
 from weltklassebot.runs.collector import spaced_collections
 from weltklassebot.runs.environment import dependency_versions, git_commit, platform_facts
 from weltklassebot.runs.outputs import (
+    ORDER_STRUCT,
     EquityWriter,
+    OutputThread,
     RecordsWriter,
     fills_table,
     fills_writer,
+    orders_table,
     orders_writer,
+    record_structs,
+    run_now,
 )
 from weltklassebot.runs.record import (
     MANIFEST_SCHEMA_VERSION,
@@ -224,18 +230,22 @@ class _BatchSink:
     spool, and ``events.jsonl`` (risk transitions, every denial, strategy log lines, in
     event-time order within each batch). Memory stays flat however many orders a run makes.
 
-    Fills are written a row group at a time: the Parquet rows and the hash's fill lines come
-    from one conversion of the records, and the lines reach the spool in fill order, as the
-    hash wants them (they are hashed only after the run)."""
+    Records are written a row group at a time: each group is turned into an Arrow struct
+    array here, and the Parquet rows and the hash's fill lines are made from it by ``work``
+    (an ``OutputThread``'s submit, or ``run_now``), in order: the fill lines reach the spool
+    in fill order, as the hash wants them (they are hashed only after the run)."""
 
     def __init__(self, directory: Path, instruments: dict[str, Instrument],
                  money: MoneySpec, engine: BacktestEngine, fill_spool: BinaryIO | None,
-                 trade_from_ns: int | None = None) -> None:
+                 trade_from_ns: int | None = None,
+                 work: Callable[..., None] = run_now) -> None:
         self.instruments = instruments
         self.engine = engine
+        self.work = work
         self.fills = _Buffered(fills_writer(directory / "fills.parquet", instruments, money),
                                self._write_fills)
-        self.orders = _Buffered(orders_writer(directory / "orders.parquet", instruments))
+        self.orders = _Buffered(orders_writer(directory / "orders.parquet", instruments),
+                                self._write_orders)
         self.fill_spool = fill_spool
         self.events = (directory / "events.jsonl").open("w", encoding="utf-8")
         self.transitions_seen = 0
@@ -266,16 +276,31 @@ class _BatchSink:
         self.events.write("".join(_EVENT_JSON.encode(payload) + "\n" for payload in events))
 
     def _write_fills(self, fills: list[Fill]) -> None:
-        structs = fill_structs(fills)
+        self.work(self._fills_out, fills, fill_structs(fills))
+
+    def _fills_out(self, fills: list[Fill], structs: pa.StructArray | None) -> None:
         writer = self.fills.writer
         writer.write_table(fills_table(fills, self.instruments, writer.schema, structs))
         if self.fill_spool is not None:
             self.fill_spool.write(fill_lines_text(fills, self.instruments, structs))
 
+    def _write_orders(self, orders: list[Order]) -> None:
+        self.work(self._orders_out, orders, record_structs(orders, ORDER_STRUCT))
+
+    def _orders_out(self, orders: list[Order], structs: pa.StructArray | None) -> None:
+        writer = self.orders.writer
+        writer.write_table(orders_table(orders, self.instruments, writer.schema, structs))
+
     def close(self) -> None:
-        self.fills.close()
-        self.orders.close()
-        self.events.close()
+        """Hand over the last row groups and the files' closing (``work`` runs them after
+        everything before them)."""
+        try:
+            self.fills.flush()
+            self.orders.flush()
+            self.work(self.fills.writer.close)
+            self.work(self.orders.writer.close)
+        finally:
+            self.events.close()
 
 
 _EVENT_JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -350,8 +375,10 @@ class _EquitySink:
     dropped."""
 
     def __init__(self, writer: EquityWriter, spool: BinaryIO | None, stats: EquityStats,
-                 scale: int, trade_from_ns: int | None = None) -> None:
+                 scale: int, trade_from_ns: int | None = None,
+                 work: Callable[..., None] = run_now) -> None:
         self.writer = writer
+        self.work = work  # runs the Parquet rows and the hash text of each row group
         self.spool = spool
         self.stats = stats
         self.scale = scale
@@ -368,8 +395,6 @@ class _EquitySink:
         if not len(ts):
             return
         drawdown = self.stats.update(ts, equity)
-        if self.spool is not None:
-            self.spool.write(equity_text(ts, equity, self.scale))
         self.pending.append((np.array(ts), np.array(equity), np.array(cash), drawdown))
         self.rows += len(ts)
         self.points += len(ts)
@@ -380,12 +405,20 @@ class _EquitySink:
         if not self.pending:
             return
         ts, equity, cash, drawdown = (np.concatenate(p) for p in zip(*self.pending, strict=True))
-        self.writer.write(ts, equity, cash, drawdown)
+        self.work(self._write, ts, equity, cash, drawdown)
         self.pending, self.rows = [], 0
         if self.kept is not None and self.points <= EQUITY_KEPT:
             self.kept.append((ts, equity))
         else:
             self.kept = None
+
+    def _write(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray,
+               drawdown: np.ndarray) -> None:
+        """One row group: the hash text (the same lines a chunk at a time would give) and the
+        Parquet rows."""
+        if self.spool is not None:
+            self.spool.write(equity_text(ts, equity, self.scale))
+        self.writer.write(ts, equity, cash, drawdown)
 
     def curve(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Every point written (times, equity units), once flushed; None beyond
@@ -489,9 +522,12 @@ def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec,
     writer = EquityWriter(directory / "equity.parquet", money)
     with (tempfile.TemporaryFile(dir=directory) as spool,
           tempfile.TemporaryFile(dir=directory) as fill_spool):
-        sink = _EquitySink(writer, spool if with_hash else None, stats, money.scale, trade_from)
+        outputs = OutputThread()
+        sink = _EquitySink(writer, spool if with_hash else None, stats, money.scale, trade_from,
+                           work=outputs.submit)
         batches = _BatchSink(directory, instruments, money, engine,
-                             fill_spool if with_hash else None, trade_from)
+                             fill_spool if with_hash else None, trade_from,
+                             work=outputs.submit)
         total = rows if plan is None else plan.warmup_bars + plan.bars
         progress = progress_factory(total) if progress_factory else None
         try:
@@ -500,8 +536,11 @@ def simulate(directory: Path, config: BacktestConfig, spec: StrategySpec,
                                     progress, batch_sink=batches)
             sink.flush()
         finally:
-            writer.close()
-            batches.close()
+            try:
+                batches.close()
+                outputs.submit(writer.close)
+            finally:
+                outputs.close()  # every file written and closed (or the first error raised)
         curve = sink.curve()
         if curve is not None:  # the analysis and the report take it instead of the file
             remember_equity(directory / "equity.parquet", *curve, money.scale)

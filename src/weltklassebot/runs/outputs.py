@@ -14,6 +14,8 @@ than anything else in the file. The values read back are the same whatever the e
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -287,11 +289,14 @@ def orders_schema(instruments: dict[str, Instrument]) -> pa.Schema:
 
 
 def orders_table(orders: list[Order], instruments: dict[str, Instrument],
-                 schema: pa.Schema) -> pa.Table:
+                 schema: pa.Schema, structs: pa.StructArray | None = None) -> pa.Table:
+    """orders.parquet's rows of ``orders`` (``structs``: ``record_structs`` of them with
+    ``ORDER_STRUCT``, if at hand)."""
     if not orders:
         return schema.empty_table()
     ps, qs = schema.field("limit_price").type.scale, schema.field("qty").type.scale
-    structs = record_structs(orders, ORDER_STRUCT)
+    if structs is None:
+        structs = record_structs(orders, ORDER_STRUCT)
     if structs is not None:
         table = _orders_from_structs(structs, instruments, schema, ps, qs)
         if table is not None:
@@ -366,3 +371,58 @@ def write_orders(path: Path, orders: list[Order], instruments: dict[str, Instrum
     writer = orders_writer(path, instruments)
     writer.write(orders)
     writer.close()
+
+
+class OutputThread:
+    """Runs a run's output work (Parquet encoding and compression, the equity hash's text) in
+    one worker thread, in the order it was handed over, while the engine goes on.
+
+    That work is Arrow's C++ code (Parquet encoding, zstd, compute kernels) and file writes,
+    which release the GIL, so it runs beside the engine's Python on a second core; what needs
+    the GIL (turning records into arrays) stays with the caller. The files get the same calls
+    in the same order as without the thread, so the same bytes. At most ``depth`` tasks wait
+    (each a row group), so memory stays bounded when the disk is slower than the engine. An
+    error in a task stops the rest and is raised in the caller by the next ``submit`` or by
+    ``close``.
+    """
+
+    def __init__(self, depth: int = 4) -> None:
+        self._tasks: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.Queue(maxsize=depth))
+        self._error: BaseException | None = None
+        self._reported = False
+        self._thread = threading.Thread(target=self._serve, name="weltklassebot-outputs",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, task: Callable[..., None], *args: Any) -> None:
+        """Queue ``task(*args)``; raise the error of an earlier task, if one failed."""
+        self._raise_error()
+        self._tasks.put((task, args))
+
+    def close(self) -> None:
+        """Wait until every task has run; raise the first error, unless already raised."""
+        if self._thread.is_alive():
+            self._tasks.put(None)
+            self._thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None and not self._reported:
+            self._reported = True
+            raise self._error
+
+    def _serve(self) -> None:
+        while (item := self._tasks.get()) is not None:
+            if self._error is not None:
+                continue  # after a failure, the rest is skipped (the run is lost anyway)
+            task, args = item
+            try:
+                task(*args)
+            except BaseException as exc:  # handed to the caller's thread
+                self._error = exc
+
+
+def run_now(task: Callable[..., None], *args: Any) -> None:
+    """``OutputThread.submit``'s stand-in for work done in the caller's thread."""
+    task(*args)
