@@ -7,6 +7,7 @@ exactly its values (the page is rebuilt byte for byte from a run's record).
 
 from __future__ import annotations
 
+import json
 import math
 from decimal import Decimal
 from typing import Any
@@ -186,24 +187,76 @@ def test_display_rounding_is_the_format_round_trip(values: list[float], digits: 
         [None if v is None else v.hex() for v in expected]
 
 
+def _trades(returns: list[float | None], symbols: list[str]) -> pa.Table:
+    n = len(returns)
+    ts = pa.timestamp("ns", tz="UTC")
+    money = pa.decimal128(38, 2)
+    return pa.table({
+        "trade": list(range(1, n + 1)), "symbol": symbols, "side": ["long", "short"] * (n // 2)
+        + ["long"] * (n % 2),
+        "entry_ts": pa.array([-1_500_000 + i for i in range(n)], ts),
+        "exit_ts": pa.array([None if i % 3 == 0 else 10**18 + i for i in range(n)], ts),
+        "entry_price": pa.array([Decimal("1.50")] * n, pa.decimal128(38, 8)),
+        "exit_price": pa.array([None if i % 3 == 0 else Decimal("0.00000010") * i
+                                for i in range(n)], pa.decimal128(38, 8)),
+        "qty": pa.array([Decimal(i) for i in range(n)], pa.decimal128(38, 0)),
+        "pnl": pa.array([Decimal(-i) / 4 for i in range(n)], money),
+        "return": pa.array(returns, pa.float64()),
+        "fees": pa.array([Decimal("0.01")] * n, money),
+        "bars_held": list(range(n)), "open": [i % 3 == 0 for i in range(n)]})
+
+
+_COLUMNS = ["trade", "symbol", "side", "entry_ts", "entry_price", "exit_ts", "exit_price",
+            "qty", "pnl", "return", "fees", "bars_held", "open"]
+_ODD_RETURNS = [1 / 3, None, -0.0, 1e-7, 1.5e16, 123456.7, -2.5, 0.1]
+_ODD_SYMBOLS = ['a"b', "c\\d", "<x>", "é€", "tab\tnew\nline", "\u2028", "X", "X"]
+
+
+def test_trade_rows_rendered_column_wise_are_the_json_of_the_plain_rows() -> None:
+    """Quotes, backslashes, "<", non-ASCII and control characters in names; null exits;
+    negative times; -0.0, tiny and huge returns: the Arrow rendering is json.dumps' text."""
+    table = _trades(_ODD_RETURNS, _ODD_SYMBOLS)
+    plain = data.plain_rows(table, _COLUMNS)
+    text = data.rows_json(table, _COLUMNS)
+    assert text == json.dumps(plain, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+    returns = [row[_COLUMNS.index("return")] for row in plain]
+    assert [None if r is None else r.hex() for r in returns] == [
+        None if r is None else float(f"{r:.6g}").hex() for r in _ODD_RETURNS]
+    assert plain[0][_COLUMNS.index("exit_ts")] is None
+    assert plain[0][_COLUMNS.index("entry_ts")] == -2  # floored milliseconds
+
+
+def test_a_return_that_is_not_finite_takes_the_plain_route() -> None:
+    table = _trades([float("nan"), 1.0], ["X", "X"])
+    assert data.rows_json(table, _COLUMNS) is None
+
+
+def test_the_page_json_splices_raw_rows_and_falls_back_on_a_marker_in_the_data() -> None:
+    from weltklassebot.runs.report import payload_json
+
+    table = _trades(_ODD_RETURNS, _ODD_SYMBOLS)
+    plain = data.plain_rows(table, _COLUMNS)
+    text = data.rows_json(table, _COLUMNS)
+    assert text is not None
+    options: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False,
+                               "allow_nan": False}
+    for title in ("plain title", "\ue0000\ue000"):  # the second is the splice marker itself
+        raw = {"title": title, "rows": data.RawJSON(text, lambda: plain), "n": 1.5}
+        assert payload_json(raw) == json.dumps({**raw, "rows": plain}, **options)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        payload_json({"x": object()})
+
+
 def test_trades_table_returns_keep_six_digits_and_nulls(tmp_path: Any) -> None:
     import pyarrow.parquet as pq
 
     from weltklassebot.runs.trades import TRADES
 
-    table = pa.table({"trade": [1, 2, 3], "symbol": ["X"] * 3, "side": ["long"] * 3,
-                      "entry_ts": pa.array([0, 1, 2], pa.timestamp("ns", tz="UTC")),
-                      "exit_ts": pa.array([5, None, 6], pa.timestamp("ns", tz="UTC")),
-                      "entry_price": pa.array([Decimal("1.50")] * 3, pa.decimal128(38, 2)),
-                      "exit_price": pa.array([Decimal("1.50")] * 3, pa.decimal128(38, 2)),
-                      "qty": pa.array([Decimal(1)] * 3, pa.decimal128(38, 0)),
-                      "pnl": pa.array([Decimal("-0.25")] * 3, pa.decimal128(38, 2)),
-                      "return": [1 / 3, None, -0.0],
-                      "fees": pa.array([Decimal(0)] * 3, pa.decimal128(38, 2)),
-                      "bars_held": [1, 2, 3], "open": [False, True, False]})
-    pq.write_table(table, tmp_path / TRADES)
+    pq.write_table(_trades([1 / 3, None, -0.0], ["X"] * 3), tmp_path / TRADES)
     trades, _markers = data.trades_payload(tmp_path, None)
-    returns = [row[trades["columns"].index("return")] for row in trades["rows"]]
-    assert [None if r is None else r.hex() for r in returns] == [
-        float("0.333333").hex(), None, (-0.0).hex()]
-    assert [list(row) for row in trades["rows"]][1][:3] == [2, "X", "long"]
+    rows = trades["rows"]
+    assert isinstance(rows, data.RawJSON)
+    returns = [row[_COLUMNS.index("return")] for row in json.loads(rows.text)]
+    assert returns == [0.333333, None, -0.0]
+    assert rows.plain()[1][:3] == (2, "X", "short")

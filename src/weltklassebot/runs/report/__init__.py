@@ -19,6 +19,7 @@ from typing import Any
 from weltklassebot.errors import UnusableInput
 from weltklassebot.runs.benchmark import MarketTape
 from weltklassebot.runs.report.data import (
+    RawJSON,
     drawdown_of,
     load_equity,
     report_payload,
@@ -68,11 +69,40 @@ def _static_bytes() -> tuple[list[bytes], bytes, bytes, bytes]:
             (ASSETS / "report.js").read_text(encoding="utf-8").encode("utf-8"))
 
 
+_SPLICE = "\ue000"  # a private-use character: marks where RawJSON text goes
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """``payload`` as compact JSON (non-ASCII kept); each ``RawJSON`` in it contributes its
+    text, exactly what ``json.dumps`` gives its plain value (a marker that also occurs in the
+    data makes it encode the plain values instead)."""
+    options: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False,
+                               "allow_nan": False}
+    raws: list[RawJSON] = []
+
+    def marker(value: Any) -> str:
+        raws.append(_raw(value))
+        return f"{_SPLICE}{len(raws) - 1}{_SPLICE}"
+
+    text = json.dumps(payload, default=marker, **options)
+    quoted = [json.dumps(f"{_SPLICE}{i}{_SPLICE}", **options) for i in range(len(raws))]
+    if all(text.count(q) == 1 for q in quoted):
+        for q, raw in zip(quoted, raws, strict=True):
+            text = text.replace(q, raw.text)
+        return text
+    return json.dumps(payload, default=lambda value: _raw(value).plain(), **options)
+
+
+def _raw(value: Any) -> RawJSON:
+    if not isinstance(value, RawJSON):
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return value
+
+
 def render_page(payload: dict[str, Any]) -> bytes:
     """The HTML page for ``payload`` (a report's or a comparison's data)."""
     # "<" never occurs in JSON outside strings: escaped, no text can close the script element.
-    blob = json.dumps(payload, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).replace("<", "\\u003c")
+    blob = payload_json(payload).replace("<", "\\u003c")
     parts, style, plotly, app = _static_bytes()
     fillers = [_escape_html(str(payload.get("title", "report"))).encode("utf-8"), style,
                blob.encode("utf-8"), plotly, app]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from weltklassebot.runs.results import equity_units
 from weltklassebot.runs.trades import TRADES
 
 MAX_TRADE_ROWS = 50_000  # the report's table; trades.parquet has every trade
+_DECIMAL_COLUMNS = ("entry_price", "exit_price", "qty", "pnl", "fees")
 MAX_EVENTS = 1_000  # risk transitions and denied orders listed one by one
 MAX_MARKERS = 2_000  # entry (and exit) markers per symbol: the first in each time span
 _NS_PER_MS = 1_000_000
@@ -177,21 +180,10 @@ def trades_payload(run_dir: Path, tape: MarketTape | None) -> tuple[dict[str, An
     if not total:
         return {"columns": columns, "rows": [], "total": 0}, []
     shown = table.slice(0, MAX_TRADE_ROWS).combine_chunks()
-    data: dict[str, list[Any]] = {}
-    for name in columns:
-        col = shown.column(name).chunk(0)
-        if name.endswith("_ts"):
-            data[name] = _ms_or_none(col)
-        elif name in ("entry_price", "exit_price", "qty", "pnl", "fees"):
-            data[name] = _plain_texts(col, name)
-        elif name == "return":
-            values = (col.fill_null(0.0) if col.null_count else col).to_numpy(
-                zero_copy_only=False).tolist()
-            data[name] = _with_nulls(list(map(float, map("{:.6g}".format, values))), col)
-        else:
-            data[name] = col.to_pylist()
-    # Tuples: the same JSON arrays as lists, without a list per row.
-    rows = list(zip(*(data[c] for c in columns), strict=True))
+    text = rows_json(shown, columns)
+    rows: RawJSON | list[tuple[Any, ...]] = (
+        plain_rows(shown, columns) if text is None
+        else RawJSON(text, lambda: plain_rows(shown, columns)))
     markers: list[dict[str, Any]] = []
     if tape is not None:
         everything = table.select(["symbol", "side", "entry_ts", "exit_ts", "entry_price",
@@ -202,6 +194,91 @@ def trades_payload(run_dir: Path, tape: MarketTape | None) -> tuple[dict[str, An
             mine = everything.filter(pc.equal(everything.column("symbol"), name))
             markers.append(_markers(name, mine, int(bars.ts[0]), int(bars.ts[-1])))
     return {"columns": columns, "rows": rows, "total": total}, markers
+
+
+@dataclass(frozen=True)
+class RawJSON:
+    """JSON text that the page takes as it is (``render_page`` splices it in), with the same
+    data as plain Python values from ``plain`` for any other use."""
+
+    text: str
+    plain: Callable[[], Any]
+
+
+def plain_rows(shown: pa.Table, columns: list[str]) -> list[tuple[Any, ...]]:
+    """The trades table's rows as Python values (a tuple per row: the same JSON arrays as
+    lists): timestamps in ms, decimals as plain texts, returns to six digits."""
+    data: dict[str, list[Any]] = {}
+    for name in columns:
+        col = shown.column(name).chunk(0)
+        if name.endswith("_ts"):
+            data[name] = _ms_or_none(col)
+        elif name in _DECIMAL_COLUMNS:
+            data[name] = _plain_texts(col, name)
+        elif name == "return":
+            values = (col.fill_null(0.0) if col.null_count else col).to_numpy(
+                zero_copy_only=False).tolist()
+            data[name] = _with_nulls(list(map(float, map("{:.6g}".format, values))), col)
+        else:
+            data[name] = col.to_pylist()
+    return list(zip(*(data[c] for c in columns), strict=True))
+
+
+def rows_json(shown: pa.Table, columns: list[str]) -> str | None:
+    """``plain_rows`` as the JSON text ``json.dumps`` gives it (compact, non-ASCII kept),
+    rendered column-wise with Arrow kernels; None where that is not sure to be the same text
+    (a decimal beyond int64, a return that is not finite, a column of another type)."""
+    texts = []
+    for name in columns:
+        text = _json_texts(shown.column(name).chunk(0), name)
+        if text is None:
+            return None
+        texts.append(text.fill_null("null") if text.null_count else text)
+    cells = pc.binary_join_element_wise(*texts, ",")
+    rows = pc.binary_join_element_wise("[", cells, "],", "")
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
+    start, end = int(offsets[rows.offset]), int(offsets[rows.offset + len(rows)])
+    body: bytes = rows.buffers()[2].to_pybytes()[start:end - 1]  # the last comma dropped
+    return "[" + body.decode("utf-8") + "]"
+
+
+def _json_texts(col: pa.Array, name: str) -> pa.Array | None:
+    """One column's JSON texts per row (null where the value is null), or None."""
+    kind = col.type
+    if name.endswith("_ts"):
+        ns = np.asarray(col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False),
+                        dtype=np.int64)
+        return _nulls_of(pa.array(ns // _NS_PER_MS).cast(pa.string()), col)
+    if name in _DECIMAL_COLUMNS:
+        filled = col.fill_null(pa.scalar(0, type=kind)) if col.null_count else col
+        units, scale = decimal_units(filled, TRADES, name)
+        if units.dtype == object:
+            return None
+        return _nulls_of(pc.binary_join_element_wise(
+            '"', format_scaled_array(units, scale), '"', ""), col)
+    if name == "return":
+        values = np.asarray((col.fill_null(0.0) if col.null_count else col).to_numpy(
+            zero_copy_only=False), dtype=np.float64)
+        if not pa.types.is_floating(kind) or not np.isfinite(values).all():
+            return None  # json.dumps refuses NaN and infinity: let it say so
+        reprs = map(repr, map(float, map("{:.6g}".format, values.tolist())))
+        return _nulls_of(pa.array(list(reprs), type=pa.string()), col)
+    if pa.types.is_string(kind):
+        encoded = col.dictionary_encode()
+        quoted = [json.dumps(v, ensure_ascii=False) for v in encoded.dictionary.to_pylist()]
+        return pc.take(pa.array(quoted, type=pa.string()), encoded.indices)
+    if pa.types.is_integer(kind):
+        return col.cast(pa.string())
+    if pa.types.is_boolean(kind):
+        return pc.if_else(col, "true", "false")
+    return None
+
+
+def _nulls_of(texts: pa.Array, column: pa.Array) -> pa.Array:
+    """``texts`` with ``column``'s nulls."""
+    if not column.null_count:
+        return texts
+    return pc.if_else(column.is_null(), pa.scalar(None, type=pa.string()), texts)
 
 
 def _ms_or_none(column: pa.Array) -> list[int | None]:
