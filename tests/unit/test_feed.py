@@ -39,3 +39,42 @@ def test_a_cursor_past_the_end_is_refused() -> None:
     assert column(feed(5000).chunks(total)).shape[1] == 0
     with pytest.raises(ValueError, match="fewer than the cursor"):
         list(feed(5000).chunks(total + 1))
+
+
+@pytest.mark.parametrize("cursor", [0, 1001])
+def test_reading_ahead_gives_the_same_chunks(cursor: int) -> None:
+    plain = feed(1000)
+    plain.read_ahead = False
+    assert np.array_equal(column(feed(1000).chunks(cursor)), column(plain.chunks(cursor)))
+
+
+def test_read_ahead_raises_an_error_at_its_place_in_the_sequence() -> None:
+    from collections.abc import Iterator
+
+    from weltklassebot.data.feed import read_ahead
+
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise OSError("damaged row group")
+
+    values = read_ahead(items())
+    assert [next(values), next(values)] == [1, 2]
+    with pytest.raises(OSError, match="damaged row group"):
+        next(values)
+
+
+def test_read_ahead_stops_its_worker_when_the_caller_stops_early() -> None:
+    import itertools
+    import threading
+
+    from weltklassebot.data.feed import read_ahead
+
+    def workers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "weltklassebot-feed"]
+
+    endless = read_ahead(itertools.count())
+    assert [next(endless), next(endless)] == [0, 1]
+    assert workers()
+    endless.close()
+    assert not workers()
