@@ -263,3 +263,18 @@ def test_describe_violation_is_one_paragraph(tmp_path: Path) -> None:
     text = describe_violation(path, inspect_snapshot(path).violations[0])
     assert "\n" not in text
     assert "snapshot validate" in text
+
+
+def test_a_damaged_row_group_stops_validation_with_the_readers_error(tmp_path: Path) -> None:
+    """The batches are decoded ahead of the checks in a worker thread: a row group that
+    cannot be decoded still stops validation with the reader's one-paragraph error."""
+    path = tmp_path / "s.parquet"
+    pq.write_table(bars_table(timed(GOOD * 700)), path, row_group_size=1000,
+                   compression="zstd")
+    column = pq.ParquetFile(path).metadata.row_group(2).column(1)
+    data = bytearray(path.read_bytes())
+    for i in range(column.data_page_offset + 20, column.data_page_offset + 60):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(UnusableInput, match="could not be read past its footer"):
+        inspect_snapshot(path)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from weltklassebot.core.timeutil import format_duration, ns_to_iso
+from weltklassebot.data.feed import read_ahead
 from weltklassebot.data.reader import (
     SnapshotFile,
     float_array,
@@ -484,7 +485,8 @@ def inspect_snapshot(path: Path | str, *, max_examples: int = 5, gap_intervals: 
                    if name in snapshot.schema.names}
     inspector = _Inspector(snapshot.kind, max_examples, instrument_facts, price_types)
     offset = 0
-    for batch in snapshot.iter_batches():
+    # The next batch is decoded in a worker thread while this one is checked.
+    for batch in read_ahead(snapshot.iter_batches()):
         inspector.feed(batch, offset)
         offset += batch.num_rows
     rows = offset
