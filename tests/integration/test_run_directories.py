@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from support.cli import REPO, cli_env, run_cli
@@ -237,6 +240,35 @@ def test_an_out_on_a_read_only_file_system_is_refused_before_any_work(tmp_path: 
     assert proc.returncode == 2
     assert f"cannot write in {tmp_path / 'ro'}: Read-only file system" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_disk_that_fills_during_the_run_fails_it_cleanly(tmp_path: Path) -> None:
+    """The run's files fill the disk while the engine runs (they are written by the output
+    worker beside it): exit 3 with the cause, no traceback, nothing left on the disk."""
+    n = 200_000
+    rng = np.random.default_rng(3)
+    close = np.round(10_000 + np.cumsum(rng.normal(0.0, 1.0, n)), 2)
+    open_ = np.concatenate(([10_000.0], close[:-1]))
+    table = pa.table({
+        "ts": pa.array(1_700_000_000 * 10**9 + 60 * 10**9 * np.arange(n, dtype=np.int64),
+                       type=pa.timestamp("ns", tz="UTC")),
+        "open": open_, "high": np.round(np.maximum(open_, close) + rng.random(n), 2),
+        "low": np.round(np.minimum(open_, close) - rng.random(n), 2), "close": close,
+        "volume": np.ones(n)})
+    data = tmp_path / "walk.parquet"
+    pq.write_table(table, data)
+    config = tmp_path / "heavy.toml"
+    config.write_text('[data]\nprice_increment = "0.01"\n[strategy]\nname = "donchian_breakout"'
+                      '\n[strategy.params]\nqty = 1\n[execution]\ninitial_cash = "10000000000"\n',
+                      encoding="utf-8")
+    with mounted_tmpfs(tmp_path / "small", "size=256k") as mount:
+        proc = run_cli("backtest", "--config", config, "--data-snapshot", data,
+                       "--out", mount / "run", "--no-progress")
+        left = sorted(p.name for p in mount.iterdir())
+    assert proc.returncode == 3, proc.stderr
+    assert "No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert left == []
 
 
 # -- ownership -----------------------------------------------------------------------------------
