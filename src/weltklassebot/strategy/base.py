@@ -195,12 +195,9 @@ class StrategyContext:
             raise ValueError("side must be +1 (buy) or -1 (sell)")
         if qty_ticks <= 0:
             raise ValueError(f"order quantity must be positive, got {qty_ticks} ticks")
-        if limit_ticks is None and stop_ticks is not None and stop_ticks > 0:
-            order_type = _STOP  # the resting stop of order-heavy strategies, checked inline
-        else:
-            order_type = _order_type(limit_ticks, stop_ticks)
-        return self._route_submit(self.symbol, side, qty_ticks, order_type, limit_ticks,
-                                  stop_ticks, _TIF.get(tif) or _tif(tif), tag, reduce_only)
+        return self._route_submit(self.symbol, side, qty_ticks,
+                                  _order_type(limit_ticks, stop_ticks), limit_ticks, stop_ticks,
+                                  _tif(tif), tag, reduce_only)
 
     def _submit(self, side: int, qty: Number, limit: Number | None, stop: Number | None,
                 tif: str, tag: str, reduce_only: bool) -> int | None:
