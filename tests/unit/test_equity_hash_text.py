@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 
 from weltklassebot.core.decimal import format_scaled
 from weltklassebot.engine.equity_hash import (
+    FILL_STRUCT,
     HEADER,
     EquityHasher,
     equity_text,
     fill_line,
     fill_lines_text,
-    fill_structs,
     format_scaled_array,
+    record_structs,
 )
 from weltklassebot.model.enums import BUY, SELL, Liquidity
 from weltklassebot.model.instrument import DEFAULT_INCREMENT, Instrument, MoneySpec
@@ -102,12 +103,12 @@ def test_fill_lines_in_one_pass_equal_the_scalar_lines(
              for i, (symbol, buy, price, qty, fee) in enumerate(rows)]
     expected = "".join(fill_line(f, _INSTRUMENTS[f.symbol]) for f in fills).encode()
     assert fill_lines_text(fills, _INSTRUMENTS) == expected
-    assert fill_lines_text(fills, _INSTRUMENTS, fill_structs(fills)) == expected
+    assert fill_lines_text(fills, _INSTRUMENTS, record_structs(fills, FILL_STRUCT)) == expected
 
 
-def test_fill_structs_refuses_values_beyond_int64() -> None:
+def test_record_structs_refuses_values_beyond_int64() -> None:
     ok = Fill(1, 1, 10, "X", BUY, 5, 3, 1, 0, Liquidity.TAKER)
-    structs = fill_structs([ok])
+    structs = record_structs([ok], FILL_STRUCT)
     assert structs is not None
     assert structs.field("liquidity").to_pylist() == ["taker"]
-    assert fill_structs([ok._replace(notional=2**63)]) is None
+    assert record_structs([ok._replace(notional=2**63)], FILL_STRUCT) is None

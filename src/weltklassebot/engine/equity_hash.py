@@ -15,7 +15,9 @@ The digest is lowercase hex. docs/equity-hash.md has a worked example.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,11 +47,13 @@ _FIELD = {name: i for i, name in enumerate(Fill._fields)}
 _LIMIT = 1 << 62
 
 
-def fill_structs(fills: list[Fill]) -> pa.StructArray | None:
-    """The fills as one struct array (one conversion pass for every field); None when a value
-    does not fit its field (an integer beyond int64)."""
+def record_structs(records: Sequence[tuple[Any, ...]],
+                   struct: pa.StructType) -> pa.StructArray | None:
+    """Records (named tuples) as one struct array, converted in a single pass (much cheaper
+    than a pass per field); None when a value does not fit its field (an integer beyond
+    int64), for the exact per-field route."""
     try:
-        array: pa.StructArray = pa.array(fills, type=FILL_STRUCT)
+        array: pa.StructArray = pa.array(records, type=struct)
     except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     return array
@@ -59,12 +63,12 @@ def fill_lines_text(fills: list[Fill], instruments: dict[str, Instrument],
                     structs: pa.StructArray | None = None) -> bytes:
     """All fill lines at once, rendered with Arrow kernels (same bytes as ``fill_line``).
 
-    ``structs``: ``fill_structs(fills)`` when the caller has it. Fills of several symbols,
-    or with a value whose units reach 2**62, take ``fill_line`` one by one."""
+    ``structs``: ``record_structs(fills, FILL_STRUCT)`` when the caller has it. Fills of
+    several symbols, or with a value whose units reach 2**62, take ``fill_line`` one by one."""
     if not fills:
         return b""
     if structs is None:
-        structs = fill_structs(fills)
+        structs = record_structs(fills, FILL_STRUCT)
     columns = None if structs is None else _fill_columns(structs, fills[0].symbol, instruments)
     if columns is None:
         return "".join(fill_line(f, instruments[f.symbol]) for f in fills).encode()
@@ -86,8 +90,8 @@ def _fill_columns(structs: pa.StructArray, first: str,
     price = field(_FIELD["price"]).to_numpy()
     qty = field(_FIELD["qty"]).to_numpy()
     fee = field(_FIELD["fee"]).to_numpy()
-    if (_peak(price) * inst.price_step >= _LIMIT or _peak(qty) * inst.qty_step >= _LIMIT
-            or _peak(fee) >= _LIMIT):
+    if (peak_magnitude(price) * inst.price_step >= _LIMIT
+            or peak_magnitude(qty) * inst.qty_step >= _LIMIT or peak_magnitude(fee) >= _LIMIT):
         return None
     return [
         field(_FIELD["ts_ns"]).cast(pa.string()),
@@ -101,8 +105,13 @@ def _fill_columns(structs: pa.StructArray, first: str,
     ]
 
 
-def _peak(values: np.ndarray) -> int:
-    """The largest magnitude of a non-empty int64 array, as a Python int (exact)."""
+def peak_magnitude(values: np.ndarray) -> int:
+    """The largest magnitude in ``values`` (0 when empty), exact (Python ints for an object
+    array)."""
+    if not values.size:
+        return 0
+    if values.dtype == object:
+        return max(abs(int(v)) for v in values.tolist())
     return max(int(values.max()), -int(values.min()))
 
 

@@ -31,10 +31,11 @@ from weltklassebot.engine.backtest import (
 )
 from weltklassebot.engine.costs import FeeModel
 from weltklassebot.engine.equity_hash import (
+    FILL_STRUCT,
     EquityHasher,
     equity_text,
     fill_lines_text,
-    fill_structs,
+    record_structs,
 )
 from weltklassebot.engine.risk_gate import RiskGate
 from weltklassebot.errors import UsageError
@@ -57,7 +58,6 @@ from weltklassebot.runs.outputs import (
     fills_writer,
     orders_table,
     orders_writer,
-    record_structs,
     run_now,
 )
 from weltklassebot.runs.record import (
@@ -276,7 +276,7 @@ class _BatchSink:
         self.events.write("".join(_EVENT_JSON.encode(payload) + "\n" for payload in events))
 
     def _write_fills(self, fills: list[Fill]) -> None:
-        self.work(self._fills_out, fills, fill_structs(fills))
+        self.work(self._fills_out, fills, record_structs(fills, FILL_STRUCT))
 
     def _fills_out(self, fills: list[Fill], structs: pa.StructArray | None) -> None:
         writer = self.fills.writer

@@ -26,7 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from weltklassebot.engine.equity_hash import FILL_STRUCT, decimal_column
+from weltklassebot.engine.equity_hash import (
+    FILL_STRUCT,
+    decimal_column,
+    peak_magnitude,
+    record_structs,
+)
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.model.records import Fill, Order
 
@@ -96,18 +101,6 @@ ORDER_STRUCT = pa.struct(list(zip(Order._fields, (_I, _S, _I, _S, _I, _I, _I, _S
 _QUANTITIES = ("qty", "filled_qty")
 
 
-def record_structs(records: Sequence[tuple[Any, ...]],
-                   struct: pa.StructType) -> pa.StructArray | None:
-    """The records as one struct array, converted in a single pass (much cheaper than a pass
-    per field); None when a value does not fit its field (an integer beyond int64), for the
-    exact per-field route."""
-    try:
-        array: pa.StructArray = pa.array(records, type=struct)
-    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    return array
-
-
 def _factors(symbols: pa.Array, by_symbol: dict[str, int]) -> int | np.ndarray:
     """Each row's factor from its symbol: one int when every symbol has the same."""
     distinct = set(by_symbol.values())
@@ -123,7 +116,7 @@ def _scaled_ticks(ticks: pa.Array, factor: int | np.ndarray, scale: int) -> pa.A
     """``_scaled`` of an int64 column in one vectorised pass; None when a product could
     leave int64."""
     present = (ticks.fill_null(0) if ticks.null_count else ticks).to_numpy(zero_copy_only=False)
-    top = max(int(present.max()), -int(present.min()))
+    top = peak_magnitude(present)
     biggest = factor if isinstance(factor, int) else int(np.abs(factor).max())
     if biggest >= _INT64_SAFE or top * biggest >= _INT64_SAFE:
         return None

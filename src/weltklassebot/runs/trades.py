@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from weltklassebot.core.decimal import div_round_half_even, format_scaled
 from weltklassebot.engine.equity_hash import decimal_column
+from weltklassebot.engine.equity_hash import peak_magnitude as _peak
 from weltklassebot.model.instrument import Instrument, MoneySpec
 from weltklassebot.runs.benchmark import MarketTape
 from weltklassebot.runs.outputs import RUN_SCHEMA_VERSION, parquet_options
@@ -52,15 +53,6 @@ def exact_ints(values: Any) -> np.ndarray:
         return np.asarray(values, dtype=np.int64)
     except OverflowError:
         return np.asarray([int(v) for v in values], dtype=object)
-
-
-def _peak(values: np.ndarray) -> int:
-    """The largest magnitude in ``values`` (0 when empty), exact."""
-    if not values.size:
-        return 0
-    if values.dtype == object:
-        return max(abs(int(v)) for v in values.tolist())
-    return max(int(values.max()), -int(values.min()))
 
 
 def _wide(values: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from weltklassebot.core.decimal import format_scaled
 from weltklassebot.core.timeutil import NS_PER_DAY, format_duration
-from weltklassebot.engine.equity_hash import format_scaled_array
+from weltklassebot.engine.equity_hash import format_scaled_array, peak_magnitude
 from weltklassebot.runs.benchmark import MarketTape, buy_and_hold
 from weltklassebot.runs.record import decimal_units
 from weltklassebot.runs.report.downsample import DISPLAY_BUCKETS, bucket_first, minmax_indices
@@ -345,7 +345,7 @@ def _floats(column: pa.Array) -> list[float]:
     when the units and the power of ten are exact doubles (then it is correctly rounded)."""
     units, scale = decimal_units(column, TRADES, "price")
     if units.dtype != object and 0 <= scale <= 22 and not column.null_count and (
-            not units.size or max(int(units.max()), -int(units.min())) <= 1 << 53):
+            peak_magnitude(units) <= 1 << 53):
         values: list[float] = (units.astype(np.float64) / 10.0**scale).tolist()
         return values
     return [float(v) for v in column.to_pylist()]
