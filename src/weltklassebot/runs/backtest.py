@@ -308,12 +308,11 @@ _EVENT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 class _Buffered:
     """Collects the records of many small steps into row groups of ``RECORDS_ROW_GROUP``,
-    handed to ``write`` (default: the writer's own)."""
+    handed to ``write``; ``writer`` is the file they end in."""
 
-    def __init__(self, writer: RecordsWriter,
-                 write: Callable[[list[Any]], None] | None = None) -> None:
+    def __init__(self, writer: RecordsWriter, write: Callable[[list[Any]], None]) -> None:
         self.writer = writer
-        self.write_group = write or writer.write
+        self.write_group = write
         self.pending: list[Any] = []
 
     def write(self, records: list[Any]) -> None:
@@ -326,10 +325,6 @@ class _Buffered:
         if self.pending:
             self.write_group(self.pending)
             self.pending = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
 
 
 def _transition_dict(t: RiskTransition) -> dict[str, Any]:
