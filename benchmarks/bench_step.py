@@ -22,8 +22,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bars import write_bars
@@ -52,8 +50,8 @@ def engine(strategy: str) -> BacktestEngine:
 def timed_run(strategy: str, chunks: list[BarChunk], *, per_bar: bool) -> tuple[float, list[int]]:
     curve: list[int] = []
 
-    def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        curve.extend(equity.tolist())
+    def sink(ts: list[int], equity: list[int], cash: list[int]) -> None:
+        curve.extend(equity)
 
     eng = engine(strategy)
     if per_bar:

@@ -74,10 +74,10 @@ def run_engine(config: BacktestConfig, bars: Bars, step: int = STEP_BARS, *,
     equity: list[int] = []
     cash: list[int] = []
 
-    def sink(t: np.ndarray, e: np.ndarray, c: np.ndarray) -> None:
-        ts.extend(int(v) for v in t.tolist())
-        equity.extend(int(v) for v in e.tolist())
-        cash.extend(int(v) for v in c.tolist())
+    def sink(t: list[int], e: list[int], c: list[int]) -> None:
+        ts.extend(t)
+        equity.extend(e)
+        cash.extend(c)
 
     whole = bars.chunk()
     chunks = [whole.slice(i, min(i + step, len(bars))) for i in range(0, len(bars), step)]

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from weltklassebot.config.service import LiveSettings, parse_speed
@@ -97,11 +96,10 @@ def _fill(fill_id: int) -> Fill:
 def test_the_spool_is_cut_back_to_a_checkpoint_and_written_again(tmp_path: Path) -> None:
     spool = RunSpool(tmp_path / "s", None)
     spool.add_fills([_fill(1), _fill(2)])
-    ts = np.array([1, 2], dtype=np.int64)
-    spool.add_equity(ts, np.array([10, 11], dtype=np.int64), np.array([5, 5], dtype=np.int64))
+    spool.add_equity([1, 2], [10, 11], [5, 5])
     offsets = spool.offsets()
     spool.add_fills([_fill(3)])
-    spool.add_equity(np.array([3]), np.array([12]), np.array([5]))
+    spool.add_equity([3], [12], [5])
     spool.flush()
     spool.close()
     # A restart from the checkpoint: what followed it is gone, the rest kept byte for byte.

@@ -16,7 +16,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, ClassVar
 
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -181,9 +180,9 @@ def run(market: Market, plan: list[Intent], instruments: dict[str, Instrument],
     engine = BacktestEngine(used, dict.fromkeys(used, HOUR), execution, factory, "prop", seed)
     eq: tuple[list[int], list[int], list[int]] = ([], [], [])
 
-    def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+    def sink(ts: list[int], equity: list[int], cash: list[int]) -> None:
         for column, values in zip(eq, (ts, equity, cash), strict=True):
-            column.extend(int(v) for v in values.tolist())
+            column.extend(values)
 
     result = engine.run(tick_chunks(market.rows, market.symbols, chunk_rows), sink)
     return Outcome(result, *eq, made)

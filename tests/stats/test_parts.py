@@ -173,9 +173,10 @@ def test_the_curve_a_run_keeps_is_what_its_equity_file_reads(
     writer = EquityWriter(path, USD)
     sink = backtest._EquitySink(writer, None, EquityStats(100), USD.scale)
     ts = MONDAY + np.arange(8, dtype=np.int64) * NS_PER_HOUR
-    units = np.asarray([100, 99, -5, 2**62, 7, 0, 1, 3], dtype=np.int64)
+    units = np.asarray([100, 99, -5, 2**62 - 1, 7, 0, 1, 3], dtype=np.int64)
     for start in range(0, 8, 2):
-        sink(ts[start:start + 2], units[start:start + 2], units[start:start + 2])
+        sink(ts[start:start + 2].tolist(), units[start:start + 2].tolist(),
+             units[start:start + 2].tolist())
     sink.flush()
     writer.close()
     curve = sink.curve()

@@ -8,8 +8,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
 from support.bars import HOUR, Row, make_chunks, make_multi_chunks
 from support.scripted import Script, ScriptedStrategy
 from weltklassebot.engine.backtest import BacktestEngine, EngineResult, ExecutionSettings
@@ -135,10 +133,10 @@ def _run(instruments: dict[str, Instrument], intervals: dict[str, int], chunks: 
     engine = BacktestEngine(instruments, intervals, execution, factory, "scripted", seed)
     run = Run(engine, None, {})  # type: ignore[arg-type]
 
-    def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        run.eq_ts.extend(int(v) for v in ts.tolist())
-        run.eq_val.extend(int(v) for v in equity.tolist())
-        run.eq_cash.extend(int(v) for v in cash.tolist())
+    def sink(ts: list[int], equity: list[int], cash: list[int]) -> None:
+        run.eq_ts.extend(ts)
+        run.eq_val.extend(equity)
+        run.eq_cash.extend(cash)
 
     run.result = engine.run(chunks, sink)
     run.strategies = dict(zip(sorted(instruments), created, strict=True))

@@ -12,8 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from support.bars import DATA_DIR, HOUR, make_chunks, make_multi_chunks, read_rows
 from support.engine import instrument, settings
 from weltklassebot.engine.backtest import BacktestEngine, EngineBatch
@@ -178,9 +176,8 @@ class Recorder:
         self.orders: list[list[Any]] = []
         self.denials: list[list[Any]] = []
 
-    def equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        self.curve.extend([int(t), int(e), int(c)] for t, e, c in
-                          zip(ts.tolist(), equity.tolist(), cash.tolist(), strict=True))
+    def equity(self, ts: list[int], equity: list[int], cash: list[int]) -> None:
+        self.curve.extend([t, e, c] for t, e, c in zip(ts, equity, cash, strict=True))
 
     def batch(self, batch: EngineBatch) -> None:
         self.fills.extend(fill_data(f) for f in batch.fills)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from support.bars import DATA_DIR, HOUR, T0, make_chunks, make_multi_chunks, read_rows, timed
@@ -32,8 +31,8 @@ def drive(eng: BacktestEngine, chunks: list[BarChunk], *, expire: bool = True) -
     curve: list[tuple[int, int, int]] = []
     batches: list[EngineBatch] = []
 
-    def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        curve.extend(zip(ts.tolist(), equity.tolist(), cash.tolist(), strict=True))
+    def sink(ts: list[int], equity: list[int], cash: list[int]) -> None:
+        curve.extend(zip(ts, equity, cash, strict=True))
 
     eng.start(int(chunks[0].ts[0]), equity_sink=sink, batch_sink=batches.append)
     for chunk in chunks:
@@ -72,8 +71,8 @@ def test_run_is_start_step_stop() -> None:
     stepped = drive(engine(), chunks)
     curve: list[tuple[int, int, int]] = []
 
-    def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        curve.extend(zip(ts.tolist(), equity.tolist(), cash.tolist(), strict=True))
+    def sink(ts: list[int], equity: list[int], cash: list[int]) -> None:
+        curve.extend(zip(ts, equity, cash, strict=True))
 
     result = engine().run(chunks, sink)
     assert curve == stepped["curve"]

@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from support.bars import DATA_DIR, make_chunks, make_multi_chunks, read_rows
@@ -74,10 +73,11 @@ def run(strategy: str, risk: str, chunk_rows: int | None, skip: bool,
                             spec.create, spec.name, 7, gate=gate,
                             strategy_file=spec.source_file)
     engine.quiet_skip = skip
-    curve: list[np.ndarray] = []
+    curve: list[list[int]] = [[], [], []]
 
-    def sink(ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        curve.append(np.stack([ts.astype(object), equity.astype(object), cash.astype(object)]))
+    def sink(ts: list[int], equity: list[int], cash: list[int]) -> None:
+        for column, values in zip(curve, (ts, equity, cash), strict=True):
+            column.extend(values)
 
     if symbols == 1:
         chunks = make_chunks(BARS, inst, chunk_rows)
@@ -88,7 +88,7 @@ def run(strategy: str, risk: str, chunk_rows: int | None, skip: bool,
         chunks = make_multi_chunks(rows, insts, chunk_rows)
     result = engine.run(chunks, sink)
     return {
-        "curve": np.concatenate(curve, axis=1).tolist(),
+        "curve": curve,
         "fills": result.fills,
         "orders": result.orders,
         "denials": result.denials,

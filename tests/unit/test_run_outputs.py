@@ -266,8 +266,8 @@ def test_sinks_write_the_same_bytes_in_a_worker_thread_as_inline(tmp_path: Path)
         batches = backtest._BatchSink(directory, instruments, USD, NoGate(),  # type: ignore[arg-type]
                                       fill_text, work=work)
         for step in range(3):
-            ts = np.arange(step * 5, step * 5 + 5, dtype=np.int64)
-            sink(ts, 100 + ts, 50 + ts)
+            ts = list(range(step * 5, step * 5 + 5))
+            sink(ts, [100 + t for t in ts], [50 + t for t in ts])
             batches(EngineBatch(fills[step * 10:step * 10 + 10], orders[step:step + 1], [], []))
         sink.flush()
         batches.close()

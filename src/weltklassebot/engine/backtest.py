@@ -104,7 +104,9 @@ class OrderGate(Protocol):
     def on_engine_denial(self, reason: str, ts_ns: int, detail: str) -> None: ...
 
 
-EquitySink = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+# Equity points as they are taken: times (ns), equity and cash (money units), plain Python
+# integers (exact at any size; a one-bar step builds no arrays). The lists are the sink's.
+EquitySink = Callable[[list[int], list[int], list[int]], None]
 
 
 @dataclass(frozen=True)
@@ -547,7 +549,8 @@ class BacktestEngine:
         several symbols must not be split across steps."""
         if not self._started or self._stopped:
             raise RuntimeError("step needs a started engine that has not stopped")
-        self._guard(self._run_chunk, chunk, self._emit_equity)
+        sink = self._equity_sink
+        self._guard(self._run_chunk, chunk, self._emit_equity if sink is None else sink)
         if self._batch_sink is not None:
             self._batch_sink(self._take_batch())
 
@@ -781,7 +784,7 @@ class BacktestEngine:
         self.denials = [denial_from(d) for d in pending["denials"]]
         self.logs = list(pending["logs"])
 
-    def _emit_equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+    def _emit_equity(self, ts: list[int], equity: list[int], cash: list[int]) -> None:
         if self._equity_sink is not None:
             self._equity_sink(ts, equity, cash)
 
@@ -824,22 +827,20 @@ class BacktestEngine:
         return batch
 
     def _run_chunk(self, chunk: BarChunk, equity_sink: EquitySink) -> None:
-        n = len(chunk)
+        n = chunk.ts.size
         if n == 0:
             return
         if self._first_ts is None:
             self._first_ts = int(chunk.ts[0])
         if chunk.codes is None:
-            eq_val, eq_cash = self._run_single(chunk)
-            eq_ts = chunk.ts
+            eq_ts, eq_val, eq_cash = self._run_single(chunk, n)
+            self._last_ts = eq_ts[-1]  # every bar of one symbol is an equity point
         else:
-            eq_ts_list, eq_list, cash_list = self._run_instants(chunk)
-            eq_ts = np.asarray(eq_ts_list, dtype=np.int64)
-            eq_val, eq_cash = _int_array(eq_list), _int_array(cash_list)
+            eq_ts, eq_val, eq_cash = self._run_instants(chunk)
+            self._last_ts = int(chunk.ts[-1])
         self._where = None
         self._bars += n
         self._equity_points += len(eq_val)
-        self._last_ts = int(chunk.ts[-1])
         equity_sink(eq_ts, eq_val, eq_cash)
 
     def _series_lists(self, chunk: BarChunk) -> list[list[tuple[Series, list[Any],
@@ -1004,7 +1005,7 @@ class BacktestEngine:
         self._close_instant(None, eq)
         self._where = None
         self._equity_points += len(eq[0])
-        equity_sink(np.asarray(eq[0], dtype=np.int64), _int_array(eq[1]), _int_array(eq[2]))
+        equity_sink(*eq)
 
     def _close_instant(self, until: int | None,
                        eq: tuple[list[int], list[int], list[int]]) -> None:
@@ -1077,7 +1078,7 @@ class BacktestEngine:
             probe.exit()
         return bool(intents)
 
-    def _run_single(self, chunk: BarChunk) -> tuple[np.ndarray, np.ndarray]:
+    def _run_single(self, chunk: BarChunk, n: int) -> tuple[list[int], list[int], list[int]]:
         """One symbol, bar by bar: match at ``ts``, the close event at ``ts + interval``
         (``on_bar``), the equity point, risk.
 
@@ -1092,34 +1093,33 @@ class BacktestEngine:
         Results are the same with the skip off (``quiet_skip = False``: ``on_bar`` at every
         bar).
         """
-        n = len(chunk)
         ts_l, o_l, h_l, l_l, c_l, v_l = chunk.as_lists()
         slot = self._slots[0]
         declared = slot.series
         # Per wake series used in this chunk (a strategy may switch), the rows it wakes at.
         wake_rows: dict[int, list[int] | None] = {}
         arrays: dict[int, np.ndarray] = {}
-        series_lists: list[tuple[Series, list[Any], list[bool]]]
+        # What each woken bar hands the strategy: every value, and the readiness only of series
+        # not already ready through the whole chunk (after warm-up, none).
+        values_at: list[tuple[Series, list[Any]]]
+        ready_at: list[tuple[Series, list[bool]]]
         if not declared.items:
-            series_lists = []
-        elif n == 1:  # one bar (a live step): plain values, no arrays
-            series_lists = [(series, [value], [ready]) for series, value, ready in
-                            declared.evaluate_one({"open": o_l[0], "high": h_l[0],
-                                                   "low": l_l[0], "close": c_l[0],
-                                                   "volume": v_l[0], "ts": ts_l[0]})]
+            values_at, ready_at = [], []
+        elif n == 1:  # one bar (a live step): plain values in cells read at row 0
+            declared.step_one({"open": o_l[0], "high": h_l[0], "low": l_l[0],
+                               "close": c_l[0], "volume": v_l[0], "ts": ts_l[0]})
+            values_at = declared.one_values
+            ready_at = [(series, cell) for series, cell in declared.one_ready
+                        if not (cell[0] and series.ready)]
         else:
             evaluated = declared.evaluate(_columns(chunk, None))
-            series_lists = [(series, values.tolist(), ready.tolist())
-                            for series, values, ready in evaluated]
+            values_at = [(series, values.tolist()) for series, values, _ready in evaluated]
+            ready_at = [(series, ready.tolist()) for series, _values, ready in evaluated
+                        if not (series.ready and bool(ready.all()))]
             # Wake rows come from the arrays (one C-level pass each), when a series is used.
             arrays = {id(series): values for series, values, _ready in evaluated}
         current = declared.wake if self.quiet_skip else None
-        wake = None if current is None else _rows_of(current, series_lists, arrays, wake_rows)
-        # What each woken bar hands the strategy: every value, and the readiness only of series
-        # not already ready through the whole chunk (after warm-up, none).
-        values_at = [(series, values) for series, values, _ready in series_lists]
-        ready_at = [(series, ready) for series, _values, ready in series_lists
-                    if not (series.ready and all(ready))]
+        wake = None if current is None else _rows_of(current, values_at, arrays, wake_rows)
         venue = self.venue
         ledger = self.ledger
         clock = self.clock
@@ -1157,7 +1157,9 @@ class BacktestEngine:
                             else:
                                 j = _first_touch(i, j, bounds[0], bounds[1], chunk, o_l, h_l,
                                                  l_l)
-                        if j > i:
+                        # A lone quiet bar without orders (a live step's usual case) costs
+                        # less in the body below than in a bulk call.
+                        if j > i + 1 or (j > i and venue.open_count):
                             if gate is None:
                                 self._quiet_bulk(slot, chunk, i, j, ts_l, c_l, eq_val, eq_cash)
                                 i = j
@@ -1204,7 +1206,7 @@ class BacktestEngine:
                             # The strategy follows another series from the next bar on.
                             current = declared.wake
                             wake = (None if current is None
-                                    else _rows_of(current, series_lists, arrays, wake_rows))
+                                    else _rows_of(current, values_at, arrays, wake_rows))
                             if wake is None:
                                 every = True
                             else:
@@ -1243,7 +1245,7 @@ class BacktestEngine:
             if i < n:
                 self._where = (symbol, ts_l[i])
             raise
-        return _int_array(eq_val), _int_array(eq_cash)
+        return ts_l, eq_val, eq_cash
 
     def _quiet_bulk(self, slot: _SymbolSlot, chunk: BarChunk, i: int, j: int,
                     ts_l: list[int], c_l: list[int], eq_val: list[int],
@@ -1344,19 +1346,24 @@ class BacktestEngine:
         return any(frame.filename in files for frame in traceback.extract_tb(exc.__traceback__))
 
 
-def _rows_of(series: Series, evaluated: list[tuple[Series, list[Any], list[bool]]],
+def _rows_of(series: Series, values_at: list[tuple[Series, list[Any]]],
              arrays: dict[int, np.ndarray], cache: dict[int, list[int] | None]) -> (
                  list[int] | None):
     """Rows of the chunk where ``series`` is non-zero (from its array when there is one);
     None when it is not one of the evaluated series (then every bar wakes)."""
     key = id(series)
-    if key not in cache:
-        if key in arrays:
-            cache[key] = np.flatnonzero(arrays[key]).tolist()
-        else:
-            found = [values for item, values, _ready in evaluated if item is series]
-            cache[key] = [k for k, v in enumerate(found[0]) if v] if found else None
-    return cache[key]
+    if key in cache:
+        return cache[key]
+    if key in arrays:
+        rows: list[int] | None = np.flatnonzero(arrays[key]).tolist()
+    else:  # a one-bar step: no arrays, each series' one cell
+        rows = None
+        for item, values in values_at:
+            if item is series:
+                rows = [0] if values[0] else []
+                break
+    cache[key] = rows
+    return rows
 
 
 _SCAN = 24  # quiet bars looked at one by one before the rest of a stretch goes to NumPy
@@ -1427,15 +1434,6 @@ def _equity_values(cash: int, marks: np.ndarray) -> list[int]:
         values: list[int] = (marks + cash).tolist()
         return values
     return [cash + int(m) for m in marks.tolist()]
-
-
-def _int_array(values: list[int]) -> np.ndarray:
-    if len(values) == 1:  # one bar per step (a live service): no scans of the list
-        return np.array(values, dtype=np.int64 if -_INT64_SAFE < values[0] < _INT64_SAFE
-                        else object)
-    if min(values, default=0) > -_INT64_SAFE and max(values, default=0) < _INT64_SAFE:
-        return np.asarray(values, dtype=np.int64)
-    return np.asarray(values, dtype=object)
 
 
 def _any_link(book: dict[str, Any]) -> bool:

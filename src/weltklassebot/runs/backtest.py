@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import tempfile
@@ -56,6 +57,7 @@ from weltklassebot.runs.outputs import (
     RecordsWriter,
     fills_table,
     fills_writer,
+    int_array,
     orders_table,
     orders_writer,
     run_now,
@@ -383,14 +385,15 @@ class _EquitySink:
         self.points = 0
         self.kept: list[tuple[np.ndarray, np.ndarray]] | None = []
 
-    def __call__(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        if self.trade_from_ns is not None and len(ts) and int(ts[0]) < self.trade_from_ns:
-            cut = int(np.searchsorted(ts, self.trade_from_ns))
+    def __call__(self, ts: list[int], equity: list[int], cash: list[int]) -> None:
+        if self.trade_from_ns is not None and ts and ts[0] < self.trade_from_ns:
+            cut = bisect.bisect_left(ts, self.trade_from_ns)
             ts, equity, cash = ts[cut:], equity[cut:], cash[cut:]
-        if not len(ts):
+        if not ts:
             return
-        drawdown = self.stats.update(ts, equity)
-        self.pending.append((np.array(ts), np.array(equity), np.array(cash), drawdown))
+        ts_a, equity_a = np.array(ts, dtype=np.int64), int_array(equity)
+        drawdown = self.stats.update(ts_a, equity_a)
+        self.pending.append((ts_a, equity_a, int_array(cash), drawdown))
         self.rows += len(ts)
         self.points += len(ts)
         if self.rows >= EQUITY_ROW_GROUP:

@@ -695,7 +695,7 @@ class LiveService:
 
     # -- what each event produces --------------------------------------------------------------
 
-    def _on_equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
+    def _on_equity(self, ts: list[int], equity: list[int], cash: list[int]) -> None:
         assert self.spool is not None
         self.spool.add_equity(ts, equity, cash)
         self.points += len(ts)

@@ -90,6 +90,17 @@ def _max_scale(instruments: Iterable[Instrument], attr: str) -> int:
 
 
 _INT64_SAFE = 1 << 62
+
+
+def int_array(values: list[int]) -> np.ndarray:
+    """Exact integers as an array: int64 while every value stays clear of its limits (sums
+    and differences of them cannot wrap), else Python ints in an object array."""
+    if len(values) == 1:  # one point (a live step): no scans of the list
+        return np.array(values, dtype=np.int64 if -_INT64_SAFE < values[0] < _INT64_SAFE
+                        else object)
+    if min(values, default=0) > -_INT64_SAFE and max(values, default=0) < _INT64_SAFE:
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=object)
 _FILL = {name: i for i, name in enumerate(Fill._fields)}
 _ORDER = {name: i for i, name in enumerate(Order._fields)}
 _I, _S, _B = pa.int64(), pa.string(), pa.bool_()

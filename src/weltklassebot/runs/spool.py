@@ -31,6 +31,7 @@ import numpy as np
 from weltklassebot.engine.state import fill_data, fill_from, order_data, order_from
 from weltklassebot.fsutil import adopt_directory_owner, fsync_dir
 from weltklassebot.model.records import Fill, Order
+from weltklassebot.runs.outputs import int_array
 
 SPOOL_FILES = ("fills.jsonl", "orders.jsonl", "equity.txt", "events.jsonl")
 _JSON = json.JSONEncoder(separators=(",", ":"), default=str)
@@ -89,11 +90,10 @@ class RunSpool:
             self._buffers["orders.jsonl"] += "".join(
                 dumps(order_data(o)) + "\n" for o in orders).encode()
 
-    def add_equity(self, ts: np.ndarray, equity: np.ndarray, cash: np.ndarray) -> None:
-        if len(ts):
+    def add_equity(self, ts: list[int], equity: list[int], cash: list[int]) -> None:
+        if ts:
             self._buffers["equity.txt"] += "".join(
-                f"{t} {e} {c}\n" for t, e, c in zip(ts.tolist(), equity.tolist(), cash.tolist(),
-                                                    strict=True)).encode()
+                f"{t} {e} {c}\n" for t, e, c in zip(ts, equity, cash, strict=True)).encode()
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
         if events:
@@ -172,16 +172,9 @@ class RunSpool:
 def _equity_arrays(rows: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     # Money units may pass int64 in a long run of a large account: keep Python ints then.
-    equity = _int_array([r[1] for r in rows])
-    cash = _int_array([r[2] for r in rows])
+    equity = int_array([r[1] for r in rows])
+    cash = int_array([r[2] for r in rows])
     return ts, equity, cash
-
-
-def _int_array(values: list[int]) -> np.ndarray:
-    try:
-        return np.array(values, dtype=np.int64)
-    except OverflowError:
-        return np.array(values, dtype=object)
 
 
 def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

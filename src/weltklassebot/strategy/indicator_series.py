@@ -166,9 +166,9 @@ class _SumFeed(RollingSumSeries):
         self.last_one = None
         return self.last
 
-    def one(self, row: dict[str, Any]) -> tuple[Any, bool]:
-        self.last_one = super().one(row)
-        return self.last_one
+    def one_value(self, value: int) -> tuple[int, bool]:
+        self.last_one = result = RollingSumSeries.one_value(self, value)
+        return result
 
 
 class SMASeries(Series):

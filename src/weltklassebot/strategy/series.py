@@ -12,6 +12,7 @@ makes signal-driven strategies fast.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -370,15 +371,29 @@ def _rolling_sum_exact(values: list[int], window: int) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-class SeriesSet:
-    """The series one strategy instance declared, evaluated together per chunk (engine use)."""
+_OneBarStep = Callable[..., tuple[Any, bool]]
+# How ``SeriesSet.step_one`` steps one series: (series, kind, its bound one-bar call, the price
+# field it reads, its inputs' value and readiness cells, its own value cell, readiness cell).
+_PlanItem = tuple["Series", int, _OneBarStep, str, tuple[tuple[list[Any], list[bool]], ...],
+                  list[Any], list[bool]]
 
-    __slots__ = ("_plan", "items", "wake")
+
+class SeriesSet:
+    """The series one strategy instance declared, evaluated together per chunk (engine use).
+
+    One bar at a time (a live step), ``step_one`` writes each series' value and readiness
+    into one-element cells (``one_values``, ``one_ready``), reused from bar to bar: the engine
+    reads them as it reads a chunk's lists at row 0, without building lists per bar.
+    """
+
+    __slots__ = ("_plan", "items", "one_ready", "one_values", "wake")
 
     def __init__(self) -> None:
         self.items: list[Series] = []
         self.wake: Series | None = None
-        self._plan: list[tuple[Series, int, str, tuple[int, ...]]] = []
+        self._plan: list[_PlanItem] = []
+        self.one_values: list[tuple[Series, list[Any]]] = []
+        self.one_ready: list[tuple[Series, list[bool]]] = []
 
     def add(self, series: Series) -> None:
         self.items.append(series)
@@ -404,26 +419,27 @@ class SeriesSet:
     def evaluate_one(self, row: dict[str, Any]) -> list[tuple[Series, Any, bool]]:
         """One bar (a live step): (handle, value, ready) in declaration order, plain values,
         the same as ``evaluate`` on a one-bar chunk."""
+        self.step_one(row)
+        return [(series, value[0], ready[0]) for (series, value), (_s, ready) in
+                zip(self.one_values, self.one_ready, strict=True)]
+
+    def step_one(self, row: dict[str, Any]) -> None:
+        """One bar: every series' plain value and readiness into its cells (``one_values``,
+        ``one_ready``, in declaration order)."""
         plan = self._plan
         if len(plan) != len(self.items):  # declared since: how to step each series
             plan = self._plan = self._one_bar_plan()
-        results: list[tuple[Any, bool]] = []
-        out = []
         columns: dict[str, np.ndarray] | None = None
-        for series, kind, arg, inputs in plan:
-            if kind == 0:  # a rolling extreme: plain integers
-                assert isinstance(series, RollingMaxSeries)
-                value, ready = series._step(row[arg])
-            elif kind == 1:
-                assert isinstance(series, CrossSeries)
-                sa, ra = results[inputs[0]]
-                sb, rb = results[inputs[1]]
-                value, ready = series.one_from(int(sa), ra, int(sb), rb)
-            elif kind == 2:
-                assert isinstance(series, ChangedSeries)
-                value, ready = series.one_from([results[k] for k in inputs])
-            elif kind == 3:
-                value, ready = series.one(row)
+        for series, kind, step, arg, inputs, value_cell, ready_cell in plan:
+            if kind == 0:  # a rolling sum or extreme: one plain integer in
+                value, ready = step(row[arg])
+            elif kind == 1:  # a cross of two sums
+                (va, ra), (vb, rb) = inputs
+                value, ready = step(int(va[0]), ra[0], int(vb[0]), rb[0])
+            elif kind == 2:  # changed(): its inputs' pairs
+                value, ready = step([(v[0], r[0]) for v, r in inputs])
+            elif kind == 3:  # the series' own plain one-bar step
+                value, ready = step(row)
             else:  # a kernel without a plain path: its one-bar chunk
                 if columns is None:
                     columns = {k: np.array([v], dtype=np.float64 if isinstance(v, float)
@@ -432,26 +448,36 @@ class SeriesSet:
                 values, readiness = series.compute(columns)
                 value = values[0].item() if hasattr(values[0], "item") else values[0]
                 ready = bool(readiness[0])
-            results.append((value, ready))
-            out.append((series, value, ready))
-        return out
+            value_cell[0] = value
+            ready_cell[0] = ready
 
-    def _one_bar_plan(self) -> list[tuple[Series, int, str, tuple[int, ...]]]:
-        """Per series: how ``evaluate_one`` steps it, and the positions of its inputs."""
-        position = {id(series): k for k, series in enumerate(self.items)}
-        plan: list[tuple[Series, int, str, tuple[int, ...]]] = []
+    def _one_bar_plan(self) -> list[_PlanItem]:
+        """Per series: how ``step_one`` steps it (its bound one-bar call), its inputs' cells
+        and its own."""
+        cells: dict[int, tuple[list[Any], list[bool]]] = {
+            id(series): ([None], [False]) for series in self.items}
+        plan: list[_PlanItem] = []
         for series in self.items:
-            plain_extreme = type(series).compute is RollingMaxSeries.compute
-            if isinstance(series, RollingMaxSeries) and plain_extreme:
-                plan.append((series, 0, series.field, ()))
+            own = type(series)
+            kind: int
+            step: _OneBarStep = series.one
+            field = ""
+            inputs: tuple[Series, ...] = ()
+            if isinstance(series, RollingMaxSeries) and own.compute is RollingMaxSeries.compute:
+                kind, step, field = 0, series._step, series.field
+            elif isinstance(series, RollingSumSeries) and own.one is RollingSumSeries.one:
+                kind, step, field = 0, series.one_value, series.field
             elif isinstance(series, CrossSeries):
-                plan.append((series, 1, "", (position[id(series.a)], position[id(series.b)])))
+                kind, step, inputs = 1, series.one_from, (series.a, series.b)
             elif isinstance(series, ChangedSeries):
-                plan.append((series, 2, "", tuple(position[id(s)] for s in series.inputs)))
-            elif type(series).one is not Series.one:
-                plan.append((series, 3, "", ()))
+                kind, step, inputs = 2, series.one_from, tuple(series.inputs)
             else:
-                plan.append((series, 4, "", ()))
+                kind = 3 if own.one is not Series.one else 4
+            value_cell, ready_cell = cells[id(series)]
+            plan.append((series, kind, step, field, tuple(cells[id(s)] for s in inputs),
+                         value_cell, ready_cell))
+        self.one_values = [(series, cells[id(series)][0]) for series in self.items]
+        self.one_ready = [(series, cells[id(series)][1]) for series in self.items]
         return plan
 
     def wake_indices(self, evaluated: list[tuple[Series, np.ndarray, np.ndarray]]) -> (
