@@ -94,7 +94,7 @@ def test_one_bar_steps_equal_the_indicators(rows: list[tuple[int, int]], window:
     series = declare(window)
     got: list[list[tuple[int, bool]]] = [[], [], []]
     for high, low in zip(highs, lows, strict=True):
-        row = {"open": high, "high": high, "low": low, "close": low}
+        row = {"open": high, "high": high, "low": low, "close": low, "volume": 0.0, "ts": 0}
         for slot, (_item, value, ready) in enumerate(series.evaluate_one(row)):
             got[slot].append((value, ready))
     assert got == expected(highs, lows, window)

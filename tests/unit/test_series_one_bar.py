@@ -62,7 +62,7 @@ def test_chunks_and_single_bars_mixed_equal_one_whole_chunk(
         if size == 1:
             results = [(series, [v], [r]) for series, v, r in
                        stepped.evaluate_one({"close": int(part[0]), "open": 0, "high": 0,
-                                             "low": 0})]
+                                             "low": 0, "volume": 0.0, "ts": 0})]
         else:
             results = [(s, v.tolist(), r.tolist()) for s, v, r in stepped.evaluate(columns(part))]
         for k, (_series, values, ready) in enumerate(results):

@@ -1106,11 +1106,9 @@ class BacktestEngine:
         if not declared.items:
             values_at, ready_at = [], []
         elif n == 1:  # one bar (a live step): plain values in cells read at row 0
-            declared.step_one({"open": o_l[0], "high": h_l[0], "low": l_l[0],
-                               "close": c_l[0], "volume": v_l[0], "ts": ts_l[0]})
+            declared.step_one((o_l[0], h_l[0], l_l[0], c_l[0], v_l[0], ts_l[0]))
             values_at = declared.one_values
-            ready_at = [(series, cell) for series, cell in declared.one_ready
-                        if not (cell[0] and series.ready)]
+            ready_at = declared.one_ready  # set at a woken bar: rare, unlike a filter per bar
         else:
             evaluated = declared.evaluate(_columns(chunk, None))
             values_at = [(series, values.tolist()) for series, values, _ready in evaluated]
@@ -1119,7 +1117,14 @@ class BacktestEngine:
             # Wake rows come from the arrays (one C-level pass each), when a series is used.
             arrays = {id(series): values for series, values, _ready in evaluated}
         current = declared.wake if self.quiet_skip else None
-        wake = None if current is None else _rows_of(current, values_at, arrays, wake_rows)
+        wake: list[int] | None
+        if current is None:
+            wake = None
+        elif n == 1:  # the wake series' one cell (None: not one of the set's, every bar wakes)
+            cell = declared.one_cells.get(id(current))
+            wake = None if cell is None else [0] if cell[0] else []
+        else:
+            wake = _rows_of(current, values_at, arrays, wake_rows)
         venue = self.venue
         ledger = self.ledger
         clock = self.clock

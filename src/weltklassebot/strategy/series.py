@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 _FIELDS = ("open", "high", "low", "close")
+_ROW = (*_FIELDS, "volume", "ts")  # a one-bar step's values, in this order
 _INT64_SAFE = 1 << 62
 
 
@@ -372,9 +373,10 @@ def _rolling_sum_exact(values: list[int], window: int) -> np.ndarray:
 
 
 _OneBarStep = Callable[..., tuple[Any, bool]]
-# How ``SeriesSet.step_one`` steps one series: (series, kind, its bound one-bar call, the price
-# field it reads, its inputs' value and readiness cells, its own value cell, readiness cell).
-_PlanItem = tuple["Series", int, _OneBarStep, str, tuple[tuple[list[Any], list[bool]], ...],
+# How ``SeriesSet.step_one`` steps one series: (series, kind, its bound one-bar call, the
+# position of the price field it reads, its inputs' value and readiness cells, its own value
+# cell, readiness cell).
+_PlanItem = tuple["Series", int, _OneBarStep, int, tuple[tuple[list[Any], list[bool]], ...],
                   list[Any], list[bool]]
 
 
@@ -386,7 +388,7 @@ class SeriesSet:
     reads them as it reads a chunk's lists at row 0, without building lists per bar.
     """
 
-    __slots__ = ("_plan", "items", "one_ready", "one_values", "wake")
+    __slots__ = ("_plan", "items", "one_cells", "one_ready", "one_values", "wake")
 
     def __init__(self) -> None:
         self.items: list[Series] = []
@@ -394,6 +396,7 @@ class SeriesSet:
         self._plan: list[_PlanItem] = []
         self.one_values: list[tuple[Series, list[Any]]] = []
         self.one_ready: list[tuple[Series, list[bool]]] = []
+        self.one_cells: dict[int, list[Any]] = {}  # id(series) -> its value cell
 
     def add(self, series: Series) -> None:
         self.items.append(series)
@@ -417,30 +420,36 @@ class SeriesSet:
         return out
 
     def evaluate_one(self, row: dict[str, Any]) -> list[tuple[Series, Any, bool]]:
-        """One bar (a live step): (handle, value, ready) in declaration order, plain values,
-        the same as ``evaluate`` on a one-bar chunk."""
-        self.step_one(row)
+        """One bar (a live step) given as open, high, low, close, volume and ts: (handle,
+        value, ready) in declaration order, plain values, the same as ``evaluate`` on a
+        one-bar chunk."""
+        self.step_one(tuple(row[name] for name in _ROW))
         return [(series, value[0], ready[0]) for (series, value), (_s, ready) in
                 zip(self.one_values, self.one_ready, strict=True)]
 
-    def step_one(self, row: dict[str, Any]) -> None:
-        """One bar: every series' plain value and readiness into its cells (``one_values``,
-        ``one_ready``, in declaration order)."""
+    def step_one(self, bar: tuple[Any, ...]) -> None:
+        """One bar (open, high, low, close, volume, ts): every series' plain value and
+        readiness into its cells (``one_values``, ``one_ready``, in declaration order)."""
         plan = self._plan
         if len(plan) != len(self.items):  # declared since: how to step each series
             plan = self._plan = self._one_bar_plan()
+        row: dict[str, Any] | None = None
         columns: dict[str, np.ndarray] | None = None
-        for series, kind, step, arg, inputs, value_cell, ready_cell in plan:
+        for series, kind, step, field, inputs, value_cell, ready_cell in plan:
             if kind == 0:  # a rolling sum or extreme: one plain integer in
-                value, ready = step(row[arg])
+                value, ready = step(bar[field])
             elif kind == 1:  # a cross of two sums
                 (va, ra), (vb, rb) = inputs
                 value, ready = step(int(va[0]), ra[0], int(vb[0]), rb[0])
             elif kind == 2:  # changed(): its inputs' pairs
                 value, ready = step([(v[0], r[0]) for v, r in inputs])
             elif kind == 3:  # the series' own plain one-bar step
+                if row is None:
+                    row = dict(zip(_ROW, bar, strict=True))
                 value, ready = step(row)
             else:  # a kernel without a plain path: its one-bar chunk
+                if row is None:
+                    row = dict(zip(_ROW, bar, strict=True))
                 if columns is None:
                     columns = {k: np.array([v], dtype=np.float64 if isinstance(v, float)
                                            else np.int64 if abs(v) < _INT64_SAFE else object)
@@ -461,12 +470,12 @@ class SeriesSet:
             own = type(series)
             kind: int
             step: _OneBarStep = series.one
-            field = ""
+            field = -1
             inputs: tuple[Series, ...] = ()
             if isinstance(series, RollingMaxSeries) and own.compute is RollingMaxSeries.compute:
-                kind, step, field = 0, series._step, series.field
+                kind, step, field = 0, series._step, _ROW.index(series.field)
             elif isinstance(series, RollingSumSeries) and own.one is RollingSumSeries.one:
-                kind, step, field = 0, series.one_value, series.field
+                kind, step, field = 0, series.one_value, _ROW.index(series.field)
             elif isinstance(series, CrossSeries):
                 kind, step, inputs = 1, series.one_from, (series.a, series.b)
             elif isinstance(series, ChangedSeries):
@@ -478,6 +487,7 @@ class SeriesSet:
                          value_cell, ready_cell))
         self.one_values = [(series, cells[id(series)][0]) for series in self.items]
         self.one_ready = [(series, cells[id(series)][1]) for series in self.items]
+        self.one_cells = {key: value for key, (value, _ready) in cells.items()}
         return plan
 
     def wake_indices(self, evaluated: list[tuple[Series, np.ndarray, np.ndarray]]) -> (
