@@ -1153,7 +1153,9 @@ class BacktestEngine:
                 if not every:
                     assert wake is not None
                     next_wake = wake[w] if w < n_wake else n
-                    if i < next_wake and not slot.stirred:
+                    # A lone quiet bar (a live step's usual case) costs less in the body
+                    # below than in looking for a stretch and accounting it in bulk.
+                    if i + 1 < next_wake and not slot.stirred:
                         j = next_wake
                         if venue.open_count:
                             bounds = None if reach is None else reach(symbol)
@@ -1162,9 +1164,7 @@ class BacktestEngine:
                             else:
                                 j = _first_touch(i, j, bounds[0], bounds[1], chunk, o_l, h_l,
                                                  l_l)
-                        # A lone quiet bar without orders (a live step's usual case) costs
-                        # less in the body below than in a bulk call.
-                        if j > i + 1 or (j > i and venue.open_count):
+                        if j > i:
                             if gate is None:
                                 self._quiet_bulk(slot, chunk, i, j, ts_l, c_l, eq_val, eq_cash)
                                 i = j
