@@ -90,6 +90,15 @@ def _max_scale(instruments: Iterable[Instrument], attr: str) -> int:
 
 
 _INT64_SAFE = 1 << 62
+_FILL = {name: i for i, name in enumerate(Fill._fields)}
+_ORDER = {name: i for i, name in enumerate(Order._fields)}
+_I, _S, _B = pa.int64(), pa.string(), pa.bool_()
+# An order record as an Arrow struct, field for field (the enums as their text); fills:
+# FILL_STRUCT, which the equity hash's fill lines share.
+ORDER_STRUCT = pa.struct(list(zip(Order._fields, (_I, _S, _I, _S, _I, _I, _I, _S, _I, _I, _I,
+                                                  _S, _B, _S, _I, _S, _B), strict=True)))
+# Columns with few distinct values besides the text ones (quantities repeat).
+_QUANTITIES = ("qty", "filled_qty")
 
 
 def int_array(values: list[int]) -> np.ndarray:
@@ -101,15 +110,6 @@ def int_array(values: list[int]) -> np.ndarray:
     if min(values, default=0) > -_INT64_SAFE and max(values, default=0) < _INT64_SAFE:
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=object)
-_FILL = {name: i for i, name in enumerate(Fill._fields)}
-_ORDER = {name: i for i, name in enumerate(Order._fields)}
-_I, _S, _B = pa.int64(), pa.string(), pa.bool_()
-# An order record as an Arrow struct, field for field (the enums as their text); fills:
-# FILL_STRUCT, which the equity hash's fill lines share.
-ORDER_STRUCT = pa.struct(list(zip(Order._fields, (_I, _S, _I, _S, _I, _I, _I, _S, _I, _I, _I,
-                                                  _S, _B, _S, _I, _S, _B), strict=True)))
-# Columns with few distinct values besides the text ones (quantities repeat).
-_QUANTITIES = ("qty", "filled_qty")
 
 
 def _factors(symbols: pa.Array, by_symbol: dict[str, int]) -> int | np.ndarray:
