@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
+
 from support.bars import HOUR
 from support.resume import Recorder, Spec
 from weltklassebot.engine.backtest import BacktestEngine
@@ -92,6 +94,32 @@ def test_probe_on_several_symbols_counts_instants_and_changes_nothing() -> None:
     assert probe.events == engine._equity_points  # one event per instant
     assert probe.total["strategy"] > 0
     assert probe.total["execution"] > 0
+
+
+@pytest.mark.parametrize("strategy", ["sma_cross", "donchian_breakout"])
+@pytest.mark.parametrize("risk", [False, True])
+def test_every_one_bar_step_is_one_probe_event(strategy: str, risk: bool) -> None:
+    """As the service steps: one bar per step, a strategy that sleeps between its wake bars.
+    Each step ends exactly one event (a quiet bar too), so one event's stage times never hold
+    another's; and the probe changes nothing."""
+    spec = Spec(strategy, 1, 50, False, "none", False, risk, 3)
+    plain, _ = run(spec)
+    ticks = itertools.count(step=10)
+    probe = TimingProbe(timer=lambda: next(ticks))
+    per_step: list[int] = []
+    engine, chunks = spec.build()
+    engine.probe = probe
+    rec = Recorder()
+    engine.start(int(chunks[0].ts[0]), equity_sink=rec.equity, batch_sink=rec.batch)
+    for chunk in chunks:
+        for i in range(len(chunk)):
+            before = probe.events
+            engine.step(chunk.slice(i, i + 1))
+            per_step.append(probe.events - before)
+    engine.stop()
+    assert rec.outputs() == plain
+    assert per_step == [1] * engine._bars
+    assert engine._slots[0].series.wake is not None  # it did sleep between wake bars
 
 
 def test_probe_charges_nested_stages_their_own_time_only() -> None:

@@ -1154,7 +1154,8 @@ class BacktestEngine:
                     assert wake is not None
                     next_wake = wake[w] if w < n_wake else n
                     # A lone quiet bar (a live step's usual case) costs less in the body
-                    # below than in looking for a stretch and accounting it in bulk.
+                    # below than in looking for a stretch and accounting it in bulk; there
+                    # it also ends its own probe event (the service's stage times per event).
                     if i + 1 < next_wake and not slot.stirred:
                         j = next_wake
                         if venue.open_count:
