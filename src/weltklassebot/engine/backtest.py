@@ -550,7 +550,13 @@ class BacktestEngine:
         if not self._started or self._stopped:
             raise RuntimeError("step needs a started engine that has not stopped")
         sink = self._equity_sink
-        self._guard(self._run_chunk, chunk, self._emit_equity if sink is None else sink)
+        try:  # _guard, inlined: a live service steps once per event
+            self._run_chunk(chunk, self._emit_equity if sink is None else sink)
+        except Exception as exc:
+            error = self._strategy_error(exc)
+            if error is None:
+                raise
+            raise error from exc
         if self._batch_sink is not None:
             self._batch_sink(self._take_batch())
 
@@ -1310,35 +1316,40 @@ class BacktestEngine:
         """Run ``call``; an exception raised inside strategy code becomes a StrategyError."""
         try:
             call(*args)
-        except StrategyError:
-            raise
         except Exception as exc:
-            if not self._raised_in_strategy(exc):
+            error = self._strategy_error(exc)
+            if error is None:
                 raise
-            where = self._where
-            symbol, ts = where if where is not None else ("?", -3)
-            if ts == -1:
-                when = "in on_start"
-            elif ts == -2:
-                when = "in on_stop"
-            else:
-                when = f"at the bar starting {ns_to_iso(ts)} (ts {ts})"
-            frames = traceback.extract_tb(exc.__traceback__)
-            # The strategy's own line (the call the user wrote), and where it was raised when
-            # that is deeper, in the library the strategy called.
-            files = self._strategy_files()
-            own = [frame for frame in frames if frame.filename in files][-1]
-            deepest = frames[-1]
-            place = f"{own.filename}:{own.lineno}"
-            if own.line:
-                place += f" ({own.line.strip()})"
-            if deepest is not own:
-                place += f", raised in {deepest.filename}:{deepest.lineno}"
-            raise StrategyError(
-                f"strategy {self.strategy_name} raised {type(exc).__name__}: {exc} — symbol "
-                f"{symbol}, {when}, at {place}. No run directory was written; fix the "
-                "strategy and run again."
-            ) from exc
+            raise error from exc
+
+    def _strategy_error(self, exc: Exception) -> StrategyError | None:
+        """The StrategyError ``exc`` becomes, naming the strategy's line and the bar, when it
+        was raised inside strategy code (and is not one already); else None."""
+        if isinstance(exc, StrategyError) or not self._raised_in_strategy(exc):
+            return None
+        where = self._where
+        symbol, ts = where if where is not None else ("?", -3)
+        if ts == -1:
+            when = "in on_start"
+        elif ts == -2:
+            when = "in on_stop"
+        else:
+            when = f"at the bar starting {ns_to_iso(ts)} (ts {ts})"
+        frames = traceback.extract_tb(exc.__traceback__)
+        # The strategy's own line (the call the user wrote), and where it was raised when
+        # that is deeper, in the library the strategy called.
+        files = self._strategy_files()
+        own = [frame for frame in frames if frame.filename in files][-1]
+        deepest = frames[-1]
+        place = f"{own.filename}:{own.lineno}"
+        if own.line:
+            place += f" ({own.line.strip()})"
+        if deepest is not own:
+            place += f", raised in {deepest.filename}:{deepest.lineno}"
+        return StrategyError(
+            f"strategy {self.strategy_name} raised {type(exc).__name__}: {exc} — symbol "
+            f"{symbol}, {when}, at {place}. No run directory was written; fix the "
+            "strategy and run again.")
 
     def _strategy_files(self) -> set[str]:
         names = {slot.strategy.__class__.__module__ for slot in self._slots}

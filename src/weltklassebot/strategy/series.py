@@ -129,13 +129,12 @@ class RollingSumSeries(_WindowSeries):
             queue = self._queue = deque(int(v) for v in self._tail.tolist())
             self._total = sum(queue)
         total = self._total + value
-        self._seen += 1
-        if self.window > 1:
+        seen = self._seen = self._seen + 1
+        window = self.window
+        if window > 1:
             queue.append(value)
-            self._total = total
-            if len(queue) >= self.window:
-                self._total -= queue.popleft()
-        return total, self._seen >= self.window
+            self._total = total - queue.popleft() if len(queue) >= window else total
+        return total, seen >= window
 
     def kernel_state(self) -> dict[str, Any]:
         tail = list(self._queue) if self._queue is not None else self._tail.tolist()
