@@ -122,6 +122,23 @@ def test_every_one_bar_step_is_one_probe_event(strategy: str, risk: bool) -> Non
     assert engine._slots[0].series.wake is not None  # it did sleep between wake bars
 
 
+@pytest.mark.parametrize("symbols", [1, 2])
+def test_with_a_probe_whole_chunks_are_one_event_per_bar_or_instant(symbols: int) -> None:
+    """Over whole chunks too, with a probe no quiet stretch is accounted in bulk: every bar
+    (one symbol) or instant (several) is one event; results as without the probe."""
+    spec = Spec("sma_cross", symbols, 50, False, "none", False, True, 3)
+    plain, _ = run(spec)
+    probe = TimingProbe()
+
+    def attach(engine: BacktestEngine) -> None:
+        engine.probe = probe
+
+    probed, engine = run(spec, attach)
+    assert probed == plain
+    assert probe.events == engine._equity_points
+    assert engine._equity_points == (engine._bars if symbols == 1 else engine._bars // 2)
+
+
 def test_probe_charges_nested_stages_their_own_time_only() -> None:
     readings = iter([0, 10, 25, 40, 45, 60])
     probe = TimingProbe(timer=lambda: next(readings))

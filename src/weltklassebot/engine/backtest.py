@@ -905,8 +905,9 @@ class BacktestEngine:
             self._close_instant(ts, eq)
             if ts < clock._now:
                 raise AssertionError(f"event clock would go back from {clock._now} to {ts}")
-            if self.quiet_skip and not venue.open_count and not closes and not any(
-                    slot.stirred for slot in slots):
+            # With a stage probe (the service) every instant is one event: none in bulk.
+            if self.quiet_skip and self.probe is None and not venue.open_count and not closes \
+                    and not any(slot.stirred for slot in slots):
                 now_wakes = [slot.series.wake for slot in slots]
                 if now_wakes != wakes:
                     wakes = now_wakes
@@ -1160,9 +1161,9 @@ class BacktestEngine:
                     assert wake is not None
                     next_wake = wake[w] if w < n_wake else n
                     # A lone quiet bar (a live step's usual case) costs less in the body
-                    # below than in looking for a stretch and accounting it in bulk; there
-                    # it also ends its own probe event (the service's stage times per event).
-                    if i + 1 < next_wake and not slot.stirred:
+                    # below than in looking for a stretch and accounting it in bulk. With a
+                    # stage probe (the service) every bar is one event: none in bulk.
+                    if i + 1 < next_wake and probe is None and not slot.stirred:
                         j = next_wake
                         if venue.open_count:
                             bounds = None if reach is None else reach(symbol)
