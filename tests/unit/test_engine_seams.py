@@ -28,6 +28,15 @@ def run(spec: Spec, prepare: Any = None) -> tuple[dict[str, Any], BacktestEngine
     return rec.outputs(), engine
 
 
+def run_probed(spec: Spec, probe: TimingProbe) -> tuple[dict[str, Any], BacktestEngine]:
+    """``run`` with ``probe`` attached to the engine."""
+
+    def attach(engine: BacktestEngine) -> None:
+        engine.probe = probe
+
+    return run(spec, attach)
+
+
 SPEC = Spec("all_orders", 2, 7, True, "stochastic", True, True, 3)
 
 
@@ -69,11 +78,8 @@ def test_probe_measures_each_stage_exclusively_and_changes_nothing() -> None:
     plain, _ = run(Spec("all_orders", 1, 50, True, "stochastic", True, True, 3))
     ticks = itertools.count(step=10)
     probe = TimingProbe(timer=lambda: next(ticks))
-
-    def attach(engine: BacktestEngine) -> None:
-        engine.probe = probe
-
-    probed, engine = run(Spec("all_orders", 1, 50, True, "stochastic", True, True, 3), attach)
+    probed, engine = run_probed(Spec("all_orders", 1, 50, True, "stochastic", True, True, 3),
+                                probe)
     assert probed == plain
     assert probe.events == engine._bars
     for stage in ("strategy", "execution", "accounting", "risk"):
@@ -85,11 +91,7 @@ def test_probe_on_several_symbols_counts_instants_and_changes_nothing() -> None:
     spec = Spec("all_orders", 2, 7, True, "stochastic", True, True, 3)
     plain, _ = run(spec)
     probe = TimingProbe()
-
-    def attach(engine: BacktestEngine) -> None:
-        engine.probe = probe
-
-    probed, engine = run(spec, attach)
+    probed, engine = run_probed(spec, probe)
     assert probed == plain
     assert probe.events == engine._equity_points  # one event per instant
     assert probe.total["strategy"] > 0
@@ -129,11 +131,7 @@ def test_with_a_probe_whole_chunks_are_one_event_per_bar_or_instant(symbols: int
     spec = Spec("sma_cross", symbols, 50, False, "none", False, True, 3)
     plain, _ = run(spec)
     probe = TimingProbe()
-
-    def attach(engine: BacktestEngine) -> None:
-        engine.probe = probe
-
-    probed, engine = run(spec, attach)
+    probed, engine = run_probed(spec, probe)
     assert probed == plain
     assert probe.events == engine._equity_points
     assert engine._equity_points == (engine._bars if symbols == 1 else engine._bars // 2)
