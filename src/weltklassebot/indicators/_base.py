@@ -76,13 +76,6 @@ def fits(arr: np.ndarray, limit: int) -> bool:
     return max(int(arr.max()), -int(arr.min())) < limit
 
 
-def int_array(values: list[int]) -> np.ndarray:
-    """Python ints as int64 when they fit, else as an object array (exact either way)."""
-    if not values or max(max(values), -min(values)) < INT64_SAFE:
-        return np.array(values, dtype=np.int64)
-    return np.array(values, dtype=object)
-
-
 def ready_after(seen_before: int, m: int, needed: int) -> np.ndarray:
     """Readiness of ``m`` new bars when ``seen_before`` came earlier and ``needed`` make it."""
     return (seen_before + np.arange(1, m + 1)) >= needed

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from weltklassebot.core.ints import int_array
 from weltklassebot.indicators._base import (
     INT64_SAFE,
     ArrayLike,
     check_period,
     fits,
-    int_array,
     int_input,
     ready_after,
     sliding_max,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from weltklassebot.core.ints import int_array
 from weltklassebot.indicators._base import (
     INT64_SAFE,
     ArrayLike,
@@ -21,7 +22,6 @@ from weltklassebot.indicators._base import (
     check_saved,
     fits,
     floats,
-    int_array,
     int_input,
     ready_after,
     window_sums,

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from weltklassebot import __version__
 from weltklassebot.config.model import BacktestConfig
+from weltklassebot.core.ints import int_array
 from weltklassebot.core.timeutil import format_duration, ns_to_basic, ns_to_iso, parse_duration
 from weltklassebot.data.catalog.integrity import check_catalog_file
 from weltklassebot.data.feed import ParquetFeed
@@ -57,7 +58,6 @@ from weltklassebot.runs.outputs import (
     RecordsWriter,
     fills_table,
     fills_writer,
-    int_array,
     orders_table,
     orders_writer,
     run_now,

@@ -101,17 +101,6 @@ ORDER_STRUCT = pa.struct(list(zip(Order._fields, (_I, _S, _I, _S, _I, _I, _I, _S
 _QUANTITIES = ("qty", "filled_qty")
 
 
-def int_array(values: list[int]) -> np.ndarray:
-    """Exact integers as an array: int64 while every value stays clear of its limits (sums
-    and differences of them cannot wrap), else Python ints in an object array."""
-    if len(values) == 1:  # one point (a live step): no scans of the list
-        return np.array(values, dtype=np.int64 if -_INT64_SAFE < values[0] < _INT64_SAFE
-                        else object)
-    if min(values, default=0) > -_INT64_SAFE and max(values, default=0) < _INT64_SAFE:
-        return np.array(values, dtype=np.int64)
-    return np.array(values, dtype=object)
-
-
 def _factors(symbols: pa.Array, by_symbol: dict[str, int]) -> int | np.ndarray:
     """Each row's factor from its symbol: one int when every symbol has the same."""
     distinct = set(by_symbol.values())

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from weltklassebot.core.ints import int_array
 from weltklassebot.engine.state import fill_data, fill_from, order_data, order_from
 from weltklassebot.fsutil import adopt_directory_owner, fsync_dir
 from weltklassebot.model.records import Fill, Order
-from weltklassebot.runs.outputs import int_array
 
 SPOOL_FILES = ("fills.jsonl", "orders.jsonl", "equity.txt", "events.jsonl")
 _JSON = json.JSONEncoder(separators=(",", ":"), default=str)
