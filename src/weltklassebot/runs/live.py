@@ -38,7 +38,6 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -79,6 +78,7 @@ from weltklassebot.service.operator import (
     failed_result,
     poll_operator_commands,
 )
+from weltklassebot.service.shutdown import StopLatch
 from weltklassebot.service.status import LiveStatus
 from weltklassebot.state.codec import Record
 from weltklassebot.state.jsonl_store import JsonlStore, StoreConfig, StoreWriteError
@@ -94,20 +94,6 @@ APPLIED_BY = "service"
 
 
 # --- the service ------------------------------------------------------------------------------
-
-
-class _Stop:
-    """SIGTERM / SIGINT: finish the current event, persist, exit."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal: int | None = None
-        self.event = threading.Event()
-
-    def __call__(self, signum: int, _frame: FrameType | None) -> None:
-        self.requested = True
-        self.signal = signum
-        self.event.set()
 
 
 class RecordingProbe(TimingProbe):
@@ -129,7 +115,7 @@ class LiveService:
         self.request = request
         self.status = status or LiveStatus()
         self.log = get_logger("weltklassebot.live")
-        self.stop = _Stop()
+        self.stop = StopLatch()
         self.store: JsonlStore | None = None
         self.lock: Any = None
         self.notifier: Any = None
@@ -180,7 +166,7 @@ class LiveService:
         request = self.request
         status = self.status
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        if shutdown.pending.is_set():  # a signal that came while the service was importing
+        if shutdown.signal_number:  # a signal that came while the service was importing
             self.stop(shutdown.signal_number[-1], None)
             return 130 if self.stop.signal == signal.SIGINT else 0
         self.notifier = Notifier()
@@ -207,6 +193,7 @@ class LiveService:
             self._shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self.stop.close()
 
     def _start_http(self) -> None:
         from weltklassebot.service.http import MetricsServer
@@ -565,7 +552,7 @@ class LiveService:
                         self._between_events(cursor)
                     if now >= due:
                         break
-                    stop.event.wait(min(COMMAND_POLL_S, due - now))
+                    stop.wait(min(COMMAND_POLL_S, due - now))
             else:
                 now = time.monotonic()
                 if now - last_poll >= COMMAND_POLL_S and not replaying:
@@ -954,7 +941,7 @@ class LiveService:
             while self._store_broken and not self.stop.requested:
                 self.notifier.keepalive()
                 self.status.last_loop_wall_s = time.time()
-                self.stop.event.wait(COMMAND_POLL_S * 5)
+                self.stop.wait(COMMAND_POLL_S * 5)
                 self._commit_event()
             if self.stop.requested:
                 return
@@ -1037,7 +1024,7 @@ class LiveService:
                     ack(self.request.state_dir, command.command_id,
                         {"ok": False, "error": "the service's run has ended; there is nothing "
                                                "to halt or resume until a new run starts"})
-            self.stop.event.wait(COMMAND_POLL_S * 5)
+            self.stop.wait(COMMAND_POLL_S * 5)
 
     def _shutdown(self) -> None:
         """Persist and release: engine state, store flushed and closed, lock, HTTP."""
