@@ -71,8 +71,16 @@ def metric(text: str, name: str, labels: str = "") -> float | None:
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+    """Send ``sig`` and return the exit status; a process still running after ``timeout`` is
+    killed and reaped (so that no later test inherits it) and fails the test."""
     proc.send_signal(sig)
-    return proc.wait(timeout)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"the service did not exit within {timeout} s of signal "
+                             f"{signal.Signals(sig).name}; killed") from None
 
 
 def log_events(log: Path) -> list[dict[str, Any]]:
