@@ -91,6 +91,19 @@ def test_drawdown_duration_runs_from_peak_to_recovery_or_end() -> None:
     assert stats.max_drawdown == pytest.approx(0.25)
 
 
+def test_a_growth_beyond_the_float_range_in_a_year_is_an_undefined_cagr() -> None:
+    # Five one-second returns that multiply equity by 17: compounded over a year of seconds,
+    # far beyond 1e308. Undefined (None, as JSON has no infinity), not an OverflowError.
+    ts = np.arange(6, dtype=np.int64) * 1_000_000_000
+    stats = EquityStats(1.0)
+    stats.update(ts, np.array([1.0, 1.0, 1.0, 1.0, 1.0, 17.0]))
+    result = return_stats(stats, 365.25 * 86400)
+    assert result["cagr"] is None
+    assert result["calmar"] is None
+    assert result["total_return"] == 16.0
+    assert return_stats(stats, 1.0)["cagr"] == pytest.approx(17 ** (1 / 6) - 1)
+
+
 @pytest.mark.parametrize(("step", "days", "expected"), [
     (NS_PER_HOUR, range(28), 24 * 365.25),            # 24/7 hourly
     (NS_PER_DAY, [d for d in range(70) if d % 7 < 5], 252.0),  # weekday daily

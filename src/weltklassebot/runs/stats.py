@@ -224,7 +224,7 @@ def return_stats(stats: EquityStats, periods_per_year: float) -> dict[str, Any]:
     sortino = (stats.mean / downside * math.sqrt(periods_per_year)
                if n and downside > 0 else None)
     growth = 1.0 + total
-    cagr = (growth ** (periods_per_year / n) - 1.0) if n and growth > 0 else (
+    cagr = _annual_growth(growth, periods_per_year / n) if n and growth > 0 else (
         -1.0 if n else None)
     mdd = stats.max_drawdown
     calmar = cagr / mdd if cagr is not None and mdd > 0 else None
@@ -240,6 +240,15 @@ def return_stats(stats: EquityStats, periods_per_year: float) -> dict[str, Any]:
                                     else duration / NS_PER_SECOND),
         "calmar": number(calmar),
     }
+
+
+def _annual_growth(growth: float, exponent: float) -> float:
+    """``growth ** exponent - 1``; infinite (reported as undefined) beyond the float range: a
+    gain over a few seconds of one-second bars compounds past 1e308 in a year."""
+    try:
+        return growth ** exponent - 1.0
+    except OverflowError:
+        return math.inf
 
 
 def number(value: float | None) -> float | None:
