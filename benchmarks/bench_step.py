@@ -1,5 +1,5 @@
 """The engine driven one bar per step, as the live service drives it:
-``python benchmarks/bench_step.py [--bars N] [--strategy NAME]``.
+``python benchmarks/bench_step.py [--bars N] [--strategy NAME] [--param KEY=VALUE ...]``.
 
 Generates N seeded one-minute bars (default 200,000), reads them once, then times, in this
 process and in the same run:
@@ -24,6 +24,7 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,23 +41,24 @@ from weltklassebot.strategy.loader import resolve_strategy
 MINUTE_NS = 60_000_000_000
 
 
-def engine(strategy: str) -> BacktestEngine:
+def engine(strategy: str, params: dict[str, Any] | None = None) -> BacktestEngine:
     usd = MoneySpec("USD", Decimal("0.01"))
     inst = Instrument("SYN", Decimal("0.01"), Decimal("0.00000001"), usd)
     execution = ExecutionSettings(money=usd, initial_cash=usd.units(Decimal(1_000_000)),
                                   fees=FeeModel(Decimal(2), Decimal(5), 0, usd.step))
-    spec = resolve_strategy(strategy, {})
+    spec = resolve_strategy(strategy, params or {})
     return BacktestEngine({"SYN": inst}, {"SYN": MINUTE_NS}, execution, spec.create, spec.name,
                           7)
 
 
-def timed_run(strategy: str, chunks: list[BarChunk], *, per_bar: bool) -> tuple[float, list[int]]:
+def timed_run(strategy: str, params: dict[str, Any], chunks: list[BarChunk], *,
+              per_bar: bool) -> tuple[float, list[int]]:
     curve: list[int] = []
 
     def sink(ts: list[int], equity: list[int], cash: list[int]) -> None:
         curve.extend(equity)
 
-    eng = engine(strategy)
+    eng = engine(strategy, params)
     if per_bar:
         bars = [c.slice(i, i + 1) for c in chunks for i in range(len(c))]
         start = time.perf_counter()
@@ -75,7 +77,14 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=200_000)
     parser.add_argument("--strategy", default="sma_cross")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a strategy parameter (an integer), e.g. entry=400 for long "
+                             "donchian_breakout channels")
     args = parser.parse_args()
+    params: dict[str, Any] = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        params[key] = int(value)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_bars(Path(tmp) / "bars.parquet", args.bars)
         usd = MoneySpec("USD", Decimal("0.01"))
@@ -91,13 +100,15 @@ def main() -> None:
             loop = min(loop, time.perf_counter() - loop_start)
     whole = stepped = float("inf")
     for _ in range(args.repeat):
-        whole_time, whole_curve = timed_run(args.strategy, chunks, per_bar=False)
-        stepped_time, stepped_curve = timed_run(args.strategy, chunks, per_bar=True)
+        whole_time, whole_curve = timed_run(args.strategy, params, chunks, per_bar=False)
+        stepped_time, stepped_curve = timed_run(args.strategy, params, chunks, per_bar=True)
         if whole_curve != stepped_curve:
             raise SystemExit("stepping one bar at a time changed the equity curve")
         whole, stepped = min(whole, whole_time), min(stepped, stepped_time)
     n = args.bars
-    print(f"{args.strategy}, {n:,} bars, equity curves identical, best of {args.repeat}")
+    shown = "".join(f" {k}={v}" for k, v in params.items())
+    print(f"{args.strategy}{shown}, {n:,} bars, equity curves identical, best of "
+          f"{args.repeat}")
     print(f"plain-Python loop     {loop:7.2f} s  {n / loop:12,.0f} bars/s  (yardstick)")
     print(f"engine, whole chunks  {whole:7.2f} s  {n / whole:12,.0f} bars/s  "
           f"{loop / whole:.2f}x the loop")

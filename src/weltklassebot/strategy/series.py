@@ -157,15 +157,24 @@ class RollingSumSeries(_WindowSeries):
 class RollingMaxSeries(_WindowSeries):
     """Exact highest value of a price field over the last ``window`` bars (ticks); before
     ``window`` bars are seen, the highest so far (``ready`` says when the window is full).
-    ``RollingMinSeries`` is the same for the lowest."""
+    ``RollingMinSeries`` is the same for the lowest.
 
-    __slots__ = ("_tail",)
+    Over chunks the extremes are vector passes over the tail and the chunk. One bar at a time
+    (a live step) the series keeps, beside the tail, the bars that can still be the extreme
+    of a later window (a monotonic queue: each newer than and above the next, for the
+    highest): O(1) per bar, amortised, whatever the window."""
+
+    __slots__ = ("_best", "_tail")
     _kind = "rolling_max"
     _reduce: np.ufunc = np.maximum
+    _highest = True
 
     def __init__(self, field: str, window: int) -> None:
         super().__init__(field, window)
-        self._tail: list[int] = []  # the last window - 1 values, oldest first
+        self._tail: deque[int] = deque()  # the last window - 1 values, oldest first
+        # (bar number, value) of the candidates, the extreme first; None: to be built from
+        # the tail (after a chunk or a restore).
+        self._best: deque[tuple[int, int]] | None = None
 
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = columns[self.field]
@@ -187,8 +196,9 @@ class RollingMaxSeries(_WindowSeries):
         ext = np.concatenate((head, values))
         out = _window_extreme(ext, window, self._reduce)[head.size:]
         self._seen += n
-        self._tail = [int(v) for v in ext[max(ext.size - window + 1, 0):].tolist()] if (
-            window > 1) else []
+        self._tail = deque(int(v) for v in ext[max(ext.size - window + 1, 0):].tolist()) if (
+            window > 1) else deque()
+        self._best = None
         ready = (self._seen - n + np.arange(1, n + 1)) >= window
         return out, ready
 
@@ -197,13 +207,37 @@ class RollingMaxSeries(_WindowSeries):
 
     def _step(self, value: int) -> tuple[int, bool]:
         # One bar (a live step): plain integers, no array set-up.
+        best = self._best
+        if best is None:
+            best = self._best = self._candidates()
+        seen = self._seen = self._seen + 1
+        # The candidates this bar beats (or ties) can never be the extreme again.
+        if self._highest:
+            while best and best[-1][1] <= value:
+                best.pop()
+        else:
+            while best and best[-1][1] >= value:
+                best.pop()
+        best.append((seen, value))
+        window = self.window
+        if best[0][0] <= seen - window:  # out of the window (one bar leaves per bar)
+            best.popleft()
         tail = self._tail
         tail.append(value)
-        extreme = max(tail) if self._reduce is np.maximum else min(tail)
-        if len(tail) >= self.window:
-            del tail[0]
-        self._seen += 1
-        return extreme, self._seen >= self.window
+        if len(tail) >= window:
+            tail.popleft()
+        return best[0][1], seen >= window
+
+    def _candidates(self) -> deque[tuple[int, int]]:
+        """The monotonic queue of the tail: its bars are the last ``len(tail)`` seen."""
+        best: deque[tuple[int, int]] = deque()
+        first = self._seen - len(self._tail) + 1
+        highest = self._highest
+        for number, value in enumerate(self._tail, first):
+            while best and (best[-1][1] <= value if highest else best[-1][1] >= value):
+                best.pop()
+            best.append((number, value))
+        return best
 
     def kernel_state(self) -> dict[str, Any]:
         return {"kind": self._kind, "field": self.field, "window": self.window,
@@ -215,8 +249,9 @@ class RollingMaxSeries(_WindowSeries):
             raise ValueError(f"saved series {state.get('kind')}({state.get('field')}, "
                              f"{state.get('window')}) is not {self._kind}({self.field}, "
                              f"{self.window}): the strategy declared other series")
-        self._tail = [int(v) for v in state["tail"]]
+        self._tail = deque(int(v) for v in state["tail"])
         self._seen = int(state["seen"])
+        self._best = None
 
 
 class RollingMinSeries(RollingMaxSeries):
@@ -225,6 +260,7 @@ class RollingMinSeries(RollingMaxSeries):
     __slots__ = ()
     _kind = "rolling_min"
     _reduce: np.ufunc = np.minimum
+    _highest = False
 
 
 def _window_extreme(ext: np.ndarray, window: int, reduce: np.ufunc) -> np.ndarray:
