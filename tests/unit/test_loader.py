@@ -61,11 +61,20 @@ def test_params_from_text_are_coerced_to_the_declared_types() -> None:
         ({"fast": "0"}, "must be >= 1"),
         ({"fast": 2.5}, "parameter fast must be an integer"),
         ({"fast": True}, "parameter fast must be an integer"),
+        ({"qty": "0"}, r"qty \(0\) must be positive"),
+        ({"qty": "-1.5"}, r"qty \(-1.5\) must be positive"),
     ],
 )
 def test_bad_params_are_usage_errors(params: dict[str, object], match: str) -> None:
     with pytest.raises(UsageError, match=match) as info:
         resolve_strategy("sma_cross", params)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("qty", ["0", "-2"])
+def test_a_quantity_that_is_not_positive_is_a_usage_error_for_donchian(qty: str) -> None:
+    with pytest.raises(UsageError, match="must be positive") as info:
+        resolve_strategy("donchian_breakout", {"qty": qty})
     assert info.value.exit_code == 2
 
 

@@ -33,6 +33,8 @@ class DonchianBreakout(Strategy):
         entry, exit_n = int(self.p["entry"]), int(self.p["exit"])
         if entry < 1 or exit_n < 1:
             raise ValueError("entry and exit must be >= 1")
+        if not Decimal(self.p["qty"]) > 0:
+            raise ValueError(f"qty ({self.p['qty']}) must be positive")
         fraction = Decimal(self.p.get("fraction", 0))
         if not Decimal(0) <= fraction <= Decimal(10):
             raise ValueError(f"fraction ({fraction}) must be in [0, 10] (0: enter qty instead)")
@@ -41,7 +43,9 @@ class DonchianBreakout(Strategy):
         entry, exit_n = int(self.p["entry"]), int(self.p["exit"])
         self.qty_ticks = ctx.instrument.qty_ticks(self.p["qty"])
         if self.qty_ticks <= 0:
-            raise ValueError("qty must be positive")
+            inst = ctx.instrument
+            raise ValueError(f"qty ({Decimal(self.p['qty']):f}) is less than one quantity "
+                             f"increment ({inst.quantity_increment:f}) of {inst.symbol}")
         self.fraction = Decimal(self.p.get("fraction", 0))
         # The channels, computed by the engine (including the bar being closed).
         self.entry_high = ctx.rolling_max("high", entry)

@@ -29,6 +29,8 @@ class SmaCross(Strategy):
             raise ValueError("fast and slow must be >= 1")
         if fast >= slow:
             raise ValueError(f"fast ({fast}) must be smaller than slow ({slow})")
+        if not Decimal(self.p["qty"]) > 0:
+            raise ValueError(f"qty ({self.p['qty']}) must be positive")
         fraction = Decimal(self.p["fraction"])
         if not Decimal(0) <= fraction <= Decimal(10):
             raise ValueError(f"fraction ({fraction}) must be in [0, 10] (0: buy qty instead)")
@@ -36,7 +38,9 @@ class SmaCross(Strategy):
     def on_start(self, ctx: StrategyContext) -> None:
         self.qty_ticks = ctx.instrument.qty_ticks(self.p["qty"])
         if self.qty_ticks <= 0:
-            raise ValueError("qty must be positive")
+            inst = ctx.instrument
+            raise ValueError(f"qty ({Decimal(self.p['qty']):f}) is less than one quantity "
+                             f"increment ({inst.quantity_increment:f}) of {inst.symbol}")
         fast = ctx.rolling_sum("close", int(self.p["fast"]))
         slow = ctx.rolling_sum("close", int(self.p["slow"]))
         self.cross = ctx.cross(fast, slow)
