@@ -246,7 +246,7 @@ def _annual_growth(growth: float, exponent: float) -> float:
     """``growth ** exponent - 1``; infinite (reported as undefined) beyond the float range: a
     gain over a few seconds of one-second bars compounds past 1e308 in a year."""
     try:
-        return growth ** exponent - 1.0
+        return float(growth ** exponent) - 1.0
     except OverflowError:
         return math.inf
 
