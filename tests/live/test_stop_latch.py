@@ -16,9 +16,17 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import pytest
+
+from weltklassebot.config.model import BacktestConfig
+from weltklassebot.config.service import LiveSettings
+from weltklassebot.runs.live import LiveService
+from weltklassebot.runs.live_record import LiveRequest
+from weltklassebot.service import shutdown
 from weltklassebot.service.shutdown import StopLatch
 
 
@@ -96,6 +104,26 @@ def test_a_request_before_the_sleep_cuts_it_short() -> None:
     woken, _lines = _wait_with_handler_at(1, 30)
     assert woken
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_signal_before_the_service_ran_stops_it_at_once_and_restores_the_handlers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int, code: int) -> None:
+    # `python -m cli live` notes a signal that comes while it imports; the service then stops
+    # before it opens anything (no state directory is created) and leaves the handlers as
+    # they were.
+    monkeypatch.setattr(shutdown, "signal_number", [signum])
+    request = LiveRequest(
+        config=BacktestConfig(), settings=LiveSettings(), config_file=None, argv=["live"],
+        state_dir=tmp_path / "state", runs_dir=tmp_path / "runs", out=None, speed=None,
+        exit_at_end=True, bind="127.0.0.1", port=0)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    service = LiveService(request)
+    assert service.run() == code
+    assert service.stop.requested
+    assert service.stop.signal == signum
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    assert not (tmp_path / "state").exists()
 
 
 def test_a_closed_latch_ignores_a_late_signal() -> None:

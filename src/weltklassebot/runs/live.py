@@ -168,6 +168,9 @@ class LiveService:
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         if shutdown.signal_number:  # a signal that came while the service was importing
             self.stop(shutdown.signal_number[-1], None)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop.close()
             return 130 if self.stop.signal == signal.SIGINT else 0
         self.notifier = Notifier()
         status.started_wall_s = time.time()
