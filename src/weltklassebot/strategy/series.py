@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from weltklassebot.indicators.rolling import RollingMax, RollingMin
+
 _FIELDS = ("open", "high", "low", "close")
 _ROW = (*_FIELDS, "volume", "ts")  # a one-bar step's values, in this order
 _INT64_SAFE = 1 << 62
@@ -160,21 +162,21 @@ class RollingMaxSeries(_WindowSeries):
     ``RollingMinSeries`` is the same for the lowest.
 
     Over chunks the extremes are vector passes over the tail and the chunk. One bar at a time
-    (a live step) the series keeps, beside the tail, the bars that can still be the extreme
-    of a later window (a monotonic queue: each newer than and above the next, for the
-    highest): O(1) per bar, amortised, whatever the window."""
+    (a live step) the series steps, beside the tail, the ``RollingMax`` indicator (its
+    monotonic queue of the bars that can still be the window's extreme): O(1) per bar,
+    amortised, whatever the window."""
 
-    __slots__ = ("_best", "_tail")
+    __slots__ = ("_queue", "_tail")
     _kind = "rolling_max"
     _reduce: np.ufunc = np.maximum
-    _highest = True
+    _indicator: type[RollingMax] | type[RollingMin] = RollingMax
 
     def __init__(self, field: str, window: int) -> None:
         super().__init__(field, window)
         self._tail: deque[int] = deque()  # the last window - 1 values, oldest first
-        # (bar number, value) of the candidates, the extreme first; None: to be built from
-        # the tail (after a chunk or a restore).
-        self._best: deque[tuple[int, int]] | None = None
+        # The one-bar path's indicator; None: to be built from the tail (after a chunk or a
+        # restore).
+        self._queue: RollingMax | RollingMin | None = None
 
     def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = columns[self.field]
@@ -198,7 +200,7 @@ class RollingMaxSeries(_WindowSeries):
         self._seen += n
         self._tail = deque(int(v) for v in ext[max(ext.size - window + 1, 0):].tolist()) if (
             window > 1) else deque()
-        self._best = None
+        self._queue = None
         ready = (self._seen - n + np.arange(1, n + 1)) >= window
         return out, ready
 
@@ -207,37 +209,19 @@ class RollingMaxSeries(_WindowSeries):
 
     def _step(self, value: int) -> tuple[int, bool]:
         # One bar (a live step): plain integers, no array set-up.
-        best = self._best
-        if best is None:
-            best = self._best = self._candidates()
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = self._indicator(self.window)
+            for past in self._tail:  # the last bars seen, none yet out of the window
+                queue.update(past)
+        extreme = queue.update(value)
         seen = self._seen = self._seen + 1
-        # The candidates this bar beats (or ties) can never be the extreme again.
-        if self._highest:
-            while best and best[-1][1] <= value:
-                best.pop()
-        else:
-            while best and best[-1][1] >= value:
-                best.pop()
-        best.append((seen, value))
         window = self.window
-        if best[0][0] <= seen - window:  # out of the window (one bar leaves per bar)
-            best.popleft()
         tail = self._tail
         tail.append(value)
         if len(tail) >= window:
             tail.popleft()
-        return best[0][1], seen >= window
-
-    def _candidates(self) -> deque[tuple[int, int]]:
-        """The monotonic queue of the tail: its bars are the last ``len(tail)`` seen."""
-        best: deque[tuple[int, int]] = deque()
-        first = self._seen - len(self._tail) + 1
-        highest = self._highest
-        for number, value in enumerate(self._tail, first):
-            while best and (best[-1][1] <= value if highest else best[-1][1] >= value):
-                best.pop()
-            best.append((number, value))
-        return best
+        return extreme, seen >= window
 
     def kernel_state(self) -> dict[str, Any]:
         return {"kind": self._kind, "field": self.field, "window": self.window,
@@ -251,7 +235,7 @@ class RollingMaxSeries(_WindowSeries):
                              f"{self.window}): the strategy declared other series")
         self._tail = deque(int(v) for v in state["tail"])
         self._seen = int(state["seen"])
-        self._best = None
+        self._queue = None
 
 
 class RollingMinSeries(RollingMaxSeries):
@@ -260,7 +244,7 @@ class RollingMinSeries(RollingMaxSeries):
     __slots__ = ()
     _kind = "rolling_min"
     _reduce: np.ufunc = np.minimum
-    _highest = False
+    _indicator = RollingMin
 
 
 def _window_extreme(ext: np.ndarray, window: int, reduce: np.ufunc) -> np.ndarray:
