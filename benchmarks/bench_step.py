@@ -10,7 +10,8 @@ process and in the same run:
 * the plain-Python crossover loop of ``bench_backtest.py`` (no exactness, no I/O) as the yardstick,
 
 and prints bars/s and the ratios to the plain loop. Each is timed ``--repeat`` times (default 3),
-taking the fastest: a short run on a shared machine is easily slowed, never sped up. Both engine
+the three in turn in each round, taking the fastest of each: a short run on a shared machine is
+easily slowed, never sped up. Both engine
 runs must give the same equity curve (checked). Ratios are the claim; machines are noisy.
 """
 
@@ -92,19 +93,20 @@ def main() -> None:
         chunks = list(ParquetFeed(open_snapshot(path), {"SYN": inst}, "SYN").chunks())
         sys.argv = ["loop", str(path)]
         code = compile(BASELINE_LOOP, "baseline", "exec")
-        loop = float("inf")
+        loop = whole = stepped = float("inf")
+        # The three alternate within each round, so a slow spell of the machine slows one
+        # round of each rather than all the rounds of one.
         for _ in range(args.repeat):
             loop_start = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # it prints its own figures
                 exec(code, {})
             loop = min(loop, time.perf_counter() - loop_start)
-    whole = stepped = float("inf")
-    for _ in range(args.repeat):
-        whole_time, whole_curve = timed_run(args.strategy, params, chunks, per_bar=False)
-        stepped_time, stepped_curve = timed_run(args.strategy, params, chunks, per_bar=True)
-        if whole_curve != stepped_curve:
-            raise SystemExit("stepping one bar at a time changed the equity curve")
-        whole, stepped = min(whole, whole_time), min(stepped, stepped_time)
+            whole_time, whole_curve = timed_run(args.strategy, params, chunks, per_bar=False)
+            stepped_time, stepped_curve = timed_run(args.strategy, params, chunks,
+                                                    per_bar=True)
+            if whole_curve != stepped_curve:
+                raise SystemExit("stepping one bar at a time changed the equity curve")
+            whole, stepped = min(whole, whole_time), min(stepped, stepped_time)
     n = args.bars
     shown = "".join(f" {k}={v}" for k, v in params.items())
     print(f"{args.strategy}{shown}, {n:,} bars, equity curves identical, best of "
