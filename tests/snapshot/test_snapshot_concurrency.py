@@ -58,8 +58,9 @@ def test_lock_time_out_exits_3_naming_the_holder(tmp_path: Path) -> None:
     snapdir.mkdir()
     a = make_bars(tmp_path / "a.parquet", seed=1)
     b = make_bars(tmp_path / "b.parquet", seed=2)
+    release = tmp_path / "release"  # the holder keeps the lock until this file exists
     holder = _start(["promote", str(a), "--dir", str(snapdir)],
-                    WELTKLASSE_FAULT_AT="locked:sleep=3")
+                    WELTKLASSE_FAULT_AT=f"locked:wait={release}")
     try:
         _wait_for_lock_holder(snapdir, holder.pid)
         for args in (["promote", str(b)], ["rollback"], ["prune", "--keep", "3"]):
@@ -70,8 +71,10 @@ def test_lock_time_out_exits_3_naming_the_holder(tmp_path: Path) -> None:
             assert "nothing was changed" in result.stderr
         env_timeout = run_cli("rollback", "--dir", snapdir,
                               env=clean_env(WELTKLASSE_LOCK_TIMEOUT="0.2"))
-        assert env_timeout.returncode == 3
+        assert env_timeout.returncode == 3, env_timeout.stderr
+        assert f"locked by pid {holder.pid}" in env_timeout.stderr
     finally:
+        release.touch()
         holder.communicate(timeout=60)
     assert holder.returncode == 0
     assert [r["action"] for r in Catalog(snapdir).history()] == ["promote"]
