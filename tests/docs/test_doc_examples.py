@@ -273,7 +273,7 @@ SHELL_NOT_RUN: dict[tuple[str, str], str] = {
        "a benchmark: minutes of CPU, and timing claims live there, not in tests; "
        "test_benchmark_commands_exist checks the script and its options"
        for line in ("bench_backtest.py", "bench_backtest.py --bars 10000000",
-                    "bench_validate.py", "bench_state_store.py")},
+                    "bench_validate.py", "bench_state_store.py", "bench_instructions.py")},
 }
 
 
