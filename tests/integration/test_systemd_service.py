@@ -169,6 +169,12 @@ def test_install_renders_the_unit_and_builds_its_venv(deployment: Deployment) ->
                               "print(weltklassebot.__file__)", check=True).stdout
     assert where.startswith(str(deployment.prefix)), where
     assert not result["python"].startswith(("/root", "/home"))
+    # Only the runtime part of the lock: no test, benchmark or ray extras, and nothing missing.
+    extras = deployment.ns.run(str(venv_python), "-c", "import importlib.util as u; print(["
+                               "m for m in ('ray', 'pytest', 'mypy', 'pandas', 'scipy') "
+                               "if u.find_spec(m)])", check=True).stdout.strip()
+    assert extras == "[]", extras
+    deployment.ns.run(str(venv_python), "-m", "pip", "check", check=True)
     owner = deployment.ns.run("stat", "-c", "%U %a", str(deployment.state_dir),
                               str(deployment.snapshot_dir), check=True).stdout.split("\n")
     assert owner[:2] == [f"{deployment.user} 750", f"{deployment.user} 2770"]

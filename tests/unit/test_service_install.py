@@ -283,9 +283,11 @@ def test_install_creates_user_venv_dirs_config_and_unit(tmp_path: Path,
     assert [c[:3] for c in host.commands[:1]] == [["/usr/bin/python3.11", "-m", "venv"]]
     pip_installs = [c for c in host.commands if c[1:3] == ["-m", "pip"]]
     assert "--require-hashes" in pip_installs[0]
-    assert str(REPO / "requirements.lock") in pip_installs[0]
+    assert pip_installs[0][-1].endswith("runtime-requirements.txt")  # the lock's runtime part
     assert "--no-deps" in pip_installs[1]
     assert "-e" not in pip_installs[1]  # the package itself, non-editable
+    assert pip_installs[2][-1] == "check"
+    assert any("runtime part of" in line and "packages" in line for line in lines)
     assert (opts.state_dir.stat().st_mode & 0o7777) == 0o750
     assert (opts.snapshot_dir.stat().st_mode & 0o7777) == 0o2770
     uid, gid = host.users["wkbtest"]

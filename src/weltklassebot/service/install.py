@@ -4,9 +4,11 @@ rendered unit; and undo it (keeping the data).
 Why a prefix: a checkout (and its ``.venv``) often sits under ``/root`` or ``/home``, which the
 unit's ``ProtectHome=yes`` hides from the service, and ``/tmp`` is private to it
 (``PrivateTmp=yes``). So the service runs from its own venv in a prefix (default
-``/opt/weltklassebot``) built from the checkout: the pinned, hashed ``requirements.lock`` with
-plain pip (``PIP_INDEX_URL`` / ``PIP_TRUSTED_HOST`` apply; pip's cache makes a re-install fast),
-then the package itself, non-editable. The venv's interpreter must itself lie outside those trees.
+``/opt/weltklassebot``) built from the checkout: the runtime part of the pinned, hashed
+``requirements.lock`` (:mod:`~weltklassebot.service.runtime_lock`) with plain pip
+(``PIP_INDEX_URL`` / ``PIP_TRUSTED_HOST`` apply; pip's cache makes a re-install fast), then the
+package itself, non-editable, then ``pip check``. The venv's interpreter must itself lie outside
+those trees.
 
 What install creates is recorded in ``PREFIX/install.json``; ``uninstall`` reads it, removes the
 unit, the prefix and the files it wrote, and keeps the state and snapshot directories. Every
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from weltklassebot.errors import RuntimeFailure, UsageError
+from weltklassebot.service.runtime_lock import LockError, runtime_subset
 
 UNIT_NAME = "weltklassebot.service"
 DEFAULT_USER = "weltklassebot"
@@ -597,16 +600,25 @@ def _build_venv(plan: _Plan, host: Host, say: Say) -> None:
         f"(Python {plan.python_version})")
     pip: list[str | Path] = [plan.venv_python, "-m", "pip", "--disable-pip-version-check",
                              "--no-input", "--quiet"]
-    tick = time.monotonic()
-    host.run([*pip, "install", "--require-hashes", "-r", plan.source / "requirements.lock"])
-    plan.timings["requirements"] = round(time.monotonic() - tick, 1)
-    say(f"dependencies: {plan.source / 'requirements.lock'} installed "
-        f"({plan.timings['requirements']} s)")
-    tick = time.monotonic()
+    lock = plan.source / "requirements.lock"
+    try:
+        subset, kept = runtime_subset(lock.read_text(encoding="utf-8"),
+                                      (plan.source / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, LockError) as exc:
+        raise UsageError(f"{lock}: cannot select the service's dependencies: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix="weltklassebot-build-") as scratch:
+        runtime = Path(scratch) / "runtime-requirements.txt"
+        runtime.write_text(subset, encoding="utf-8")
+        tick = time.monotonic()
+        host.run([*pip, "install", "--require-hashes", "-r", runtime])
+        plan.timings["requirements"] = round(time.monotonic() - tick, 1)
+        say(f"dependencies: the runtime part of {lock} installed ({len(kept)} packages, "
+            f"{plan.timings['requirements']} s; no test, benchmark or ray extras)")
+        tick = time.monotonic()
         stage = _stage_source(plan.source, Path(scratch))
         host.run([*pip, "install", "--no-deps", "--no-build-isolation", "--force-reinstall",
                   stage], cwd=Path(scratch))
+    host.run([*pip, "check"], cwd=plan.prefix)  # every installed package has what it requires
     plan.timings["package"] = round(time.monotonic() - tick, 1)
     version = host.run(
         [plan.venv_python, "-c", "import weltklassebot, cli; print(weltklassebot.__version__)"],
