@@ -70,8 +70,9 @@ def test_doctor_on_a_sound_install_passes(setup: Setup, btc_hourly: Path) -> Non
     _promote(setup, btc_hourly)
     checks = setup.checks()
     assert [c for c in checks.values() if c.status == FAIL] == []
-    assert {"python", "packages", "config", "unit", "user", "state dir", "disk", "snapshot dir",
-            "latest.parquet", "metrics port"} <= set(checks)
+    assert {"python", "packages", "config", "strategy", "unit", "user", "state dir", "disk",
+            "snapshot dir", "latest.parquet", "metrics port"} <= set(checks)
+    assert checks["strategy"].detail.startswith("sma_cross (sma_cross) loads in ")
     assert "numpy" in checks["packages"].detail
     assert "matches its sidecar" in checks["latest.parquet"].detail
     assert checks["metrics port"].detail == f"127.0.0.1:{setup.port} is free"
@@ -169,3 +170,45 @@ def test_doctor_with_an_invalid_config_fails(setup: Setup, tmp_path: Path) -> No
     good = tmp_path / "good.toml"
     good.write_text('[service]\nspeed = "60"\n')
     assert setup.checks(good)["config"].status == OK
+
+
+def _strategy_check(tmp_path: Path, config_text: str, unit_dir: Path) -> Check:
+    config = tmp_path / "strategy.toml"
+    config.write_text(config_text)
+    return {c.name: c for c in run_checks(config, unit_dir)}["strategy"]
+
+
+def test_doctor_loads_the_configured_strategy_as_the_service_will(tmp_path: Path) -> None:
+    no_unit = tmp_path / "no-units"  # no sandbox to hide tmp_path from the check
+    no_unit.mkdir()
+    needs = tmp_path / "needs_pkg.py"
+    needs.write_text("import weltklassebot_no_such_package\n")
+    check = _strategy_check(tmp_path, f'[strategy]\nname = "{needs}"\n', no_unit)
+    assert check.status == FAIL
+    assert "No module named 'weltklassebot_no_such_package'" in check.detail
+    assert "service's venv" in check.fix
+    bad = _strategy_check(tmp_path, '[strategy]\nname = "sma_cross"\n'
+                          '[strategy.params]\nfast = 30\nslow = 10\n', no_unit)
+    assert bad.status == FAIL
+    assert "invalid parameters" in bad.detail
+    missing = _strategy_check(tmp_path, '[strategy]\nname = "gone.py"\n', no_unit)
+    assert missing.status == FAIL
+    assert "does not exist" in missing.detail
+    example = REPO / "examples" / "breakout.py"
+    good = _strategy_check(tmp_path, f'[strategy]\nname = "{example}"\n', no_unit)
+    assert good.status == OK, good.detail
+
+
+def test_doctor_refuses_a_strategy_file_the_sandbox_hides(setup: Setup, tmp_path: Path) -> None:
+    home = _strategy_check(tmp_path, '[strategy]\nname = "/home/quant/mine.py"\n',
+                           setup.unit_dir)
+    assert home.status == FAIL
+    assert "lies under /home" in home.detail
+    assert "ProtectHome=yes" in home.detail
+    if not tmp_path.is_relative_to("/tmp"):
+        pytest.skip(f"the temporary directory {tmp_path} is not under /tmp")
+    mine = tmp_path / "mine.py"
+    mine.write_text((REPO / "examples" / "breakout.py").read_text())
+    check = _strategy_check(tmp_path, f'[strategy]\nname = "{mine}"\n', setup.unit_dir)
+    assert check.status == FAIL
+    assert "lies under /tmp" in check.detail

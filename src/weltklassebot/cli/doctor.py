@@ -42,6 +42,20 @@ _PROBE = (
     "print(json.dumps(out))\n"
 )
 
+# Loads the configured strategy as the service will (its file, its imports, its parameters).
+_STRATEGY_PROBE = (
+    "import json, sys\n"
+    "from weltklassebot.errors import WeltklasseError\n"
+    "from weltklassebot.strategy.loader import resolve_strategy\n"
+    "try:\n"
+    "    spec = resolve_strategy(sys.argv[1], json.loads(sys.argv[2]))\n"
+    "    print(json.dumps({'name': spec.cls.name}))\n"
+    "except WeltklasseError as exc:\n"
+    "    print(json.dumps({'error': exc.message}))\n"
+    "except BaseException as exc:\n"
+    "    print(json.dumps({'error': type(exc).__name__ + ': ' + str(exc)}))\n"
+)
+
 
 @dataclass(frozen=True)
 class Check:
@@ -133,12 +147,7 @@ def _interpreter(python: Path | None, user: ServiceUser | None) -> list[Check]:
     if not target.exists():
         return [Check("python", FAIL, f"{target} does not exist",
                       "sudo python -m cli service install (it builds the venv)")]
-    argv = [str(target), "-c", _PROBE, *PACKAGES]
-    as_user = ""
-    if user is not None and os.geteuid() == 0 and user.uid != 0 and shutil.which("setpriv"):
-        argv = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
-                "--clear-groups", *argv]
-        as_user = f" as {user.name}"
+    argv, as_user = _as_service_user([str(target), "-c", _PROBE, *PACKAGES], user)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
                               cwd="/", env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
@@ -160,6 +169,60 @@ def _interpreter(python: Path | None, user: ServiceUser | None) -> list[Check]:
     else:
         checks.append(Check("packages", OK, ", ".join(f"{k} {v}" for k, v in packages.items())))
     return checks
+
+
+def _as_service_user(argv: list[str], user: ServiceUser | None) -> tuple[list[str], str]:
+    """``argv`` run as the service's user when root can switch to it, and the words saying so."""
+    if user is not None and os.geteuid() == 0 and user.uid != 0 and shutil.which("setpriv"):
+        return (["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+                 *argv], f" as {user.name}")
+    return argv, ""
+
+
+def _strategy(raw: dict[str, Any], python: Path | None, user: ServiceUser | None,
+              workdir: Path, sandboxed: bool) -> Check:
+    """The configured strategy loads in the service's interpreter, as its user, from its
+    working directory: its file is where the sandbox lets the service read it, and every
+    package it imports is in the service's venv."""
+    import sys
+
+    from weltklassebot.config.model import StrategyConfig
+    from weltklassebot.service.install import HIDDEN_TREES, PRIVATE_TREES
+
+    section = raw.get("strategy", {})
+    config = StrategyConfig.model_validate(section if isinstance(section, dict) else {})
+    target, _, _ = config.name.partition(":")
+    fix = ("install what it imports into the service's venv (docs/service.md), or fix "
+           "[strategy] in the config")
+    if target.endswith(".py") or "/" in target:
+        path = workdir / target  # an absolute path stays itself
+        hidden = [t for t in (*HIDDEN_TREES, *PRIVATE_TREES) if path.is_relative_to(t)]
+        if sandboxed and hidden:
+            return Check("strategy", FAIL, f"strategy file {path} lies under {hidden[0]}, which "
+                         "the unit's sandbox (ProtectHome=yes, PrivateTmp=yes) hides from the "
+                         "service", "copy the file under the install's prefix or config "
+                         "directory and name that path in [strategy] name")
+    interpreter = python or Path(sys.executable)
+    argv, as_user = _as_service_user(
+        [str(interpreter), "-c", _STRATEGY_PROBE, config.name,
+         json.dumps(dict(config.params), default=str)], user)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
+                              cwd=workdir, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("strategy", FAIL, f"{config.name}: the check did not run in "
+                     f"{interpreter}{as_user}: {exc}", fix)
+    try:
+        probe: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        said = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        return Check("strategy", FAIL, f"{config.name}: the check did not run in "
+                     f"{interpreter}{as_user}: {said[0]}", fix)
+    if "error" in probe:
+        return Check("strategy", FAIL, f"{config.name} does not load in {interpreter}{as_user}: "
+                     f"{probe['error']}", fix)
+    return Check("strategy", OK, f"{config.name} ({probe['name']}) loads in "
+                 f"{interpreter}{as_user} with its parameters")
 
 
 def _unit(unit: Any, env: dict[str, str]) -> list[Check]:
@@ -301,6 +364,11 @@ def run_checks(config_file: Path | None, unit_dir: Path | None) -> list[Check]:
     raw, config_check = _config(config_path)
     user = _service_user(unit.user) if unit is not None else None
     checks = [*_interpreter(unit.python if unit else None, user), config_check]
+    if config_check.status != FAIL:
+        workdir = Path((unit.settings.get("WorkingDirectory") or [os.getcwd()])[0]
+                       if unit is not None else os.getcwd())
+        checks.append(_strategy(raw, unit.python if unit else None, user, workdir,
+                                sandboxed=unit is not None))
     checks += _unit(unit, env)
 
     def section(name: str) -> dict[str, Any]:
