@@ -220,6 +220,9 @@ def test_snapshot_promote_then_doctor_passes(deployment: Deployment) -> None:
             "metrics port"} <= names
     python = next(c for c in report["checks"] if c["name"] == "python")
     assert f"as {deployment.user}" in python["detail"]  # imported as the service user
+    strategy = next(c for c in report["checks"] if c["name"] == "strategy")
+    assert strategy["status"] == "OK"
+    assert f"{deployment.prefix}/venv/bin/python as {deployment.user}" in strategy["detail"]
 
 
 def test_runbook_start_status_metrics_restart_kill_stop(deployment: Deployment) -> None:
