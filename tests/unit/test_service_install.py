@@ -417,3 +417,21 @@ def test_uninstall_of_a_directory_install_did_not_make_is_refused(tmp_path: Path
         inst.uninstall(tmp_path, None, remove_user=False, reload=False, say=_quiet,
                        host=FakeHost())
     assert (tmp_path / "keep.txt").exists()
+
+
+def test_a_lock_without_via_lines_is_refused_before_anything_is_made(
+        tmp_path: Path, sandbox_allows_tmp: None) -> None:
+    source = tmp_path / "checkout"
+    (source / inst.TEMPLATE.parent).mkdir(parents=True)
+    shutil.copy2(REPO / inst.TEMPLATE, source / inst.TEMPLATE)
+    shutil.copy2(REPO / "pyproject.toml", source / "pyproject.toml")
+    lock = (REPO / "requirements.lock").read_text()
+    (source / "requirements.lock").write_text(
+        "".join(line for line in lock.splitlines(keepends=True) if "#" not in line))
+    host = FakeHost()
+    with pytest.raises(UsageError, match=r"no '# via' annotation.*Nothing was installed") as got:
+        inst.install(_options(tmp_path, source=source), _quiet, host)
+    assert got.value.exit_code == 2
+    assert host.commands == []
+    assert host.users == {}
+    assert not (tmp_path / "opt").exists()

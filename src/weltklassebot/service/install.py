@@ -488,6 +488,8 @@ class _Plan:
     python_version: str
     config_text: str | None
     previous: dict[str, Any] | None
+    runtime_text: str  # the lock's runtime part, as a requirements file
+    runtime_packages: list[str]
     record: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -520,6 +522,7 @@ def _plan(options: InstallOptions, host: Host) -> _Plan:
             raise UsageError(f"--allow-from {address!r}: give an address or prefix such as "
                              "10.0.0.0/8, or 'any'.")
     source = find_source(options.source)
+    runtime_text, runtime_packages = _runtime_part(source)
     _check_prefix(prefix, [("state directory", state_dir), ("snapshot directory", snapshot_dir),
                            ("config directory", config_dir), ("source checkout", source)])
     config_text = _checked_config(options.config) if options.config is not None else None
@@ -527,7 +530,20 @@ def _plan(options: InstallOptions, host: Host) -> _Plan:
     return _Plan(options=options, user=user, group=check_name(options.group or user, "--group"),
                  prefix=prefix, state_dir=state_dir, snapshot_dir=snapshot_dir,
                  config_dir=config_dir, source=source, python=python, python_version=version,
-                 config_text=config_text, previous=read_record(prefix))
+                 config_text=config_text, previous=read_record(prefix),
+                 runtime_text=runtime_text, runtime_packages=runtime_packages)
+
+
+def _runtime_part(source: Path) -> tuple[str, list[str]]:
+    """The lock's runtime part, selected before anything is made (a bad lock changes nothing)."""
+    lock = source / "requirements.lock"
+    try:
+        return runtime_subset(lock.read_text(encoding="utf-8"),
+                              (source / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, LockError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UsageError(f"{lock}: cannot select the service's dependencies from it: "
+                         f"{reason}. Nothing was installed or changed.") from None
 
 
 def install(options: InstallOptions, say: Say, host: Host | None = None) -> dict[str, Any]:
@@ -600,20 +616,15 @@ def _build_venv(plan: _Plan, host: Host, say: Say) -> None:
         f"(Python {plan.python_version})")
     pip: list[str | Path] = [plan.venv_python, "-m", "pip", "--disable-pip-version-check",
                              "--no-input", "--quiet"]
-    lock = plan.source / "requirements.lock"
-    try:
-        subset, kept = runtime_subset(lock.read_text(encoding="utf-8"),
-                                      (plan.source / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, LockError) as exc:
-        raise UsageError(f"{lock}: cannot select the service's dependencies: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix="weltklassebot-build-") as scratch:
         runtime = Path(scratch) / "runtime-requirements.txt"
-        runtime.write_text(subset, encoding="utf-8")
+        runtime.write_text(plan.runtime_text, encoding="utf-8")
         tick = time.monotonic()
         host.run([*pip, "install", "--require-hashes", "-r", runtime])
         plan.timings["requirements"] = round(time.monotonic() - tick, 1)
-        say(f"dependencies: the runtime part of {lock} installed ({len(kept)} packages, "
-            f"{plan.timings['requirements']} s; no test, benchmark or ray extras)")
+        say(f"dependencies: the runtime part of {plan.source / 'requirements.lock'} installed "
+            f"({len(plan.runtime_packages)} packages, {plan.timings['requirements']} s; no "
+            "test, benchmark or ray extras)")
         tick = time.monotonic()
         stage = _stage_source(plan.source, Path(scratch))
         host.run([*pip, "install", "--no-deps", "--no-build-isolation", "--force-reinstall",
