@@ -15,6 +15,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -147,13 +148,9 @@ def _interpreter(python: Path | None, user: ServiceUser | None) -> list[Check]:
     if not target.exists():
         return [Check("python", FAIL, f"{target} does not exist",
                       "sudo python -m cli service install (it builds the venv)")]
-    argv, as_user = _as_service_user([str(target), "-c", _PROBE, *PACKAGES], user)
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
-                              cwd="/", env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
-        probe: dict[str, Any] = json.loads(done.stdout)
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        return [Check("python", FAIL, f"{target} did not run{as_user}: {exc}",
+    probe, as_user, failure = _run_probe(target, _PROBE, PACKAGES, user, Path("/"), 60)
+    if probe is None:
+        return [Check("python", FAIL, f"{target} did not run{as_user}: {failure}",
                       "sudo python -m cli service install (re-builds the venv)")]
     checks = []
     major_minor = tuple(int(p) for p in probe["version"].split(".")[:2])
@@ -171,12 +168,28 @@ def _interpreter(python: Path | None, user: ServiceUser | None) -> list[Check]:
     return checks
 
 
-def _as_service_user(argv: list[str], user: ServiceUser | None) -> tuple[list[str], str]:
-    """``argv`` run as the service's user when root can switch to it, and the words saying so."""
+def _run_probe(interpreter: Path, script: str, args: Sequence[str], user: ServiceUser | None,
+               cwd: Path, timeout: float) -> tuple[dict[str, Any] | None, str, str]:
+    """Run ``script`` in the service's interpreter, as its user when root can switch to it,
+    with a bare environment; its last stdout line is JSON. Returns that (None when it did not
+    run or said nothing readable), the words naming the user (" as NAME" or "") and why not."""
+    argv = [str(interpreter), "-c", script, *args]
+    as_user = ""
     if user is not None and os.geteuid() == 0 and user.uid != 0 and shutil.which("setpriv"):
-        return (["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
-                 *argv], f" as {user.name}")
-    return argv, ""
+        argv = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+                *argv]
+        as_user = f" as {user.name}"
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              check=False, cwd=cwd,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, as_user, str(exc)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1]), as_user, ""
+    except (ValueError, IndexError):
+        said = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        return None, as_user, said[0]
 
 
 def _strategy(raw: dict[str, Any], python: Path | None, user: ServiceUser | None,
@@ -187,37 +200,28 @@ def _strategy(raw: dict[str, Any], python: Path | None, user: ServiceUser | None
     import sys
 
     from weltklassebot.config.model import StrategyConfig
-    from weltklassebot.service.install import HIDDEN_TREES, PRIVATE_TREES
+    from weltklassebot.service.install import sandbox_hides
 
     section = raw.get("strategy", {})
     config = StrategyConfig.model_validate(section if isinstance(section, dict) else {})
     target, _, _ = config.name.partition(":")
     fix = ("install what it imports into the service's venv (docs/service.md), or fix "
            "[strategy] in the config")
-    if target.endswith(".py") or "/" in target:
+    if sandboxed and (target.endswith(".py") or "/" in target):
         path = workdir / target  # an absolute path stays itself
-        hidden = [t for t in (*HIDDEN_TREES, *PRIVATE_TREES) if path.is_relative_to(t)]
-        if sandboxed and hidden:
+        hidden = sandbox_hides(path)
+        if hidden is not None:
             return Check("strategy", FAIL, f"strategy file {path} lies under {hidden[0]}, which "
-                         "the unit's sandbox (ProtectHome=yes, PrivateTmp=yes) hides from the "
-                         "service", "copy the file under the install's prefix or config "
-                         "directory and name that path in [strategy] name")
+                         f"the unit's {hidden[1]} for the service", "copy the file under the "
+                         "install's prefix or config directory and name that path in "
+                         "[strategy] name")
     interpreter = python or Path(sys.executable)
-    argv, as_user = _as_service_user(
-        [str(interpreter), "-c", _STRATEGY_PROBE, config.name,
-         json.dumps(dict(config.params), default=str)], user)
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
-                              cwd=workdir, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    probe, as_user, failure = _run_probe(
+        interpreter, _STRATEGY_PROBE, [config.name, json.dumps(dict(config.params), default=str)],
+        user, workdir, 120)
+    if probe is None:
         return Check("strategy", FAIL, f"{config.name}: the check did not run in "
-                     f"{interpreter}{as_user}: {exc}", fix)
-    try:
-        probe: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        said = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-        return Check("strategy", FAIL, f"{config.name}: the check did not run in "
-                     f"{interpreter}{as_user}: {said[0]}", fix)
+                     f"{interpreter}{as_user}: {failure}", fix)
     if "error" in probe:
         return Check("strategy", FAIL, f"{config.name} does not load in {interpreter}{as_user}: "
                      f"{probe['error']}", fix)

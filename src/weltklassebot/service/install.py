@@ -167,14 +167,25 @@ def check_service_path(path: Path, what: str, option: str) -> Path:
         raise UsageError(
             f"{option} {path}: {what} may hold only letters, digits and . _ / @ + - (the "
             "path is written into the systemd unit as is); choose another path.")
+    sandboxed = sandbox_hides(path)
+    if sandboxed is not None:
+        tree, hides = sandboxed
+        raise UsageError(
+            f"{option} {path}: {what} lies under {tree}, which the unit's {hides} for the "
+            "service; choose a path such as /opt/weltklassebot or /var/lib/weltklassebot "
+            "(docs/service.md, Why a prefix).")
+    return path
+
+
+def sandbox_hides(path: Path) -> tuple[Path, str] | None:
+    """The tree of an absolute ``path`` that the unit's sandbox keeps from the service, and the
+    setting that does it (``ProtectHome=yes hides``, ``PrivateTmp=yes replaces``); else None."""
+    path = Path(os.path.normpath(path))
     for tree in (*HIDDEN_TREES, *PRIVATE_TREES):
         if _under(path, tree):
-            hides = "ProtectHome=yes hides" if tree in HIDDEN_TREES else "PrivateTmp=yes replaces"
-            raise UsageError(
-                f"{option} {path}: {what} lies under {tree}, which the unit's {hides} for the "
-                "service; choose a path such as /opt/weltklassebot or /var/lib/weltklassebot "
-                "(docs/service.md, Why a prefix).")
-    return path
+            return tree, ("ProtectHome=yes hides" if tree in HIDDEN_TREES
+                          else "PrivateTmp=yes replaces")
+    return None
 
 
 def check_name(name: str, what: str) -> str:
@@ -629,8 +640,8 @@ def _build_venv(plan: _Plan, host: Host, say: Say) -> None:
         stage = _stage_source(plan.source, Path(scratch))
         host.run([*pip, "install", "--no-deps", "--no-build-isolation", "--force-reinstall",
                   stage], cwd=Path(scratch))
-    host.run([*pip, "check"], cwd=plan.prefix)  # every installed package has what it requires
     plan.timings["package"] = round(time.monotonic() - tick, 1)
+    host.run([*pip, "check"], cwd=plan.prefix)  # every installed package has what it requires
     version = host.run(
         [plan.venv_python, "-c", "import weltklassebot, cli; print(weltklassebot.__version__)"],
         cwd=plan.prefix, output_to_stderr=False).strip()
