@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,14 +217,20 @@ def main() -> None:
     n = args.bars
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        base_src = tmp / "baseline"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
-                        str(base_src), args.baseline], check=True)
-        try:
-            run_all(args, n, tmp, base_src / "src")
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                            str(base_src)], check=False)
+        with baseline_worktree(args.baseline, tmp / "baseline") as base:
+            run_all(args, n, tmp, base / "src")
+
+
+@contextlib.contextmanager
+def baseline_worktree(revision: str, path: Path) -> Iterator[Path]:
+    """A detached git worktree of ``revision`` at ``path``, removed again afterwards."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
+                    str(path), revision], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)],
+                       check=False)
 
 
 def run_all(args: argparse.Namespace, n: int, tmp: Path, base_src: Path) -> None:

@@ -40,7 +40,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bars import write_bars
-from bench_backtest import BASELINE_LOOP, DEFAULT_BASELINE, check_source, order_walk
+from bench_backtest import (
+    BASELINE_LOOP,
+    DEFAULT_BASELINE,
+    baseline_worktree,
+    check_source,
+    order_walk,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ORDER_HEAVY = ('[data]\nprice_increment = "0.01"\n[strategy]\nname = "donchian_breakout"\n'
@@ -88,15 +94,12 @@ def slope(counts: dict[int, int]) -> float:
 
 
 def order_heavy(args: argparse.Namespace, tmp: Path, pool: ThreadPoolExecutor) -> None:
-    base_src = tmp / "baseline"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
-                    str(base_src), args.baseline], check=True)
-    try:
+    with baseline_worktree(args.baseline, tmp / "baseline") as base:
         work = tmp / "work"
         work.mkdir()
         config = work / "order-heavy.toml"
         config.write_text(ORDER_HEAVY, encoding="utf-8")
-        versions = {"baseline": base_src / "src", "current": REPO / "src"}
+        versions = {"baseline": base / "src", "current": REPO / "src"}
         for src in versions.values():
             check_source(dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0"), src, work)
         walks = {n: order_walk(tmp / f"walk-{n}.parquet", n) for n in (args.small, args.large)}
@@ -111,9 +114,6 @@ def order_heavy(args: argparse.Namespace, tmp: Path, pool: ThreadPoolExecutor) -
                                              tmp / f"{label}-{n}.callgrind")
         per_bar = {label: slope({n: jobs[label, n].result() for n in walks})
                    for label in versions}
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                        str(base_src)], check=False)
     old, new = per_bar["baseline"], per_bar["current"]
     print(f"order-heavy, instructions per bar ({args.small:,} -> {args.large:,} bars, the whole "
           "backtest command)")
