@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weltklassebot.strategy.series import CrossSeries, RollingSumSeries, SeriesSet
+from weltklassebot.strategy.series import (
+    ChangedSeries,
+    CrossSeries,
+    RollingMaxSeries,
+    RollingMinSeries,
+    RollingSumSeries,
+    Series,
+    SeriesSet,
+)
 
 
 def declare(fast: int, slow: int) -> SeriesSet:
@@ -75,3 +85,87 @@ def test_chunks_and_single_bars_mixed_equal_one_whole_chunk(
     for k, (_series, whole_values, whole_ready) in enumerate(whole):
         assert got[k] == [(int(v), bool(r)) for v, r in zip(
             whole_values.tolist(), whole_ready.tolist(), strict=True)]
+
+
+class _Range(Series):
+    """High minus low, with its own plain one-bar step."""
+
+    def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return columns["high"] - columns["low"], np.ones(columns["high"].size, dtype=bool)
+
+    def one(self, row: dict[str, Any]) -> tuple[Any, bool]:
+        return row["high"] - row["low"], True
+
+
+class _Body(Series):
+    """Close minus open, ready from the third bar on: a kernel without a plain path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    def compute(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        n = columns["close"].size
+        ready = self.seen + np.arange(1, n + 1) >= 3
+        self.seen += n
+        return columns["close"] - columns["open"], ready
+
+
+def every_kind() -> SeriesSet:
+    series = SeriesSet()
+    a, b = RollingSumSeries("close", 3), RollingSumSeries("open", 5)
+    high, low = RollingMaxSeries("high", 4), RollingMinSeries("low", 6)
+    for item in (a, b, CrossSeries(a, b), high, low, ChangedSeries((high, low)), _Range(),
+                 _Body()):
+        series.add(item)
+    return series
+
+
+def test_every_kind_of_series_one_bar_at_a_time_equals_a_whole_chunk() -> None:
+    """Sums, extremes, a cross, changed(), a series with its own one-bar step and one with
+    only a kernel: stepped bar by bar, each gives what the whole chunk gives."""
+    rng = np.random.default_rng(3)
+    n = 200
+    close = rng.integers(1000, 1010, n)
+    open_ = np.concatenate(([1000], close[:-1]))
+    high = np.maximum(open_, close) + rng.integers(0, 3, n)
+    low = np.minimum(open_, close) - rng.integers(0, 3, n)
+    cols = {"open": open_, "high": high, "low": low, "close": close}
+    whole = every_kind().evaluate(cols)
+    stepped = every_kind()
+    got: list[list[tuple[int, bool]]] = [[] for _ in whole]
+    for i in range(n):
+        row = {name: int(values[i]) for name, values in cols.items()}
+        for k, (_series, value, is_ready) in enumerate(
+                stepped.evaluate_one(dict(row, volume=1.5, ts=i))):
+            got[k].append((int(value), bool(is_ready)))
+    for k, (_series, values, ready) in enumerate(whole):
+        assert got[k] == [(int(v), bool(r)) for v, r in zip(values.tolist(), ready.tolist(),
+                                                              strict=True)], k
+    assert any(v for v, _ in got[2])  # the sums cross
+    assert any(v for v, _ in got[5][1:])  # the extremes change
+
+
+def test_a_series_declared_between_bars_is_stepped_from_then_on() -> None:
+    stepped = declare(2, 3)
+    bar = {"open": 0, "high": 0, "low": 0, "volume": 0.0, "ts": 0}
+    for close in (10, 20):
+        stepped.evaluate_one(dict(bar, close=close))
+    late = RollingSumSeries("close", 2)
+    stepped.add(late)
+    got = [stepped.evaluate_one(dict(bar, close=close))[-1] for close in (30, 40, 50)]
+    assert got == [(late, 30, False), (late, 70, True), (late, 90, True)]
+
+
+@pytest.mark.parametrize("kind", [RollingSumSeries, RollingMaxSeries])
+@pytest.mark.parametrize(("tail", "seen"), [([1, 2, 3], 3), ([1], 3), ([1, 2], -1)])
+def test_a_saved_tail_that_disagrees_with_the_bars_seen_is_refused(
+        kind: type[RollingSumSeries] | type[RollingMaxSeries], tail: list[int],
+        seen: int) -> None:
+    """A window of 3 keeps the last min(seen, 2) values; any other saved tail is damage."""
+    series = kind("close", 3)
+    state = dict(series.kernel_state(), tail=tail, seen=seen)
+    with pytest.raises(ValueError, match="the saved state is damaged"):
+        series.load_kernel_state(state)
+    series.load_kernel_state(dict(state, tail=[1, 2], seen=5))  # a consistent one loads
+    assert series.kernel_state()["seen"] == 5

@@ -69,6 +69,17 @@ class _WindowSeries(Series):
         self._seen = 0
 
 
+def _checked_seen(series: _WindowSeries, state: dict[str, Any], tail: int) -> int:
+    """The saved count of bars seen, which must agree with the saved tail: the last
+    min(seen, window - 1) values (the one-bar steps rely on it)."""
+    seen = int(state["seen"])
+    if seen < 0 or tail != min(seen, series.window - 1):
+        raise ValueError(f"saved series {state.get('kind')}({series.field}, {series.window}) "
+                         f"holds {tail} past values after {seen} bars, not "
+                         f"{min(max(seen, 0), series.window - 1)}: the saved state is damaged")
+    return seen
+
+
 class RollingSumSeries(_WindowSeries):
     """Exact integer sum of the last ``window`` values of a price field (ticks).
 
@@ -130,13 +141,16 @@ class RollingSumSeries(_WindowSeries):
         if queue is None:
             queue = self._queue = deque(int(v) for v in self._tail.tolist())
             self._total = sum(queue)
+        # The queue holds the last min(seen, window - 1) values: with this one it holds a
+        # whole window exactly when the window is full (a window of 1 included).
         total = self._total + value
-        seen = self._seen = self._seen + 1
-        window = self.window
-        if window > 1:
-            queue.append(value)
-            self._total = total - queue.popleft() if len(queue) >= window else total
-        return total, seen >= window
+        self._seen += 1
+        queue.append(value)
+        if len(queue) < self.window:
+            self._total = total
+            return total, False
+        self._total = total - queue.popleft()
+        return total, True
 
     def kernel_state(self) -> dict[str, Any]:
         tail = list(self._queue) if self._queue is not None else self._tail.tolist()
@@ -150,10 +164,10 @@ class RollingSumSeries(_WindowSeries):
                              f"{state.get('window')}) is not rolling_sum({self.field}, "
                              f"{self.window}): the strategy declared other series")
         tail = [int(v) for v in state["tail"]]
+        self._seen = _checked_seen(self, state, len(tail))
         self._tail = (np.array(tail, dtype=np.int64) if all(abs(v) < _INT64_SAFE for v in tail)
                       else np.array(tail, dtype=object))
         self._queue = None
-        self._seen = int(state["seen"])
 
 
 class RollingMaxSeries(_WindowSeries):
@@ -234,7 +248,7 @@ class RollingMaxSeries(_WindowSeries):
                              f"{state.get('window')}) is not {self._kind}({self.field}, "
                              f"{self.window}): the strategy declared other series")
         self._tail = deque(int(v) for v in state["tail"])
-        self._seen = int(state["seen"])
+        self._seen = _checked_seen(self, state, len(self._tail))
         self._queue = None
 
 
@@ -392,11 +406,7 @@ def _rolling_sum_exact(values: list[int], window: int) -> np.ndarray:
 
 
 _OneBarStep = Callable[..., tuple[Any, bool]]
-# How ``SeriesSet.step_one`` steps one series: (series, kind, its bound one-bar call, the
-# position of the price field it reads, its inputs' value and readiness cells, its own value
-# cell, readiness cell).
-_PlanItem = tuple["Series", int, _OneBarStep, int, tuple[tuple[list[Any], list[bool]], ...],
-                  list[Any], list[bool]]
+_Cells = tuple[list[Any], list[bool]]  # a series' one-bar value and readiness cells
 
 
 class SeriesSet:
@@ -407,18 +417,22 @@ class SeriesSet:
     reads them as it reads a chunk's lists at row 0, without building lists per bar.
     """
 
-    __slots__ = ("_plan", "items", "one_cells", "one_ready", "one_values", "wake")
+    __slots__ = ("items", "one_cells", "one_ready", "one_values", "step_one", "wake")
 
     def __init__(self) -> None:
         self.items: list[Series] = []
         self.wake: Series | None = None
-        self._plan: list[_PlanItem] = []
         self.one_values: list[tuple[Series, list[Any]]] = []
         self.one_ready: list[tuple[Series, list[bool]]] = []
         self.one_cells: dict[int, list[Any]] = {}  # id(series) -> its value cell
+        # One bar (open, high, low, close, volume, ts): every series' plain value and
+        # readiness into its cells. Until the first such bar after a declaration, the call
+        # that plans how to step the series declared so far.
+        self.step_one: Callable[[tuple[Any, ...]], None] = self._plan_and_step
 
     def add(self, series: Series) -> None:
         self.items.append(series)
+        self.step_one = self._plan_and_step  # plan the one-bar step again, with this one
 
     def evaluate(self, columns: dict[str, np.ndarray]) -> list[tuple[Series, np.ndarray,
                                                                     np.ndarray]]:
@@ -446,68 +460,64 @@ class SeriesSet:
         return [(series, value[0], ready[0]) for (series, value), (_s, ready) in
                 zip(self.one_values, self.one_ready, strict=True)]
 
-    def step_one(self, bar: tuple[Any, ...]) -> None:
-        """One bar (open, high, low, close, volume, ts): every series' plain value and
-        readiness into its cells (``one_values``, ``one_ready``, in declaration order)."""
-        plan = self._plan
-        if len(plan) != len(self.items):  # declared since: how to step each series
-            plan = self._plan = self._one_bar_plan()
-        row: dict[str, Any] | None = None
-        columns: dict[str, np.ndarray] | None = None
-        for series, kind, step, field, inputs, value_cell, ready_cell in plan:
-            if kind == 0:  # a rolling sum or extreme: one plain integer in
-                value, ready = step(bar[field])
-            elif kind == 1:  # a cross of two sums
-                (va, ra), (vb, rb) = inputs
-                value, ready = step(int(va[0]), ra[0], int(vb[0]), rb[0])
-            elif kind == 2:  # changed(): its inputs' pairs
-                value, ready = step([(v[0], r[0]) for v, r in inputs])
-            elif kind == 3:  # the series' own plain one-bar step
-                if row is None:
-                    row = dict(zip(_ROW, bar, strict=True))
-                value, ready = step(row)
-            else:  # a kernel without a plain path: its one-bar chunk
-                if row is None:
-                    row = dict(zip(_ROW, bar, strict=True))
-                if columns is None:
-                    columns = {k: np.array([v], dtype=np.float64 if isinstance(v, float)
-                                           else np.int64 if abs(v) < _INT64_SAFE else object)
-                               for k, v in row.items()}
-                values, readiness = series.compute(columns)
-                value = values[0].item() if hasattr(values[0], "item") else values[0]
-                ready = bool(readiness[0])
-            value_cell[0] = value
-            ready_cell[0] = ready
+    def _plan_and_step(self, bar: tuple[Any, ...]) -> None:
+        self.step_one = self._one_bar_step()
+        self.step_one(bar)
 
-    def _one_bar_plan(self) -> list[_PlanItem]:
-        """Per series: how ``step_one`` steps it (its bound one-bar call), its inputs' cells
-        and its own."""
-        cells: dict[int, tuple[list[Any], list[bool]]] = {
-            id(series): ([None], [False]) for series in self.items}
-        plan: list[_PlanItem] = []
-        for series in self.items:
+    def _one_bar_step(self) -> Callable[[tuple[Any, ...]], None]:
+        """The one-bar step of the series declared so far, as one function of straight-line
+        code: a live service runs it at every bar, and a loop over the series dispatching on
+        their kind, unpacking their plans, costs more than the series' own arithmetic. Each
+        series is stepped by its bound one-bar call (a rolling sum's or extreme's with the
+        price field it reads, a cross's or ``changed``'s with its inputs' cells, else its
+        ``one`` or its kernel on a one-bar chunk) and its value and readiness stored in its
+        cells. The generated text holds only names and indices made here, never user text."""
+        cells: dict[int, _Cells] = {id(series): ([None], [False]) for series in self.items}
+        index = {id(series): k for k, series in enumerate(self.items)}
+        names: dict[str, Any] = {"_int": int, "_row_of": _row_of, "_columns_of": _columns_of,
+                                 "_one_of_chunk": _one_of_chunk}
+        body: list[str] = []
+        needs_row = needs_columns = False
+        for k, series in enumerate(self.items):
             own = type(series)
-            kind: int
-            step: _OneBarStep = series.one
-            field = -1
-            inputs: tuple[Series, ...] = ()
+            names[f"v{k}"], names[f"r{k}"] = cells[id(series)]
+            names[f"s{k}"] = series
+            step: _OneBarStep
+
+            def cell(of: Series) -> tuple[str, str]:
+                j = index[id(of)]  # a cross's or changed()'s inputs are declared series
+                return f"v{j}[0]", f"r{j}[0]"
+
             if isinstance(series, RollingMaxSeries) and own.compute is RollingMaxSeries.compute:
-                kind, step, field = 0, series._step, _ROW.index(series.field)
+                step, call = series._step, f"f{k}(bar[{_ROW.index(series.field)}])"
             elif isinstance(series, RollingSumSeries) and own.one is RollingSumSeries.one:
-                kind, step, field = 0, series.one_value, _ROW.index(series.field)
+                step, call = series.one_value, f"f{k}(bar[{_ROW.index(series.field)}])"
             elif isinstance(series, CrossSeries):
-                kind, step, inputs = 1, series.one_from, (series.a, series.b)
+                (va, ra), (vb, rb) = cell(series.a), cell(series.b)
+                step, call = series.one_from, f"f{k}(_int({va}), {ra}, _int({vb}), {rb})"
             elif isinstance(series, ChangedSeries):
-                kind, step, inputs = 2, series.one_from, tuple(series.inputs)
-            else:
-                kind = 3 if own.one is not Series.one else 4
-            value_cell, ready_cell = cells[id(series)]
-            plan.append((series, kind, step, field, tuple(cells[id(s)] for s in inputs),
-                         value_cell, ready_cell))
+                pairs = ", ".join(f"({v}, {r})" for v, r in map(cell, series.inputs))
+                step, call = series.one_from, f"f{k}([{pairs}])"
+            elif own.one is not Series.one:  # the series' own plain one-bar step
+                needs_row = True
+                step, call = series.one, f"f{k}(row)"
+            else:  # a kernel without a plain path: its one-bar chunk
+                needs_row = needs_columns = True
+                step, call = series.one, f"_one_of_chunk(s{k}, columns)"
+            names[f"f{k}"] = step
+            body.append(f"    v{k}[0], r{k}[0] = {call}")
+        head = ["def step_one(bar):"]
+        if needs_row:
+            head.append("    row = _row_of(bar)")
+        if needs_columns:
+            head.append("    columns = _columns_of(row)")
+        source = "\n".join((*head, *body, "    return None", ""))
+        exec(compile(source, "<series one-bar step>", "exec"), names)
         self.one_values = [(series, cells[id(series)][0]) for series in self.items]
         self.one_ready = [(series, cells[id(series)][1]) for series in self.items]
         self.one_cells = {key: value for key, (value, _ready) in cells.items()}
-        return plan
+        stepper: Callable[[tuple[Any, ...]], None] = names["step_one"]
+        return stepper
 
     def wake_indices(self, evaluated: list[tuple[Series, np.ndarray, np.ndarray]]) -> (
             list[int] | None):
@@ -518,3 +528,20 @@ class SeriesSet:
             if series is self.wake:
                 return [int(i) for i in np.flatnonzero(values)]
         return None
+
+
+def _row_of(bar: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(_ROW, bar, strict=True))
+
+
+def _columns_of(row: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A one-bar chunk's columns (volume stays a float)."""
+    return {k: np.array([v], dtype=np.float64 if isinstance(v, float)
+                        else np.int64 if abs(v) < _INT64_SAFE else object)
+            for k, v in row.items()}
+
+
+def _one_of_chunk(series: Series, columns: dict[str, np.ndarray]) -> tuple[Any, bool]:
+    values, readiness = series.compute(columns)
+    value = values[0]
+    return (value.item() if hasattr(value, "item") else value), bool(readiness[0])
