@@ -549,14 +549,28 @@ class BacktestEngine:
         several symbols must not be split across steps."""
         if not self._started or self._stopped:
             raise RuntimeError("step needs a started engine that has not stopped")
-        sink = self._equity_sink
-        try:  # _guard, inlined: a live service steps once per event
-            self._run_chunk(chunk, self._emit_equity if sink is None else sink)
-        except Exception as exc:
-            error = self._strategy_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        n = chunk.ts.size
+        if n:
+            if self._first_ts is None:
+                self._first_ts = int(chunk.ts[0])
+            try:  # _guard, inlined: a live service steps once per event
+                if chunk.codes is None:
+                    eq_ts, eq_val, eq_cash = self._run_single(chunk, n)
+                    self._last_ts = eq_ts[-1]  # every bar of one symbol is an equity point
+                else:
+                    eq_ts, eq_val, eq_cash = self._run_instants(chunk)
+                    self._last_ts = int(chunk.ts[-1])
+                self._where = None
+                self._bars += n
+                self._equity_points += len(eq_val)
+                sink = self._equity_sink
+                if sink is not None:
+                    sink(eq_ts, eq_val, eq_cash)
+            except Exception as exc:
+                error = self._strategy_error(exc)
+                if error is None:
+                    raise
+                raise error from exc
         if self._batch_sink is not None:
             self._batch_sink(self._take_batch())
 
@@ -831,23 +845,6 @@ class BacktestEngine:
         self._fill_count += len(batch.fills)
         self._order_count += len(batch.orders)
         return batch
-
-    def _run_chunk(self, chunk: BarChunk, equity_sink: EquitySink) -> None:
-        n = chunk.ts.size
-        if n == 0:
-            return
-        if self._first_ts is None:
-            self._first_ts = int(chunk.ts[0])
-        if chunk.codes is None:
-            eq_ts, eq_val, eq_cash = self._run_single(chunk, n)
-            self._last_ts = eq_ts[-1]  # every bar of one symbol is an equity point
-        else:
-            eq_ts, eq_val, eq_cash = self._run_instants(chunk)
-            self._last_ts = int(chunk.ts[-1])
-        self._where = None
-        self._bars += n
-        self._equity_points += len(eq_val)
-        equity_sink(eq_ts, eq_val, eq_cash)
 
     def _series_lists(self, chunk: BarChunk) -> list[list[tuple[Series, list[Any],
                                                                   list[bool]]]]:
