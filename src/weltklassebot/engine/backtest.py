@@ -144,12 +144,23 @@ class EngineResult:
     last_ts_ns: int | None = None
 
 
+# What the single-symbol bar body binds at every call: the engine's venue, ledger, clock,
+# gate, portfolio view, volume participation and the venue's reach (fixed once built), then
+# the slot's position, bar record, symbol, interval, on_bar, context, and the position's mark
+# ratio (numerator, denominator) and money step.
+_Shared = tuple[Venue, Ledger, SimClock, "OrderGate | None", LedgerView, Fraction | None,
+                Callable[[str], tuple[float, float] | None] | None]
+_Bound = tuple[Venue, Ledger, SimClock, "OrderGate | None", LedgerView, Fraction | None,
+               Callable[[str], tuple[float, float] | None] | None, Position, Bar, str, int,
+               Callable[[StrategyContext, Bar], None], StrategyContext, int, int, int]
+
+
 class _SymbolSlot:
-    __slots__ = ("bar", "bars_seen", "ctx", "instrument", "interval", "on_bar",
+    __slots__ = ("bar", "bars_seen", "bound", "ctx", "instrument", "interval", "on_bar",
                  "participation_ticks", "position", "series", "stirred", "strategy", "symbol")
 
     def __init__(self, symbol: str, instrument: Instrument, interval: int, strategy: Strategy,
-                 ctx: StrategyContext, ledger: Ledger) -> None:
+                 ctx: StrategyContext, ledger: Ledger, shared: _Shared) -> None:
         self.symbol = symbol
         self.instrument = instrument
         self.interval = interval
@@ -164,6 +175,10 @@ class _SymbolSlot:
         # the strategy did not do itself (a fill, a refusal, a venue-side change, risk's
         # orders): the next close event calls on_bar whatever the wake series says.
         self.stirred = False
+        # What the bar body binds at every call: one load instead of twenty per live step.
+        pos = self.position
+        self.bound: _Bound = (*shared, pos, self.bar, symbol, interval, self.on_bar, ctx,
+                              pos.ratio_num, pos.ratio_den, pos.step)
 
 
 class BacktestEngine:
@@ -218,11 +233,13 @@ class BacktestEngine:
         self.logs: list[dict[str, Any]] = []
         self._next_order_id = 1
         self._slots: list[_SymbolSlot] = []
+        shared: _Shared = (self.venue, self.ledger, self.clock, gate, self.portfolio_view,
+                           execution.participation, self._reach)
         for symbol in self.symbols:
             strategy = strategy_factory()
             ctx = StrategyContext(self, self.instruments[symbol])
             self._slots.append(_SymbolSlot(symbol, self.instruments[symbol], intervals[symbol],
-                                           strategy, ctx, self.ledger))
+                                           strategy, ctx, self.ledger, shared))
         self._slot_by_symbol = {s.symbol: s for s in self._slots}
         self.shared: dict[str, Any] = {}
         """The strategies' own dict across symbols (StrategyContext.shared)."""
@@ -1129,26 +1146,15 @@ class BacktestEngine:
             wake = None if cell is None else [0] if cell[0] else []
         else:
             wake = _rows_of(current, values_at, arrays, wake_rows)
-        venue = self.venue
-        ledger = self.ledger
-        clock = self.clock
-        gate = self.gate
-        view = self.portfolio_view
-        pos = slot.position
-        bar = slot.bar
-        symbol = slot.symbol
-        interval = slot.interval
-        participation = self.execution.participation
+        # Position.mark is inlined below (ratio_num, ratio_den, step): the engine marks every
+        # bar held in a position.
+        (venue, ledger, clock, gate, view, participation, reach, pos, bar, symbol, interval,
+         on_bar, ctx, ratio_num, ratio_den, step) = slot.bound
         probe = self.probe
         eq_val: list[int] = []
         eq_cash: list[int] = []
         every = wake is None
         n_wake = 0 if wake is None else len(wake)
-        on_bar = slot.on_bar
-        ctx = slot.ctx
-        reach = self._reach
-        # Position.mark, inlined below: the engine marks every bar held in a position.
-        ratio_num, ratio_den, step = pos.ratio_num, pos.ratio_den, pos.step
         w = 0
         next_wake = 0
         i = 0
