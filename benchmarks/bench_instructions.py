@@ -1,5 +1,5 @@
 """Instructions executed, not seconds: ``python benchmarks/bench_instructions.py [--baseline REV]
-[--only order-heavy|step] [--small N] [--large M]``.
+[--only order-heavy|step] [--small N] [--large M] [--strategy NAME]``.
 
 Wall and CPU time on a shared machine move by a fifth or more from run to run, too much to tell
 apart changes of a few per cent or to trust one ratio. The number of instructions a run executes
@@ -12,11 +12,11 @@ directory) drops out:
   the additive random walk), the whole ``python -m cli backtest`` command, with this checkout's
   ``src`` and with a git worktree of ``--baseline`` (default ``b0a67b4``, as in
   ``bench_backtest.py``); the ratio baseline / now is the order path's gain by instructions;
-* **step**: ``sma_cross`` driven one bar per ``step`` as the live service drives it (the cost of
-  slicing the bars, made before the steps, is measured apart and taken off), against the
-  plain-Python crossover loop of ``bench_backtest.py``; the ratio loop / step is the one-bar
-  figure by instructions (time ratios are lower: the plain loop's few simple bytecodes run at
-  more instructions per cycle than the engine's).
+* **step**: ``sma_cross`` (or ``--strategy``) driven one bar per ``step`` as the live service
+  drives it (the cost of slicing the bars, made before the steps, is measured apart and taken
+  off), against the plain-Python crossover loop of ``bench_backtest.py``; for ``sma_cross``
+  the ratio loop / step is the one-bar figure by instructions (time ratios are lower: the
+  plain loop's few simple bytecodes run at more instructions per cycle than the engine's).
 
 Sizes well below the defaults overstate the per-bar figures: the engine's per-chunk and the
 outputs' per-row-group costs are then spread over few bars (order-heavy at 2,000 -> 6,000 bars
@@ -51,7 +51,8 @@ from bench_backtest import (
 REPO = Path(__file__).resolve().parent.parent
 ORDER_HEAVY = ('[data]\nprice_increment = "0.01"\n[strategy]\nname = "donchian_breakout"\n'
                '[strategy.params]\nqty = 1\n[execution]\ninitial_cash = "10000000000"\n')
-# One bar per step, as bench_step.py drives it; argv: bars file, "step" or "slice".
+# One bar per step, as bench_step.py drives it; argv: bars file, "step" or "slice", the
+# benchmarks directory, the strategy.
 STEP = r'''
 import sys
 from decimal import Decimal
@@ -65,7 +66,7 @@ usd = MoneySpec("USD", Decimal("0.01"))
 inst = Instrument("SYN", Decimal("0.01"), Decimal("0.00000001"), usd)
 chunks = list(ParquetFeed(open_snapshot(Path(sys.argv[1])), {"SYN": inst}, "SYN").chunks())
 bars = [c.slice(i, i + 1) for c in chunks for i in range(len(c))]
-eng = engine("sma_cross")
+eng = engine(sys.argv[4])
 if sys.argv[2] == "step":
     eng.start(int(bars[0].ts[0]), equity_sink=lambda ts, equity, cash: None)
     for bar in bars:
@@ -131,7 +132,7 @@ def step(args: argparse.Namespace, tmp: Path, pool: ThreadPoolExecutor) -> None:
     jobs = {}
     for n, path in files.items():
         for mode in ("step", "slice"):
-            argv = [sys.executable, "-c", STEP, str(path), mode, bench]
+            argv = [sys.executable, "-c", STEP, str(path), mode, bench, args.strategy]
             jobs[mode, n] = pool.submit(instructions, argv, env, tmp,
                                         tmp / f"{mode}-{n}.callgrind")
         jobs["loop", n] = pool.submit(instructions, [sys.executable, "-c", BASELINE_LOOP,
@@ -140,7 +141,7 @@ def step(args: argparse.Namespace, tmp: Path, pool: ThreadPoolExecutor) -> None:
     per_bar = {kind: slope({n: jobs[kind, n].result() for n in files})
                for kind in ("step", "slice", "loop")}
     stepped = per_bar["step"] - per_bar["slice"]
-    print(f"sma_cross one bar per step, instructions per bar ({args.small:,} -> "
+    print(f"{args.strategy} one bar per step, instructions per bar ({args.small:,} -> "
           f"{args.large:,} bars)")
     print(f"  plain-Python loop   {per_bar['loop']:>10,.0f}  (yardstick)")
     print(f"  engine, one step    {stepped:>10,.0f}  ({per_bar['step']:,.0f} with the harness, "
@@ -156,6 +157,9 @@ def main() -> None:
                         default=None, help="run only this measurement (repeatable)")
     parser.add_argument("--small", type=int, default=50_000, help="bars of the smaller run")
     parser.add_argument("--large", type=int, default=150_000, help="bars of the larger run")
+    parser.add_argument("--strategy", default="sma_cross",
+                        help="the strategy stepped one bar at a time (default sma_cross; the "
+                             "loop is sma_cross's logic whatever the strategy)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("instruction counts skipped: valgrind is not installed (apt-get install valgrind)")
