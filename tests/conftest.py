@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,16 @@ import pytest
 from support.cli import REPO
 
 DATA = Path(__file__).resolve().parent / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the commands the tests start take Ctrl-C as from a terminal, however the suite was
+    started. A shell without job control starts a background command (``cmd &`` in a script)
+    with SIGINT ignored, and every child inherits that through exec: Python then installs no
+    KeyboardInterrupt handler, and a test that interrupts a command waits for an exit that
+    never comes. A handler here is reset to the default action in every child at exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
