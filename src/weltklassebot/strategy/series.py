@@ -37,11 +37,14 @@ class Series:
         """Values and readiness for one chunk of this symbol's bars (engine use)."""
         raise NotImplementedError
 
-    def one(self, row: dict[str, int]) -> tuple[Any, bool]:
+    def one(self, row: dict[str, Any]) -> tuple[Any, bool]:
         """Value and readiness for a single bar (a live step), as plain Python values; the
-        same as ``compute`` on a one-bar chunk (which this falls back to)."""
-        values, ready = self.compute({k: np.array([v], dtype=np.int64 if abs(v) < _INT64_SAFE
-                                                   else object) for k, v in row.items()})
+        same as ``compute`` on a one-bar chunk (which this falls back to; volume stays a
+        float)."""
+        values, ready = self.compute({
+            k: np.array([v], dtype=np.float64 if isinstance(v, float)
+                        else np.int64 if abs(v) < _INT64_SAFE else object)
+            for k, v in row.items()})
         value = values[0]
         return (value.item() if hasattr(value, "item") else value), bool(ready[0])
 
@@ -470,18 +473,16 @@ class SeriesSet:
         their kind, unpacking their plans, costs more than the series' own arithmetic. Each
         series is stepped by its bound one-bar call (a rolling sum's or extreme's with the
         price field it reads, a cross's or ``changed``'s with its inputs' cells, else its
-        ``one`` or its kernel on a one-bar chunk) and its value and readiness stored in its
+        ``one``, by default its kernel on a one-bar chunk) and its value and readiness stored in its
         cells. The generated text holds only names and indices made here, never user text."""
         cells: dict[int, _Cells] = {id(series): ([None], [False]) for series in self.items}
         index = {id(series): k for k, series in enumerate(self.items)}
-        names: dict[str, Any] = {"_int": int, "_row_of": _row_of, "_columns_of": _columns_of,
-                                 "_one_of_chunk": _one_of_chunk}
+        names: dict[str, Any] = {"_int": int, "_row_of": _row_of}
         body: list[str] = []
-        needs_row = needs_columns = False
+        needs_row = False
         for k, series in enumerate(self.items):
             own = type(series)
             names[f"v{k}"], names[f"r{k}"] = cells[id(series)]
-            names[f"s{k}"] = series
             step: _OneBarStep
 
             def cell(of: Series) -> tuple[str, str]:
@@ -498,19 +499,14 @@ class SeriesSet:
             elif isinstance(series, ChangedSeries):
                 pairs = ", ".join(f"({v}, {r})" for v, r in map(cell, series.inputs))
                 step, call = series.one_from, f"f{k}([{pairs}])"
-            elif own.one is not Series.one:  # the series' own plain one-bar step
+            else:  # its own plain one-bar step, or its kernel on a one-bar chunk
                 needs_row = True
                 step, call = series.one, f"f{k}(row)"
-            else:  # a kernel without a plain path: its one-bar chunk
-                needs_row = needs_columns = True
-                step, call = series.one, f"_one_of_chunk(s{k}, columns)"
             names[f"f{k}"] = step
             body.append(f"    v{k}[0], r{k}[0] = {call}")
         head = ["def step_one(bar):"]
         if needs_row:
             head.append("    row = _row_of(bar)")
-        if needs_columns:
-            head.append("    columns = _columns_of(row)")
         source = "\n".join((*head, *body, "    return None", ""))
         exec(compile(source, "<series one-bar step>", "exec"), names)
         self.one_values = [(series, cells[id(series)][0]) for series in self.items]
@@ -533,15 +529,3 @@ class SeriesSet:
 def _row_of(bar: tuple[Any, ...]) -> dict[str, Any]:
     return dict(zip(_ROW, bar, strict=True))
 
-
-def _columns_of(row: dict[str, Any]) -> dict[str, np.ndarray]:
-    """A one-bar chunk's columns (volume stays a float)."""
-    return {k: np.array([v], dtype=np.float64 if isinstance(v, float)
-                        else np.int64 if abs(v) < _INT64_SAFE else object)
-            for k, v in row.items()}
-
-
-def _one_of_chunk(series: Series, columns: dict[str, np.ndarray]) -> tuple[Any, bool]:
-    values, readiness = series.compute(columns)
-    value = values[0]
-    return (value.item() if hasattr(value, "item") else value), bool(readiness[0])
